@@ -82,8 +82,8 @@ func PrepareCollection(old, c *underhood.Collection, all []*underhood.Collection
 	p.prepareFields()
 	p.prepareIndexes()
 	p.prepareAuth()
-	if _, broken := p.errs["fields"]; !broken {
-		p.prepareRules(checkRule)
+	if len(p.fieldErrs) == 0 && p.listErr == nil {
+		p.prepareRules(checkRule) // rules cannot be judged against broken fields
 	}
 	p.stamp()
 	if err := p.result(); err != nil {
@@ -106,10 +106,12 @@ type preparer struct {
 }
 
 func (p *preparer) result() error {
-	if len(p.fieldErrs) > 0 {
-		p.errs["fields"] = p.fieldErrs
-	} else if p.listErr != nil {
+	// An error about the list as a whole (a system field removed, two
+	// primary keys) is the cause of any per-field ones, so it wins.
+	if p.listErr != nil {
 		p.errs["fields"] = *p.listErr
+	} else if len(p.fieldErrs) > 0 {
+		p.errs["fields"] = p.fieldErrs
 	}
 	if len(p.errs) == 0 {
 		return nil
@@ -380,6 +382,18 @@ func (p *preparer) prepareFields() {
 		c.ViewQuery = ""
 	}
 
+	if p.old != nil && c.Type != underhood.TypeView {
+		for _, of := range p.old.Fields {
+			if !of.System {
+				continue
+			}
+			if nf := c.FieldByID(of.ID); nf == nil || nf.Name != of.Name {
+				p.failFields(underhood.FieldError{Code: "validation_system_field_change", Message: "System fields cannot be deleted or renamed."})
+				break
+			}
+		}
+	}
+
 	taken := map[string]bool{}
 	for _, f := range c.Fields {
 		if f != nil && f.ID != "" {
@@ -393,7 +407,6 @@ func (p *preparer) prepareFields() {
 	}
 	ids := map[string]bool{}
 	names := map[string]bool{}
-	primaryKeys := 0
 	for i, f := range c.Fields {
 		if f == nil {
 			p.failField(i, "type", underhood.FieldError{Code: "validation_invalid_field", Message: "Invalid field."})
@@ -436,24 +449,7 @@ func (p *preparer) prepareFields() {
 				}
 			}
 		}
-		if f.Type == underhood.FieldText && f.PrimaryKey {
-			primaryKeys++
-		}
 		p.checkFieldSettings(i, f)
-	}
-	if primaryKeys > 1 {
-		p.failFields(underhood.FieldError{Code: "validation_unsupported_composite_pk", Message: "A collection can have only one primary key."})
-	}
-	if p.old != nil && c.Type != underhood.TypeView {
-		for _, of := range p.old.Fields {
-			if !of.System {
-				continue
-			}
-			if nf := c.FieldByID(of.ID); nf == nil || nf.Name != of.Name {
-				p.failFields(underhood.FieldError{Code: "validation_system_field_change", Message: "System fields cannot be deleted or renamed."})
-				break
-			}
-		}
 	}
 }
 
@@ -521,6 +517,7 @@ func (p *preparer) checkFieldSettings(i int, f *underhood.Field) {
 				p.failField(i, "pattern", regexError(err))
 			}
 		}
+		// Only "id" may be the primary key, which also rules out composite keys.
 		if f.PrimaryKey && f.Name != "id" {
 			p.failField(i, "primaryKey", underhood.FieldError{Code: "validation_in_invalid", Message: `The primary key must be named "id".`})
 		}
