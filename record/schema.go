@@ -412,7 +412,9 @@ func (p *preparer) prepareFields() {
 			p.failField(i, "type", underhood.FieldError{Code: "validation_invalid_field", Message: "Invalid field."})
 			continue
 		}
-		if f.ID == "" {
+		// View fields are inferred from the query: two columns copied from
+		// fields of different collections may share an id.
+		if f.ID == "" || (c.Type == underhood.TypeView && ids[f.ID]) {
 			f.ID = newFieldID(f, taken)
 			taken[f.ID] = true
 		}
@@ -438,7 +440,8 @@ func (p *preparer) prepareFields() {
 			p.failField(i, "type", underhood.FieldError{Code: "validation_invalid_field_type", Message: fmt.Sprintf("Unknown field type %q.", f.Type)})
 			continue
 		}
-		if p.old != nil {
+		// The columns of a view follow its query, so their types may change.
+		if p.old != nil && c.Type != underhood.TypeView {
 			if of := p.old.FieldByID(f.ID); of != nil {
 				if of.Type != f.Type {
 					p.failField(i, "type", underhood.FieldError{Code: "validation_field_type_change", Message: "Field type cannot be changed."})
@@ -703,7 +706,7 @@ func (p *preparer) checkRelation(i int, f *underhood.Field) {
 	}
 	if target != nil {
 		f.CollectionID = target.ID
-		if p.old != nil {
+		if p.old != nil && c.Type != underhood.TypeView {
 			if of := p.old.FieldByID(f.ID); of != nil && of.Type == f.Type && of.CollectionID != f.CollectionID {
 				p.failField(i, "collectionId", underhood.FieldError{Code: "validation_field_relation_change", Message: "The relation collection cannot be changed."})
 			}
@@ -967,6 +970,11 @@ func (p *preparer) prepareAuth() {
 		{"emailChangeToken", &a.EmailChangeToken, &oldAuth.EmailChangeToken, defaults.EmailChangeToken},
 		{"verificationToken", &a.VerificationToken, &oldAuth.VerificationToken, defaults.VerificationToken},
 		{"fileToken", &a.FileToken, &oldAuth.FileToken, defaults.FileToken},
+	}
+	// Changing who may authenticate revokes the tokens issued so far, as
+	// PocketBase does, unless the client chose a new secret itself.
+	if p.old != nil && p.old.Auth != nil && !sameRule(a.AuthRule, p.old.Auth.AuthRule) && a.AuthToken.Secret == "" {
+		oldAuth.AuthToken.Secret = ""
 	}
 	for _, t := range tokens {
 		if t.cur.Duration == 0 {

@@ -110,7 +110,7 @@ func TestPrepareCollectionErrors(t *testing.T) {
 		{name: "name sqlite", c: schBase("sqlite_master"), path: "name", want: "validation_invalid_name"},
 		{name: "name system table", c: &underhood.Collection{Name: "_params", Type: "base", System: true}, path: "name", want: "validation_invalid_name"},
 		{name: "name not unique", c: schBase("POSTS"), path: "name", want: "validation_collection_name_exists"},
-		{name: "name equals another id", c: schBase(underhood.UsersID[1:]), path: "name", want: ""},
+		{name: "name resembling an id is accepted", c: schBase(underhood.UsersID[1:]), path: "name", want: ""},
 		{name: "name equals another collection id", c: schBase(posts.ID), path: "name", want: "validation_collection_name_id_duplicate"},
 		{name: "type unknown", c: &underhood.Collection{Name: "x", Type: "table"}, path: "type", want: "validation_in_invalid"},
 		{name: "type change", old: posts, c: withPosts(func(c *underhood.Collection) { c.Type = underhood.TypeAuth }), path: "type", want: "validation_collection_type_change"},
@@ -664,5 +664,56 @@ func TestPrepareCollectionDoesNotShareState(t *testing.T) {
 	got.Auth.PasswordAuth.IdentityFields[0] = "changed"
 	if users.Fields[0].Name != "id" || users.Auth.OAuth2.MappedFields["x"] != "" || users.Auth.PasswordAuth.IdentityFields[0] != "email" {
 		t.Errorf("the prepared collection shares state with its input")
+	}
+}
+
+func TestPrepareCollectionViewUpdate(t *testing.T) {
+	all := schFixture(t)
+	view := schFind(all, "active")
+	// The query changed: a column keeps its id with another type, and two
+	// inferred columns share an id.
+	c := view.Clone()
+	c.ViewQuery = "SELECT id, id AS copy FROM posts"
+	c.Fields = []*underhood.Field{
+		{ID: view.Fields[0].ID, Name: "id", Type: "json"},
+		{ID: view.Fields[0].ID, Name: "copy", Type: "text"},
+	}
+	got := schPrepareOK(t, view, c, all)
+	if got.Fields[0].ID == got.Fields[1].ID {
+		t.Errorf("view field ids collide: %q", got.Fields[0].ID)
+	}
+	if got.Fields[0].Type != "json" {
+		t.Errorf("view field type = %q, want json", got.Fields[0].Type)
+	}
+}
+
+func TestPrepareCollectionAuthRuleRotatesSecret(t *testing.T) {
+	all := DefaultCollections()
+	users := schFind(all, "users")
+	tests := []struct {
+		name    string
+		edit    func(c *underhood.Collection)
+		rotated bool
+	}{
+		{"same rule", func(c *underhood.Collection) {}, false},
+		{"rule changed", func(c *underhood.Collection) { c.Auth.AuthRule = underhood.RuleOf("verified = true") }, true},
+		{"rule removed", func(c *underhood.Collection) { c.Auth.AuthRule = nil }, true},
+		{"other option changed", func(c *underhood.Collection) { c.Auth.AuthToken.Duration = 60 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := users.Clone()
+			for _, tok := range []*underhood.TokenConfig{&c.Auth.AuthToken, &c.Auth.FileToken} {
+				tok.Secret = "" // as sent by a client
+			}
+			tt.edit(c)
+			got := schPrepareOK(t, users, c, all)
+			if rotated := got.Auth.AuthToken.Secret != users.Auth.AuthToken.Secret; rotated != tt.rotated {
+				t.Errorf("auth secret rotated = %v, want %v", rotated, tt.rotated)
+			}
+			if got.Auth.FileToken.Secret != users.Auth.FileToken.Secret {
+				t.Errorf("file token secret changed")
+			}
+		})
 	}
 }
