@@ -1,0 +1,258 @@
+package sqlite
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/underhood/underhood"
+)
+
+// This file is the storage side of the dialect (sqlstore.Dialect): opening
+// the database, column types, conversions and error classification.
+
+// DriverName returns "sqlite", the modernc.org/sqlite driver.
+func (Dialect) DriverName() string { return "sqlite" }
+
+// DataSource returns the DSN of <dir>/data.db: WAL journal, the given
+// synchronous mode, a 10 s busy timeout and foreign keys off; readers are
+// query_only. A non-empty dsn is used as the file name instead.
+func (Dialect) DataSource(dir, dsn, synchronous string, readOnly bool) (string, error) {
+	path := dsn
+	if path == "" {
+		if dir == "" {
+			return "", errors.New("sqlite: no data directory")
+		}
+		path = filepath.Join(dir, "data.db")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return "", fmt.Errorf("sqlite: database path %q must not contain '?' or '#'", path)
+	}
+	switch synchronous {
+	case "FULL", "NORMAL", "OFF", "EXTRA":
+	default:
+		return "", fmt.Errorf("sqlite: invalid synchronous mode %q", synchronous)
+	}
+	params := []string{
+		"busy_timeout(10000)",
+		"journal_mode(WAL)",
+		"synchronous(" + synchronous + ")",
+		"foreign_keys(off)",
+	}
+	if readOnly {
+		params = append(params, "query_only(on)")
+	}
+	var b strings.Builder
+	b.WriteString(path)
+	for i, p := range params {
+		if i == 0 {
+			b.WriteByte('?')
+		} else {
+			b.WriteByte('&')
+		}
+		b.WriteString("_pragma=")
+		b.WriteString(p)
+	}
+	return b.String(), nil
+}
+
+// ReaderPool returns 0: the store's default, max(4, 2×GOMAXPROCS).
+func (Dialect) ReaderPool() int { return 0 }
+
+// BeginWrite returns "BEGIN IMMEDIATE", which takes the write lock at once
+// instead of failing to upgrade a read lock later.
+func (Dialect) BeginWrite() string { return "BEGIN IMMEDIATE" }
+
+// SystemSchema returns the migrations of the system tables.
+func (Dialect) SystemSchema() []string {
+	return []string{
+		`CREATE TABLE _collections (
+			id      TEXT PRIMARY KEY NOT NULL,
+			name    TEXT UNIQUE NOT NULL COLLATE NOCASE,
+			type    TEXT DEFAULT 'base' NOT NULL,
+			system  BOOLEAN DEFAULT FALSE NOT NULL,
+			data    JSON DEFAULT '{}' NOT NULL,
+			created TEXT DEFAULT '' NOT NULL,
+			updated TEXT DEFAULT '' NOT NULL
+		)`,
+		`CREATE TABLE _params (
+			key     TEXT PRIMARY KEY NOT NULL,
+			value   JSON DEFAULT NULL,
+			created TEXT DEFAULT '' NOT NULL,
+			updated TEXT DEFAULT '' NOT NULL
+		)`,
+	}
+}
+
+// column kinds: how a field is stored.
+const (
+	kindText = iota
+	kindNumber
+	kindBool
+	kindMulti
+	kindJSON
+	kindGeo
+)
+
+func columnKind(f *underhood.Field) int {
+	switch {
+	case f.Type == underhood.FieldNumber:
+		return kindNumber
+	case f.Type == underhood.FieldBool:
+		return kindBool
+	case f.Type == underhood.FieldJSON:
+		return kindJSON
+	case f.Type == underhood.FieldGeoPoint:
+		return kindGeo
+	case f.IsMulti():
+		return kindMulti
+	}
+	return kindText
+}
+
+// ColumnDefinition returns the column type of f, as in the storage layout.
+func (Dialect) ColumnDefinition(f *underhood.Field) string {
+	if f.Name == "id" && f.Type == underhood.FieldText {
+		return `TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL`
+	}
+	switch columnKind(f) {
+	case kindNumber:
+		return `NUMERIC DEFAULT 0 NOT NULL`
+	case kindBool:
+		return `BOOLEAN DEFAULT FALSE NOT NULL`
+	case kindMulti:
+		return `JSON DEFAULT '[]' NOT NULL`
+	case kindJSON:
+		return `JSON DEFAULT NULL`
+	case kindGeo:
+		return `JSON DEFAULT '{"lon":0,"lat":0}' NOT NULL`
+	}
+	return `TEXT DEFAULT '' NOT NULL`
+}
+
+// ConvertColumn returns an expression converting expr from the stored form
+// of field from to that of field to. Most pairs go through text: a number
+// becomes its decimal text, a multi value its first element, a JSON string
+// its content; text becomes a number by CAST, a bool when it reads as true,
+// a one-element array (or the array it spells), JSON (itself when valid,
+// else a JSON string) or a geo point (when it is a JSON object with lon/lat).
+func (Dialect) ConvertColumn(from, to *underhood.Field, expr string) string {
+	fk, tk := columnKind(from), columnKind(to)
+	if fk == tk {
+		return expr
+	}
+	switch {
+	case fk == kindNumber && tk == kindBool:
+		return `(CASE WHEN ` + expr + ` <> 0 THEN 1 ELSE 0 END)`
+	case fk == kindBool && tk == kindNumber:
+		return `(CASE WHEN ` + expr + ` THEN 1 ELSE 0 END)`
+	case fk == kindNumber && tk == kindJSON:
+		return `json_quote(` + expr + `)`
+	case fk == kindBool && tk == kindJSON:
+		return `(CASE WHEN ` + expr + ` THEN 'true' ELSE 'false' END)`
+	case fk == kindMulti && tk == kindJSON:
+		return `(CASE WHEN json_valid(` + expr + `) THEN ` + expr + ` ELSE '[]' END)`
+	}
+	return fromText(tk, toText(fk, expr))
+}
+
+// toText converts expr of kind k to text (never NULL).
+func toText(k int, expr string) string {
+	switch k {
+	case kindNumber:
+		return `CAST(` + expr + ` AS TEXT)`
+	case kindBool:
+		return `(CASE WHEN ` + expr + ` THEN 'true' ELSE 'false' END)`
+	case kindMulti:
+		return `COALESCE((SELECT CAST(value AS TEXT) FROM json_each(CASE WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'array' THEN ` + expr + ` ELSE '[]' END) ORDER BY key LIMIT 1), '')`
+	case kindJSON:
+		return `(CASE WHEN ` + expr + ` IS NULL THEN '' WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'text' THEN json_extract(` + expr + `, '$') ELSE CAST(` + expr + ` AS TEXT) END)`
+	case kindGeo:
+		return `CAST(` + expr + ` AS TEXT)`
+	}
+	return expr
+}
+
+// fromText converts text expr to kind k.
+func fromText(k int, expr string) string {
+	switch k {
+	case kindNumber:
+		return `CAST(` + expr + ` AS NUMERIC)`
+	case kindBool:
+		return `(CASE WHEN lower(trim(` + expr + `)) IN ('true', 'yes', 'on') OR CAST(` + expr + ` AS NUMERIC) <> 0 THEN 1 ELSE 0 END)`
+	case kindMulti:
+		return `(CASE WHEN ` + expr + ` = '' THEN '[]' WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'array' THEN (SELECT json_group_array(CAST(value AS TEXT)) FROM json_each(` + expr + `)) ELSE json_array(` + expr + `) END)`
+	case kindJSON:
+		return `(CASE WHEN ` + expr + ` = '' THEN NULL WHEN json_valid(` + expr + `) THEN json(` + expr + `) ELSE json_quote(` + expr + `) END)`
+	case kindGeo:
+		return `(CASE WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'object' THEN json_object('lon', COALESCE(json_extract(` + expr + `, '$.lon'), 0) + 0, 'lat', COALESCE(json_extract(` + expr + `, '$.lat'), 0) + 0) ELSE '{"lon":0,"lat":0}' END)`
+	}
+	return expr
+}
+
+// RenameTable renames a table with legacy_alter_table on, so that SQLite
+// neither rewrites nor checks the views that name it: a view is defined by
+// its collection's stored query, and one broken view must not block the
+// migration of another collection.
+func (Dialect) RenameTable(from, to string) []string {
+	return []string{
+		`PRAGMA legacy_alter_table = ON`,
+		`ALTER TABLE ` + quoteIdent(from) + ` RENAME TO ` + quoteIdent(to),
+		`PRAGMA legacy_alter_table = OFF`,
+	}
+}
+
+// LimitOffset renders SQLite's LIMIT/OFFSET (an OFFSET needs a LIMIT: -1).
+func (Dialect) LimitOffset(limit, offset int) string {
+	switch {
+	case limit > 0 && offset > 0:
+		return fmt.Sprintf(" LIMIT %d OFFSET %d", limit, offset)
+	case limit > 0:
+		return fmt.Sprintf(" LIMIT %d", limit)
+	case offset > 0:
+		return fmt.Sprintf(" LIMIT -1 OFFSET %d", offset)
+	}
+	return ""
+}
+
+// UniqueViolation recognises SQLITE_CONSTRAINT_UNIQUE and _PRIMARYKEY and
+// reads the columns from "UNIQUE constraint failed: posts.slug, posts.x"
+// (or the index from "… failed: index 'idx_x'", for expression indexes).
+func (Dialect) UniqueViolation(err error) (columns []string, index string, ok bool) {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return nil, "", false
+	}
+	if se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE && se.Code() != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+		return nil, "", false
+	}
+	msg := se.Error()
+	const marker = "UNIQUE constraint failed: "
+	i := strings.Index(msg, marker)
+	if i < 0 {
+		return nil, "", true
+	}
+	rest := msg[i+len(marker):]
+	if j := strings.LastIndex(rest, " ("); j >= 0 { // the driver's " (2067)" suffix
+		rest = rest[:j]
+	}
+	if strings.HasPrefix(rest, "index '") {
+		return nil, strings.TrimSuffix(strings.TrimPrefix(rest, "index '"), "'"), true
+	}
+	for _, part := range strings.Split(rest, ", ") {
+		if k := strings.LastIndexByte(part, '.'); k >= 0 {
+			part = part[k+1:]
+		}
+		columns = append(columns, part)
+	}
+	return columns, "", true
+}
+
+// quoteIdent double-quotes an identifier for the DDL written here.
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}

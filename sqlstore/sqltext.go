@@ -1,0 +1,439 @@
+package sqlstore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// This file reads the two kinds of SQL that users write: CREATE INDEX
+// statements (collection indexes) and SELECT statements (view queries). It
+// is a tokenizer and a few shape checks, not a parser: enough to refuse
+// anything that is not one statement of the expected kind, to rewrite the
+// table name of an index and to guess the source of a view's columns.
+
+type tokKind int
+
+const (
+	tokWord   tokKind = iota // bare identifier or keyword
+	tokQuoted                // "ident", `ident` or [ident]
+	tokString                // 'text'
+	tokNumber
+	tokPunct
+)
+
+type token struct {
+	kind     tokKind
+	text     string // the identifier's name (unquoted) or the raw text
+	pos, end int    // byte span in the source
+}
+
+// isIdent reports whether t names something (bare or quoted).
+func (t token) isIdent() bool { return t.kind == tokWord || t.kind == tokQuoted }
+
+// is reports whether t is the bare keyword kw (case-insensitive).
+func (t token) is(kw string) bool { return t.kind == tokWord && strings.EqualFold(t.text, kw) }
+
+// punct reports whether t is the punctuation p.
+func (t token) punct(p string) bool { return t.kind == tokPunct && t.text == p }
+
+// tokenize splits src into tokens, dropping whitespace and comments.
+func tokenize(src string) ([]token, error) {
+	var toks []token
+	i := 0
+	for i < len(src) {
+		c := src[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			i++
+		case c == '-' && i+1 < len(src) && src[i+1] == '-':
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < len(src) && src[i+1] == '*':
+			end := strings.Index(src[i+2:], "*/")
+			if end < 0 {
+				return nil, errors.New("unterminated comment")
+			}
+			i += end + 4
+		case c == '\'' || c == '"' || c == '`' || c == '[':
+			closer := c
+			if c == '[' {
+				closer = ']'
+			}
+			var b strings.Builder
+			j := i + 1
+			for ; j < len(src); j++ {
+				if src[j] != closer {
+					b.WriteByte(src[j])
+					continue
+				}
+				if closer != ']' && j+1 < len(src) && src[j+1] == closer {
+					b.WriteByte(closer)
+					j++
+					continue
+				}
+				break
+			}
+			if j >= len(src) {
+				return nil, fmt.Errorf("unterminated %c at position %d", c, i+1)
+			}
+			kind := tokQuoted
+			if c == '\'' {
+				kind = tokString
+			}
+			toks = append(toks, token{kind: kind, text: b.String(), pos: i, end: j + 1})
+			i = j + 1
+		case isIdentStart(c):
+			j := i
+			for j < len(src) && (isIdentStart(src[j]) || src[j] >= '0' && src[j] <= '9' || src[j] == '$') {
+				j++
+			}
+			toks = append(toks, token{kind: tokWord, text: src[i:j], pos: i, end: j})
+			i = j
+		case c >= '0' && c <= '9' || c == '.' && i+1 < len(src) && src[i+1] >= '0' && src[i+1] <= '9':
+			j := i
+			for j < len(src) {
+				d := src[j]
+				if d >= '0' && d <= '9' || d == '.' || d == '_' || isIdentStart(d) {
+					j++
+					continue
+				}
+				if (d == '+' || d == '-') && (src[j-1] == 'e' || src[j-1] == 'E') {
+					j++
+					continue
+				}
+				break
+			}
+			toks = append(toks, token{kind: tokNumber, text: src[i:j], pos: i, end: j})
+			i = j
+		default:
+			toks = append(toks, token{kind: tokPunct, text: src[i : i+1], pos: i, end: i + 1})
+			i++
+		}
+	}
+	return toks, nil
+}
+
+func isIdentStart(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
+}
+
+// singleStatement tokenizes src and refuses more than one statement; a
+// trailing semicolon is dropped.
+func singleStatement(src string) ([]token, error) {
+	toks, err := tokenize(src)
+	if err != nil {
+		return nil, err
+	}
+	for len(toks) > 0 && toks[len(toks)-1].punct(";") {
+		toks = toks[:len(toks)-1]
+	}
+	if len(toks) == 0 {
+		return nil, errors.New("empty statement")
+	}
+	for _, t := range toks {
+		if t.punct(";") {
+			return nil, errors.New("only one statement is allowed")
+		}
+	}
+	return toks, nil
+}
+
+// closeParen returns the index of the ")" matching the "(" at toks[i], or -1.
+func closeParen(toks []token, i int) int {
+	depth := 0
+	for j := i; j < len(toks); j++ {
+		switch {
+		case toks[j].punct("("):
+			depth++
+		case toks[j].punct(")"):
+			depth--
+			if depth == 0 {
+				return j
+			}
+		}
+	}
+	return -1
+}
+
+// indexSQL is a checked CREATE INDEX statement.
+type indexSQL struct {
+	name    string
+	unique  bool
+	table   string
+	columns []string // plain column names, in order ("" for an expression)
+	refs    []string // every name the column list refers to, expressions included
+	toks    []token
+	tableAt int // index of the table token
+	src     string
+}
+
+// parseIndexSQL checks that src is exactly one
+// CREATE [UNIQUE] INDEX [IF NOT EXISTS] [schema.]name ON table (…) [WHERE …].
+func parseIndexSQL(src string) (*indexSQL, error) {
+	toks, err := singleStatement(src)
+	if err != nil {
+		return nil, err
+	}
+	ix := &indexSQL{toks: toks, src: src}
+	i := 0
+	next := func() token {
+		if i >= len(toks) {
+			return token{kind: tokPunct}
+		}
+		i++
+		return toks[i-1]
+	}
+	if !next().is("CREATE") {
+		return nil, errors.New("expected CREATE")
+	}
+	t := next()
+	if t.is("UNIQUE") {
+		ix.unique = true
+		t = next()
+	}
+	if !t.is("INDEX") {
+		return nil, errors.New("expected INDEX")
+	}
+	t = next()
+	if t.is("IF") {
+		if !next().is("NOT") || !next().is("EXISTS") {
+			return nil, errors.New("expected IF NOT EXISTS")
+		}
+		t = next()
+	}
+	if !t.isIdent() {
+		return nil, errors.New("missing index name")
+	}
+	ix.name = t.text
+	if i < len(toks) && toks[i].punct(".") {
+		i++
+		if t = next(); !t.isIdent() {
+			return nil, errors.New("missing index name")
+		}
+		ix.name = t.text
+	}
+	if !next().is("ON") {
+		return nil, errors.New("expected ON")
+	}
+	ix.tableAt = i
+	if t = next(); !t.isIdent() {
+		return nil, errors.New("missing table name")
+	}
+	ix.table = t.text
+	if i >= len(toks) || !toks[i].punct("(") {
+		return nil, errors.New("expected a column list")
+	}
+	end := closeParen(toks, i)
+	if end < 0 || end == i+1 {
+		return nil, errors.New("invalid column list")
+	}
+	for _, part := range splitTop(toks[i+1 : end]) {
+		if len(part) == 0 {
+			return nil, errors.New("invalid column list")
+		}
+		name := ""
+		if part[0].isIdent() && (len(part) == 1 || part[1].is("COLLATE") || part[1].is("ASC") || part[1].is("DESC")) {
+			name = part[0].text
+		}
+		ix.columns = append(ix.columns, name)
+		for k, t := range part {
+			if t.isIdent() && !(k+1 < len(part) && part[k+1].punct("(")) && !(k > 0 && part[k-1].is("COLLATE")) &&
+				!t.is("COLLATE") && !t.is("ASC") && !t.is("DESC") {
+				ix.refs = append(ix.refs, t.text)
+			}
+		}
+	}
+	i = end + 1
+	if i == len(toks) {
+		return ix, nil
+	}
+	if !toks[i].is("WHERE") || i+1 == len(toks) {
+		return nil, errors.New("unexpected text after the column list")
+	}
+	return ix, nil
+}
+
+// withTable returns the statement with its table replaced by quoted.
+func (ix *indexSQL) withTable(quoted string) string {
+	t := ix.toks[ix.tableAt]
+	last := ix.toks[len(ix.toks)-1]
+	return ix.src[ix.toks[0].pos:t.pos] + quoted + ix.src[t.end:last.end]
+}
+
+// splitTop splits toks at the commas outside parentheses.
+func splitTop(toks []token) [][]token {
+	var parts [][]token
+	depth, start := 0, 0
+	for i, t := range toks {
+		switch {
+		case t.punct("("):
+			depth++
+		case t.punct(")"):
+			depth--
+		case t.punct(",") && depth == 0:
+			parts = append(parts, toks[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, toks[start:])
+}
+
+// selectSQL is the outline of a view query: its result items and the
+// tables of its FROM clause.
+type selectSQL struct {
+	items  []selectItem
+	star   bool              // the result list has * or t.*
+	tables map[string]string // alias (lower case) → table name
+	order  []string          // table names in FROM order
+}
+
+type selectItem struct {
+	expr  []token
+	alias string
+}
+
+// clauseEnds are the keywords that end a select list or a FROM clause.
+var clauseEnds = map[string]bool{
+	"FROM": true, "WHERE": true, "GROUP": true, "HAVING": true, "WINDOW": true, "ORDER": true,
+	"LIMIT": true, "UNION": true, "EXCEPT": true, "INTERSECT": true,
+}
+
+// joinWords may follow a table reference without being its alias.
+var joinWords = map[string]bool{
+	"ON": true, "USING": true, "JOIN": true, "LEFT": true, "RIGHT": true, "FULL": true,
+	"INNER": true, "CROSS": true, "NATURAL": true, "OUTER": true, "INDEXED": true, "NOT": true,
+}
+
+// parseSelect checks that src is one SELECT (or WITH … SELECT) statement
+// and outlines its first top-level SELECT.
+func parseSelect(src string) (*selectSQL, error) {
+	toks, err := singleStatement(src)
+	if err != nil {
+		return nil, err
+	}
+	if !toks[0].is("SELECT") && !toks[0].is("WITH") {
+		return nil, errors.New("the query must be a SELECT statement")
+	}
+	// Find the first SELECT outside parentheses (after any CTEs).
+	start, depth := -1, 0
+	for i, t := range toks {
+		switch {
+		case t.punct("("):
+			depth++
+		case t.punct(")"):
+			depth--
+		case depth == 0 && t.kind == tokWord:
+			switch strings.ToUpper(t.text) {
+			case "SELECT":
+				start = i
+			case "INSERT", "UPDATE", "DELETE", "REPLACE":
+				return nil, errors.New("the query must be a SELECT statement")
+			}
+		}
+		if start >= 0 {
+			break
+		}
+	}
+	if start < 0 {
+		return nil, errors.New("the query must be a SELECT statement")
+	}
+	s := &selectSQL{tables: map[string]string{}}
+	i := start + 1
+	if i < len(toks) && (toks[i].is("DISTINCT") || toks[i].is("ALL")) {
+		i++
+	}
+	listEnd := topLevelEnd(toks, i)
+	for _, part := range splitTop(toks[i:listEnd]) {
+		if len(part) == 0 {
+			return nil, errors.New("empty result column")
+		}
+		s.items = append(s.items, newSelectItem(part))
+	}
+	for _, it := range s.items {
+		n := len(it.expr)
+		if n > 0 && it.expr[n-1].punct("*") {
+			s.star = true
+		}
+	}
+	if listEnd < len(toks) && toks[listEnd].is("FROM") {
+		from := toks[listEnd+1 : topLevelEnd(toks, listEnd+1)]
+		s.readFrom(from)
+	}
+	return s, nil
+}
+
+// topLevelEnd returns the index of the first clause keyword outside
+// parentheses at or after i, or len(toks).
+func topLevelEnd(toks []token, i int) int {
+	depth := 0
+	for ; i < len(toks); i++ {
+		t := toks[i]
+		switch {
+		case t.punct("("):
+			depth++
+		case t.punct(")"):
+			depth--
+		case depth == 0 && t.kind == tokWord && clauseEnds[strings.ToUpper(t.text)]:
+			return i
+		}
+	}
+	return i
+}
+
+// newSelectItem splits a result column into its expression and alias.
+func newSelectItem(part []token) selectItem {
+	n := len(part)
+	if n >= 3 && part[n-2].is("AS") && part[n-1].isIdent() {
+		return selectItem{expr: part[:n-2], alias: part[n-1].text}
+	}
+	if n >= 2 && part[n-1].isIdent() {
+		prev := part[n-2]
+		if prev.isIdent() || prev.punct(")") || prev.kind == tokString || prev.kind == tokNumber {
+			return selectItem{expr: part[:n-1], alias: part[n-1].text}
+		}
+	}
+	return selectItem{expr: part}
+}
+
+// readFrom records the tables of a FROM clause and their aliases.
+func (s *selectSQL) readFrom(toks []token) {
+	expectRef := true
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		switch {
+		case t.punct(","), t.is("JOIN"):
+			expectRef = true
+			continue
+		case t.punct("("):
+			end := closeParen(toks, i)
+			if end < 0 {
+				return
+			}
+			i = end
+			expectRef = false
+			continue
+		}
+		if !expectRef || !t.isIdent() {
+			continue
+		}
+		expectRef = false
+		name := t.text
+		if i+2 < len(toks) && toks[i+1].punct(".") && toks[i+2].isIdent() { // schema.table
+			i += 2
+			name = toks[i].text
+		}
+		alias := name
+		j := i + 1
+		if j < len(toks) && toks[j].is("AS") {
+			j++
+		}
+		if j < len(toks) && toks[j].isIdent() && !(toks[j].kind == tokWord && joinWords[strings.ToUpper(toks[j].text)]) {
+			alias = toks[j].text
+			i = j
+		}
+		s.tables[strings.ToLower(alias)] = name
+		s.order = append(s.order, name)
+	}
+}

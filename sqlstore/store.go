@@ -1,0 +1,578 @@
+// Package sqlstore is the storage layer of Underhood: collections as real
+// tables with one column per field, records as rows, and the system tables
+// (_collections, _params) beside them, all through database/sql over a
+// Dialect (sqlstore/sqlite; PostgreSQL later).
+//
+// A Store has one writer connection and a pool of read-only connections.
+// Writes are group committed: concurrent Write calls share one transaction
+// and one fsync, each inside its own SAVEPOINT, and every caller is answered
+// only after the shared COMMIT.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/underhood/underhood"
+)
+
+// Querier runs SQL statements. The Querier handed to a Read or Write fn is
+// valid only until fn returns.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Dialect is the storage side of a database engine. sqlite.Dialect
+// implements it together with the filter language's dialect (Name, Quote,
+// Placeholder, …). Its methods use primitive and root types only, so that a
+// dialect package need not import sqlstore.
+type Dialect interface {
+	// Name is the engine name, e.g. "sqlite".
+	Name() string
+	// Quote quotes an identifier.
+	Quote(ident string) string
+	// Placeholder is the n-th (1-based) bind parameter.
+	Placeholder(n int) string
+
+	// DriverName is the database/sql driver to open.
+	DriverName() string
+	// DataSource returns the data source name of the writer connection, or
+	// of a reader connection when readOnly, for the database in dir (or at
+	// dsn, for server engines). synchronous is "FULL", "NORMAL" or "OFF".
+	DataSource(dir, dsn, synchronous string, readOnly bool) (string, error)
+	// ReaderPool returns how many read connections to keep (0 = default).
+	ReaderPool() int
+	// BeginWrite is the statement that starts a write transaction and takes
+	// the write lock at once (SQLite: BEGIN IMMEDIATE).
+	BeginWrite() string
+	// SystemSchema lists the statements that create the system tables, one
+	// migration each; their index in the list is their version minus one,
+	// so statements are only ever appended.
+	SystemSchema() []string
+	// ColumnDefinition is the type and constraints of f's column, without
+	// the column name: "TEXT DEFAULT '' NOT NULL".
+	ColumnDefinition(f *underhood.Field) string
+	// ConvertColumn returns an SQL expression that converts expr, a column
+	// holding values of field from, to the stored form of field to.
+	ConvertColumn(from, to *underhood.Field, expr string) string
+	// RenameTable returns the statements that rename table from to to.
+	RenameTable(from, to string) []string
+	// LimitOffset renders a LIMIT/OFFSET clause (0 = none) with a leading
+	// space, or "".
+	LimitOffset(limit, offset int) string
+	// UniqueViolation reports whether err is a unique constraint violation
+	// and names the columns ("slug") or, failing that, the index at fault.
+	UniqueViolation(err error) (columns []string, index string, ok bool)
+}
+
+// Config selects and configures the database of a Store.
+type Config struct {
+	Dialect     Dialect
+	Dir         string // data directory (sqlite: <Dir>/data.db), created if missing
+	DSN         string // server engines (postgres later)
+	Synchronous string // "FULL" (default), "NORMAL" or "OFF"
+}
+
+// maxBatch bounds how many Write calls share one transaction.
+const maxBatch = 128
+
+// maxCachedStmts bounds the prepared statements kept per connection.
+const maxCachedStmts = 256
+
+// errClosed is returned by calls on a closed Store.
+var errClosed = errors.New("sqlstore: store is closed")
+
+// Store is a database of collections and records. It is safe for
+// concurrent use.
+type Store struct {
+	dialect Dialect
+	db      *sql.DB // the writer: one connection
+	rdb     *sql.DB // the readers
+
+	writer  *conn
+	readers chan *conn
+	nread   int
+
+	writes   chan *writeReq
+	closing  chan struct{}
+	loopDone chan struct{}
+	closed   atomic.Bool
+	closeMu  sync.Mutex
+
+	// onBatch, when set (by tests), is told the size of every batch just
+	// before its COMMIT.
+	onBatch func(size int)
+
+	// schemaGen counts schema changes; a connection whose statement cache
+	// was filled under another generation drops it.
+	schemaGen atomic.Uint64
+}
+
+// Open opens (creating if needed) the database that cfg describes, runs the
+// system migrations and starts the writer.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	d := cfg.Dialect
+	if d == nil {
+		return nil, errors.New("sqlstore: no dialect")
+	}
+	syncMode := strings.ToUpper(cfg.Synchronous)
+	switch syncMode {
+	case "":
+		syncMode = "FULL"
+	case "FULL", "NORMAL", "OFF", "EXTRA":
+	default:
+		return nil, fmt.Errorf("sqlstore: invalid synchronous mode %q", cfg.Synchronous)
+	}
+	if cfg.Dir != "" {
+		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	wdsn, err := d.DataSource(cfg.Dir, cfg.DSN, syncMode, false)
+	if err != nil {
+		return nil, err
+	}
+	rdsn, err := d.DataSource(cfg.Dir, cfg.DSN, syncMode, true)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		dialect:  d,
+		writes:   make(chan *writeReq),
+		closing:  make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	fail := func(err error) (*Store, error) {
+		s.closeConns()
+		return nil, err
+	}
+	if s.db, err = sql.Open(d.DriverName(), wdsn); err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	s.db.SetMaxOpenConns(1)
+	s.db.SetMaxIdleConns(1)
+	s.db.SetConnMaxLifetime(0)
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("open database: %w", err))
+	}
+	s.writer = &conn{c: c}
+
+	// Migrate before opening readers, so they see the system tables.
+	if err := s.migrateSystem(ctx); err != nil {
+		return fail(err)
+	}
+
+	n := d.ReaderPool()
+	if n <= 0 {
+		n = max(4, runtime.GOMAXPROCS(0)*2)
+	}
+	if s.rdb, err = sql.Open(d.DriverName(), rdsn); err != nil {
+		return fail(fmt.Errorf("open database: %w", err))
+	}
+	s.rdb.SetMaxOpenConns(n)
+	s.rdb.SetMaxIdleConns(n)
+	s.rdb.SetConnMaxLifetime(0)
+	s.readers = make(chan *conn, n)
+	for range n {
+		c, err := s.rdb.Conn(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("open read connection: %w", err))
+		}
+		s.readers <- &conn{c: c}
+		s.nread++
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+// Close stops the writer after the batch it is running, waits for running
+// reads and closes the database. Calls after Close fail.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed.Swap(true) {
+		return nil
+	}
+	close(s.closing)
+	<-s.loopDone
+	return s.closeConns()
+}
+
+// closeConns closes every connection and both pools.
+func (s *Store) closeConns() error {
+	var errs []error
+	if s.writer != nil {
+		errs = append(errs, s.writer.close())
+	}
+	for ; s.nread > 0; s.nread-- {
+		errs = append(errs, (<-s.readers).close())
+	}
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Dialect returns the dialect the store was opened with.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// schemaChanged drops cached statements after DDL: the writer's at once,
+// the readers' when they are next used.
+func (s *Store) schemaChanged(q Querier) {
+	s.schemaGen.Add(1)
+	if cq, ok := q.(*querier); ok {
+		cq.cn.clearStmts()
+	}
+}
+
+// Read runs fn on a read-only connection from the pool, inside a read
+// transaction, so every statement of fn sees one snapshot of the database.
+func (s *Store) Read(ctx context.Context, fn func(q Querier) error) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	var cn *conn
+	select {
+	case cn = <-s.readers:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { s.readers <- cn }()
+	cn.checkGen(s.schemaGen.Load())
+
+	bg := context.WithoutCancel(ctx)
+	if _, err := cn.exec(bg, "BEGIN"); err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	err := fn(&querier{cn: cn})
+	if _, rerr := cn.exec(bg, "ROLLBACK"); rerr != nil && err == nil {
+		err = fmt.Errorf("end read: %w", rerr)
+	}
+	return err
+}
+
+// Write runs fn inside a write transaction with group commit: the writer
+// collects the Write calls waiting at the time (up to 128) into one
+// transaction, runs each fn in its own SAVEPOINT (a fn that returns an
+// error or panics rolls back only its own changes) and commits once. Every
+// caller is answered only after that COMMIT, so nil means committed (and,
+// with synchronous FULL, on disk); if the COMMIT fails every fn of the batch
+// gets its error.
+//
+// fn must only use q and must not call Write (or Read expecting to see its
+// own changes): a nested Write waits for the writer that is running fn and
+// deadlocks. When ctx ends before fn starts, fn does not run; once it runs,
+// statements of fn fail with ctx's error as soon as ctx is done, but a
+// statement that has started is never interrupted, so the shared
+// transaction is never harmed. A panic in fn is re-raised in the caller.
+func (s *Store) Write(ctx context.Context, fn func(q Querier) error) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	select {
+	case s.writes <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return errClosed
+	}
+	// Wait even if ctx ends now: fn may run and commit, and the caller must
+	// not be told otherwise.
+	<-req.done
+	if req.panicked {
+		panic(req.panicVal)
+	}
+	return req.err
+}
+
+// writeReq is one Write call waiting for the writer.
+type writeReq struct {
+	ctx      context.Context
+	fn       func(q Querier) error
+	err      error
+	panicked bool
+	panicVal any
+	ok       bool // fn ran and its savepoint was released
+	done     chan struct{}
+}
+
+// writeLoop is the single writer: it runs batches until Close.
+func (s *Store) writeLoop() {
+	defer close(s.loopDone)
+	batch := make([]*writeReq, 0, maxBatch)
+	for {
+		select {
+		case r := <-s.writes:
+			batch = append(batch[:0], r)
+		case <-s.closing:
+			return
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.writes:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		for len(batch) > 0 {
+			batch = s.runBatch(batch)
+		}
+	}
+}
+
+// runBatch runs batch in one transaction and answers its callers. When the
+// transaction is lost midway (SQLite rolls back the whole transaction on
+// some errors), the callers whose fn already ran get the error and the
+// ones not run yet are returned, to run in a fresh transaction.
+func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
+	ctx := context.Background()
+	w := s.writer
+	w.checkGen(s.schemaGen.Load())
+	answer := func(list []*writeReq, err error) {
+		for _, r := range list {
+			if err != nil && r.err == nil && !r.panicked {
+				r.err = err
+			}
+			close(r.done)
+		}
+	}
+	if _, err := w.exec(ctx, s.dialect.BeginWrite()); err != nil {
+		answer(batch, fmt.Errorf("begin write: %w", err))
+		return nil
+	}
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		if _, err := w.exec(ctx, "SAVEPOINT w"); err != nil {
+			s.abort(w)
+			answer(batch[:i], fmt.Errorf("write transaction lost: %w", err))
+			return batch[i:]
+		}
+		s.runFn(r, w)
+		if r.err == nil && !r.panicked {
+			if _, err := w.exec(ctx, "RELEASE w"); err != nil {
+				s.abort(w)
+				answer(batch[:i+1], fmt.Errorf("write transaction lost: %w", err))
+				return batch[i+1:]
+			}
+			r.ok = true
+			continue
+		}
+		_, err := w.exec(ctx, "ROLLBACK TO w")
+		if err == nil {
+			_, err = w.exec(ctx, "RELEASE w")
+		}
+		if err != nil {
+			// The error of fn ended the whole transaction: the work of
+			// the callers before it is gone too.
+			s.abort(w)
+			answer(batch[:i+1], fmt.Errorf("write transaction lost: %w", err))
+			return batch[i+1:]
+		}
+	}
+	if s.onBatch != nil {
+		s.onBatch(len(batch))
+	}
+	if _, err := w.exec(ctx, "COMMIT"); err != nil {
+		s.abort(w)
+		answer(batch, fmt.Errorf("commit: %w", err))
+		return nil
+	}
+	answer(batch, nil)
+	return nil
+}
+
+// runFn runs r.fn, turning a panic into r.panicked.
+func (s *Store) runFn(r *writeReq, w *conn) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.panicked, r.panicVal = true, p
+		}
+	}()
+	r.err = r.fn(&querier{cn: w, detach: true, ctx: r.ctx})
+}
+
+// abort rolls back whatever is left of the write transaction and drops the
+// cached statements, whose schema may have been rolled back too.
+func (s *Store) abort(w *conn) {
+	_, _ = w.exec(context.Background(), "ROLLBACK")
+	s.schemaGen.Add(1)
+}
+
+// conn is one database connection and its prepared statements. It is used
+// by one goroutine at a time.
+type conn struct {
+	c     *sql.Conn
+	gen   uint64
+	stmts map[string]*cachedStmt
+}
+
+// cachedStmt is a prepared statement; busy guards against running it
+// again while its rows are open.
+type cachedStmt struct {
+	st   *sql.Stmt
+	busy atomic.Bool
+}
+
+func (cn *conn) checkGen(gen uint64) {
+	if cn.gen != gen {
+		cn.clearStmts()
+		cn.gen = gen
+	}
+}
+
+func (cn *conn) clearStmts() {
+	for _, cs := range cn.stmts {
+		_ = cs.st.Close()
+	}
+	cn.stmts = nil
+}
+
+func (cn *conn) close() error {
+	cn.clearStmts()
+	return cn.c.Close()
+}
+
+// stmt returns the cached prepared statement of query, marked busy, or nil
+// when it cannot be used (busy, or not preparable: the caller then runs
+// query unprepared and gets the error there).
+func (cn *conn) stmt(ctx context.Context, query string) *cachedStmt {
+	if cs, ok := cn.stmts[query]; ok {
+		if cs.busy.CompareAndSwap(false, true) {
+			return cs
+		}
+		return nil
+	}
+	st, err := cn.c.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if len(cn.stmts) >= maxCachedStmts {
+		cn.clearStmts()
+	}
+	if cn.stmts == nil {
+		cn.stmts = map[string]*cachedStmt{}
+	}
+	cs := &cachedStmt{st: st}
+	cs.busy.Store(true)
+	cn.stmts[query] = cs
+	return cs
+}
+
+// exec runs a statement that returns no rows through the statement cache.
+func (cn *conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	cs := cn.stmt(ctx, query)
+	if cs == nil {
+		return cn.c.ExecContext(ctx, query, args...)
+	}
+	defer cs.busy.Store(false)
+	return cs.st.ExecContext(ctx, args...)
+}
+
+// query runs a query through the statement cache; release must be called
+// once the rows are closed.
+func (cn *conn) query(ctx context.Context, query string, args ...any) (rows *sql.Rows, release func(), err error) {
+	cs := cn.stmt(ctx, query)
+	if cs == nil {
+		rows, err = cn.c.QueryContext(ctx, query, args...)
+		return rows, func() {}, err
+	}
+	rows, err = cs.st.QueryContext(ctx, args...)
+	if err != nil {
+		cs.busy.Store(false)
+		return nil, nil, err
+	}
+	return rows, func() { cs.busy.Store(false) }, nil
+}
+
+// querier is the Querier of a Read or Write fn. For writes (detach) the
+// statements run detached from the caller's context, so that a cancelled
+// caller cannot interrupt a statement of the shared transaction; a caller
+// whose context is done gets its error instead of running more statements.
+type querier struct {
+	cn     *conn
+	detach bool
+	ctx    context.Context // the Write caller's context (detach only)
+}
+
+// context returns the context to run a statement with, or the error that
+// ends the caller's work.
+func (q *querier) context(ctx context.Context) (context.Context, error) {
+	if !q.detach {
+		return ctx, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := q.ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
+}
+
+// ExecContext runs a statement through the connection's statement cache.
+func (q *querier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx, err := q.context(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return q.cn.exec(ctx, query, args...)
+}
+
+// QueryContext runs a query. Its statement is not cached: the caller may
+// run the same query again while these rows are open.
+func (q *querier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx, err := q.context(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return q.cn.c.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext runs a query expected to return at most one row.
+func (q *querier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	dctx, err := q.context(ctx)
+	if err != nil {
+		// ctx (or the caller's) is done: database/sql checks the context
+		// before it touches the connection, so this only yields the error.
+		done := ctx
+		if ctx.Err() == nil {
+			done = q.ctx
+		}
+		return q.cn.c.QueryRowContext(done, query, args...)
+	}
+	return q.cn.c.QueryRowContext(dctx, query, args...)
+}
+
+// queryRows runs a query of the store itself through the statement cache
+// when q is one of the store's queriers.
+func queryRows(ctx context.Context, q Querier, query string, args ...any) (*sql.Rows, func(), error) {
+	cq, ok := q.(*querier)
+	if !ok {
+		rows, err := q.QueryContext(ctx, query, args...)
+		return rows, func() {}, err
+	}
+	ctx, err := cq.context(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cq.cn.query(ctx, query, args...)
+}

@@ -1,0 +1,315 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/underhood/underhood/sqlstore/sqlite"
+)
+
+// testDialect completes sqlite.Dialect with the two filter.Dialect methods
+// the store uses, so these tests do not depend on the filter package.
+type testDialect struct{ sqlite.Dialect }
+
+func (testDialect) Quote(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func (testDialect) Placeholder(int) string { return "?" }
+
+func openTestStore(t testing.TB, dir string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Config{Dialect: testDialect{}, Dir: dir})
+	if err != nil {
+		t.Fatalf("Open(%q) = %v", dir, err)
+	}
+	return s
+}
+
+func mustExec(t testing.TB, s *Store, stmts ...string) {
+	t.Helper()
+	err := s.Write(context.Background(), func(q Querier) error {
+		for _, st := range stmts {
+			if _, err := q.ExecContext(context.Background(), st); err != nil {
+				return fmt.Errorf("%s: %w", st, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countRows(t testing.TB, s *Store, query string) int {
+	t.Helper()
+	var n int
+	err := s.Read(context.Background(), func(q Querier) error {
+		return q.QueryRowContext(context.Background(), query).Scan(&n)
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func TestWriteConcurrentCommitsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	mustExec(t, s, `CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`)
+	var mu sync.Mutex
+	var batches []int
+	s.onBatch = func(n int) { mu.Lock(); batches = append(batches, n); mu.Unlock() }
+
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Write(context.Background(), func(q Querier) error {
+				_, err := q.ExecContext(context.Background(), `INSERT INTO t (id, v) VALUES (?, ?)`, i, fmt.Sprint("v", i))
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Write %d = %v, want nil", i, err)
+		}
+	}
+	total := 0
+	for _, b := range batches {
+		total += b
+	}
+	if total != n {
+		t.Errorf("batches %v hold %d writes, want %d", batches, total, n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+
+	s = openTestStore(t, dir)
+	defer s.Close()
+	if got := countRows(t, s, `SELECT COUNT(*) FROM t`); got != n {
+		t.Errorf("after reopen: %d rows, want %d", got, n)
+	}
+}
+
+// blockWriter occupies the writer until the returned func is called, so
+// that the writes started meanwhile are run as one batch.
+func blockWriter(t *testing.T, s *Store) (release func()) {
+	t.Helper()
+	started, unblock := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- s.Write(context.Background(), func(q Querier) error {
+			close(started)
+			<-unblock
+			return nil
+		})
+	}()
+	<-started
+	return func() {
+		close(unblock)
+		if err := <-done; err != nil {
+			t.Errorf("blocking Write = %v", err)
+		}
+	}
+}
+
+// waitQueued waits until n writes are blocked on the writer's channel: it
+// cannot see them, so it waits for the goroutines to get there.
+func waitQueued() { time.Sleep(100 * time.Millisecond) }
+
+func TestWriteFailureRollsBackOnlyItsOwnSavepoint(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	mustExec(t, s, `CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`)
+	var batches []int
+	s.onBatch = func(n int) { batches = append(batches, n) }
+
+	release := blockWriter(t, s)
+	const n = 10
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	errBoom := errors.New("boom")
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Write(context.Background(), func(q Querier) error {
+				if _, err := q.ExecContext(context.Background(), `INSERT INTO t (id, v) VALUES (?, 'x')`, i); err != nil {
+					return err
+				}
+				if i%3 == 0 {
+					return errBoom // after its insert: that insert must vanish
+				}
+				return nil
+			})
+		}()
+	}
+	waitQueued()
+	release()
+	wg.Wait()
+
+	if len(batches) != 2 || batches[1] != n {
+		t.Fatalf("batches = %v, want [1 %d] (all writes in one transaction)", batches, n)
+	}
+	want := 0
+	for i, err := range errs {
+		switch {
+		case i%3 == 0 && !errors.Is(err, errBoom):
+			t.Errorf("Write %d = %v, want boom", i, err)
+		case i%3 != 0 && err != nil:
+			t.Errorf("Write %d = %v, want nil", i, err)
+		case i%3 != 0:
+			want++
+		}
+	}
+	if got := countRows(t, s, `SELECT COUNT(*) FROM t`); got != want {
+		t.Errorf("%d rows, want %d", got, want)
+	}
+	if got := countRows(t, s, `SELECT COUNT(*) FROM t WHERE id % 3 = 0`); got != 0 {
+		t.Errorf("%d rows of failed writes, want 0", got)
+	}
+}
+
+func TestWritePanicIsRaisedInCallerOnly(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	mustExec(t, s, `CREATE TABLE t (id INTEGER PRIMARY KEY)`)
+
+	release := blockWriter(t, s)
+	var wg sync.WaitGroup
+	var recovered any
+	var okErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer func() { recovered = recover() }()
+		_ = s.Write(context.Background(), func(q Querier) error {
+			_, _ = q.ExecContext(context.Background(), `INSERT INTO t VALUES (1)`)
+			panic("bad fn")
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		okErr = s.Write(context.Background(), func(q Querier) error {
+			_, err := q.ExecContext(context.Background(), `INSERT INTO t VALUES (2)`)
+			return err
+		})
+	}()
+	waitQueued()
+	release()
+	wg.Wait()
+	if recovered != "bad fn" {
+		t.Errorf("recovered %v, want the panic of fn", recovered)
+	}
+	if okErr != nil {
+		t.Errorf("other Write = %v, want nil", okErr)
+	}
+	if got := countRows(t, s, `SELECT COUNT(*) FROM t WHERE id = 1`); got != 0 {
+		t.Errorf("the panicking fn's row was committed")
+	}
+	if got := countRows(t, s, `SELECT COUNT(*) FROM t WHERE id = 2`); got != 1 {
+		t.Errorf("the other fn's row is missing")
+	}
+}
+
+func TestWriteCancelledContext(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	mustExec(t, s, `CREATE TABLE t (id INTEGER PRIMARY KEY)`)
+
+	// Cancelled before its turn: fn never runs.
+	release := blockWriter(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := false
+	done := make(chan error)
+	go func() {
+		done <- s.Write(ctx, func(q Querier) error { ran = true; return nil })
+	}()
+	waitQueued()
+	cancel()
+	release()
+	if err := <-done; !errors.Is(err, context.Canceled) || ran {
+		t.Errorf("Write with ctx cancelled while queued = %v (ran %v), want context.Canceled, not run", err, ran)
+	}
+
+	// Cancelled while fn runs: its later statements fail, the others of
+	// the batch still commit.
+	ctx, cancel = context.WithCancel(context.Background())
+	err := s.Write(ctx, func(q Querier) error {
+		if _, err := q.ExecContext(ctx, `INSERT INTO t VALUES (1)`); err != nil {
+			return err
+		}
+		cancel()
+		_, err := q.ExecContext(ctx, `INSERT INTO t VALUES (2)`)
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Write cancelled midway = %v, want context.Canceled", err)
+	}
+	if got := countRows(t, s, `SELECT COUNT(*) FROM t`); got != 0 {
+		t.Errorf("%d rows after a cancelled write, want 0", got)
+	}
+	mustExec(t, s, `INSERT INTO t VALUES (3)`)
+	if got := countRows(t, s, `SELECT COUNT(*) FROM t`); got != 1 {
+		t.Errorf("%d rows after a later write, want 1", got)
+	}
+}
+
+func TestReadIsReadOnlySnapshot(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	mustExec(t, s, `CREATE TABLE t (id INTEGER PRIMARY KEY)`, `INSERT INTO t VALUES (1)`)
+	ctx := context.Background()
+	err := s.Read(ctx, func(q Querier) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO t VALUES (2)`)
+		return err
+	})
+	if err == nil {
+		t.Errorf("Read with an INSERT = nil, want an error")
+	}
+	err = s.Read(ctx, func(q Querier) error {
+		var before, after int
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&before); err != nil {
+			return err
+		}
+		mustExec(t, s, `INSERT INTO t VALUES (5)`) // another connection commits meanwhile
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&after); err != nil {
+			return err
+		}
+		if before != 1 || after != 1 {
+			t.Errorf("counts in one Read = %d, %d; want 1, 1 (one snapshot)", before, after)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := countRows(t, s, `SELECT COUNT(*) FROM t`); got != 2 {
+		t.Errorf("next Read sees %d rows, want 2", got)
+	}
+}
+
+func TestClosedStoreRefusesCalls(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), func(Querier) error { return nil }); err == nil {
+		t.Errorf("Write after Close = nil, want an error")
+	}
+	if err := s.Read(context.Background(), func(Querier) error { return nil }); err == nil {
+		t.Errorf("Read after Close = nil, want an error")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close() = %v, want nil", err)
+	}
+}
