@@ -14,7 +14,7 @@ import (
 // store uses, so these tests do not depend on the filter package.
 type dialect struct{ sqlite.Dialect }
 
-func (dialect) Quote(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func (dialect) Quote(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 func (dialect) Placeholder(int) string { return "?" }
 
 func openStore(t testing.TB, dir string) *sqlstore.Store {

@@ -243,7 +243,7 @@ type columnChange struct {
 // migrateColumns changes the columns of c's table (already named c.Name)
 // from old's fields to c's. Additions and renames are ALTER TABLE
 // statements; anything else (drops, changes of stored form, renames that
-// collide) rebuilds the table.
+// collide or that SQLite refuses) rebuilds the table.
 func (s *Store) migrateColumns(ctx context.Context, q Querier, old, c *underhood.Collection) error {
 	var changes []columnChange
 	used := map[string]bool{}
@@ -281,18 +281,27 @@ func (s *Store) migrateColumns(ctx context.Context, q Querier, old, c *underhood
 			}
 		}
 	}
+	table := s.quote(c.Name)
+	if !rebuild {
+		// RENAME COLUMN checks every view of the database; when one is
+		// broken it fails (atomically), and the rebuild takes over from
+		// the names reached so far.
+		for i, ch := range changes {
+			if ch.from == nil || ch.from.Name == ch.to.Name {
+				continue
+			}
+			stmt := `ALTER TABLE ` + table + ` RENAME COLUMN ` + s.quote(ch.from.Name) + ` TO ` + s.quote(ch.to.Name)
+			if _, err := q.ExecContext(ctx, stmt); err != nil {
+				rebuild = true
+				break
+			}
+			renamed := ch.from.Clone()
+			renamed.Name = ch.to.Name
+			changes[i].from = renamed
+		}
+	}
 	if rebuild {
 		return s.rebuildTable(ctx, q, c, changes)
-	}
-	table := s.quote(c.Name)
-	for _, ch := range changes {
-		if ch.from == nil || ch.from.Name == ch.to.Name {
-			continue
-		}
-		stmt := `ALTER TABLE ` + table + ` RENAME COLUMN ` + s.quote(ch.from.Name) + ` TO ` + s.quote(ch.to.Name)
-		if _, err := q.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("rename column %s: %w", ch.from.Name, err)
-		}
 	}
 	for _, ch := range changes {
 		if ch.from != nil {

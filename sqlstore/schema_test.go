@@ -420,3 +420,44 @@ func TestCollectionsAndParamsPersist(t *testing.T) {
 		t.Errorf("LoadCollections after delete = %v, want [alpha]", list)
 	}
 }
+
+// TestMigrationsSurviveBrokenViews: a view left broken by a migration (it
+// names a dropped column) must not block later migrations of any table.
+func TestMigrationsSurviveBrokenViews(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	posts := newCollection("posts", field("f1", "title", "text"), field("f2", "body", "text"))
+	notes := newCollection("notes", field("n1", "a", "text"))
+	saveCollection(t, s, nil, posts)
+	saveCollection(t, s, nil, notes)
+	insert(t, s, notes, map[string]any{"id": "n", "a": "keep"})
+	view := &underhood.Collection{ID: "pbc_v", Name: "v", Type: underhood.TypeView, ViewQuery: `SELECT id, body FROM posts`,
+		Fields: []*underhood.Field{idField(), field("f2", "body", "text")}}
+	saveCollection(t, s, nil, view)
+
+	steps := []struct {
+		name     string
+		old, new *underhood.Collection
+	}{
+		{"drop the view's column", posts, newCollection("posts", field("f1", "title", "text"))},
+		{"rename a column elsewhere", notes, newCollection("notes", field("n1", "b", "text"))},
+		{"add a column elsewhere", newCollection("notes", field("n1", "b", "text")), newCollection("notes", field("n1", "b", "text"), field("n2", "c", "number"))},
+		{"rename the table", newCollection("posts", field("f1", "title", "text")), func() *underhood.Collection {
+			c := newCollection("articles", field("f1", "title", "text"))
+			c.ID = posts.ID
+			return c
+		}()},
+	}
+	for _, st := range steps {
+		err := s.Write(context.Background(), func(q sqlstore.Querier) error {
+			return s.SaveCollection(context.Background(), q, st.old, st.new)
+		})
+		if err != nil {
+			t.Fatalf("%s: SaveCollection = %v", st.name, err)
+		}
+	}
+	final := newCollection("notes", field("n1", "b", "text"), field("n2", "c", "number"))
+	got := find(t, s, sqlstore.Query{Collection: final})
+	if len(got) != 1 || got[0].Data["b"] != "keep" {
+		t.Errorf("notes after migrations = %v, want b=keep", got)
+	}
+}

@@ -16,7 +16,7 @@ import (
 // the store uses, so these tests do not depend on the filter package.
 type testDialect struct{ sqlite.Dialect }
 
-func (testDialect) Quote(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func (testDialect) Quote(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 func (testDialect) Placeholder(int) string { return "?" }
 
 func openTestStore(t testing.TB, dir string) *Store {

@@ -119,6 +119,8 @@ func sourceField(c *underhood.Collection, name string) *underhood.Field {
 func inferField(expr []token, sources map[string]*underhood.Collection, ordered []*underhood.Collection) *underhood.Field {
 	n := len(expr)
 	switch {
+	case n == 1 && (expr[0].is("TRUE") || expr[0].is("FALSE")):
+		return &underhood.Field{Type: underhood.FieldBool}
 	case n == 1 && expr[0].isIdent():
 		for _, c := range ordered {
 			if f := sourceField(c, expr[0].text); f != nil {
@@ -135,8 +137,6 @@ func inferField(expr []token, sources map[string]*underhood.Collection, ordered 
 		return &underhood.Field{Type: underhood.FieldNumber}
 	case n == 1 && expr[0].kind == tokString:
 		return &underhood.Field{Type: underhood.FieldText}
-	case n == 1 && (expr[0].is("TRUE") || expr[0].is("FALSE")):
-		return &underhood.Field{Type: underhood.FieldBool}
 	case n >= 3 && expr[1].punct("(") && closeParen(expr, 1) == n-1:
 		switch strings.ToUpper(expr[0].text) {
 		case "COUNT", "TOTAL", "SUM", "AVG":
