@@ -32,9 +32,13 @@ type Querier interface {
 }
 
 // Dialect is the storage side of a database engine. sqlite.Dialect
-// implements it together with the filter language's dialect (Name, Quote,
-// Placeholder, …). Its methods use primitive and root types only, so that a
-// dialect package need not import sqlstore.
+// implements it together with the filter language's dialect. Its methods use
+// primitive and root types only, so that a dialect package need not import
+// sqlstore.
+//
+// Name, Quote and Placeholder are the part of filter.Dialect the store
+// uses; once the filter package builds, they give way to embedding
+// filter.Dialect, so that Store.Dialect() serves the filter compiler too.
 type Dialect interface {
 	// Name is the engine name, e.g. "sqlite".
 	Name() string
@@ -240,7 +244,8 @@ func (s *Store) schemaChanged(q Querier) {
 
 // Read runs fn on a read-only connection from the pool, inside a read
 // transaction, so every statement of fn sees one snapshot of the database.
-func (s *Store) Read(ctx context.Context, fn func(q Querier) error) error {
+// Writes of a Write that has not been answered yet are not visible.
+func (s *Store) Read(ctx context.Context, fn func(q Querier) error) (err error) {
 	if s.closed.Load() {
 		return errClosed
 	}
@@ -249,19 +254,23 @@ func (s *Store) Read(ctx context.Context, fn func(q Querier) error) error {
 	case cn = <-s.readers:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.closing:
+		return errClosed
 	}
-	defer func() { s.readers <- cn }()
-	cn.checkGen(s.schemaGen.Load())
-
 	bg := context.WithoutCancel(ctx)
+	defer func() {
+		// Runs on panics too: the connection goes back without a
+		// transaction.
+		if _, rerr := cn.exec(bg, "ROLLBACK"); rerr != nil && err == nil {
+			err = fmt.Errorf("end read: %w", rerr)
+		}
+		s.readers <- cn
+	}()
+	cn.checkGen(s.schemaGen.Load())
 	if _, err := cn.exec(bg, "BEGIN"); err != nil {
 		return fmt.Errorf("begin read: %w", err)
 	}
-	err := fn(&querier{cn: cn})
-	if _, rerr := cn.exec(bg, "ROLLBACK"); rerr != nil && err == nil {
-		err = fmt.Errorf("end read: %w", rerr)
-	}
-	return err
+	return fn(&querier{cn: cn})
 }
 
 // Write runs fn inside a write transaction with group commit: the writer
@@ -439,9 +448,14 @@ func (cn *conn) checkGen(gen uint64) {
 	}
 }
 
+// clearStmts forgets every cached statement. One in use (its rows are
+// open) is not closed, as Close would wait for those rows: it is left to
+// the connection's close.
 func (cn *conn) clearStmts() {
 	for _, cs := range cn.stmts {
-		_ = cs.st.Close()
+		if !cs.busy.Load() {
+			_ = cs.st.Close()
+		}
 	}
 	cn.stmts = nil
 }

@@ -313,3 +313,33 @@ func TestClosedStoreRefusesCalls(t *testing.T) {
 		t.Errorf("second Close() = %v, want nil", err)
 	}
 }
+
+func TestReadPanicReturnsConnection(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	mustExec(t, s, `CREATE TABLE t (id INTEGER PRIMARY KEY)`)
+	for i := range s.nread + 2 {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Read %d: panic was swallowed", i)
+				}
+			}()
+			_ = s.Read(context.Background(), func(q Querier) error {
+				var n int
+				_ = q.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM t`).Scan(&n)
+				panic("boom")
+			})
+		}()
+	}
+	mustExec(t, s, `INSERT INTO t VALUES (1)`)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n int
+	err := s.Read(ctx, func(q Querier) error {
+		return q.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&n)
+	})
+	if err != nil || n != 1 {
+		t.Errorf("Read after panicking reads = %d, %v; want 1, nil (a fresh snapshot)", n, err)
+	}
+}
