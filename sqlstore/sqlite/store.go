@@ -90,28 +90,28 @@ func (Dialect) SystemSchema() []string {
 
 // column kinds: how a field is stored.
 const (
-	kindText = iota
-	kindNumber
-	kindBool
-	kindMulti
-	kindJSON
-	kindGeo
+	storedText = iota
+	storedNumber
+	storedBool
+	storedMulti
+	storedJSON
+	storedGeo
 )
 
-func columnKind(f *underhood.Field) int {
+func storageKind(f *underhood.Field) int {
 	switch {
 	case f.Type == underhood.FieldNumber:
-		return kindNumber
+		return storedNumber
 	case f.Type == underhood.FieldBool:
-		return kindBool
+		return storedBool
 	case f.Type == underhood.FieldJSON:
-		return kindJSON
+		return storedJSON
 	case f.Type == underhood.FieldGeoPoint:
-		return kindGeo
+		return storedGeo
 	case f.IsMulti():
-		return kindMulti
+		return storedMulti
 	}
-	return kindText
+	return storedText
 }
 
 // ColumnDefinition returns the column type of f, as in the storage layout.
@@ -119,16 +119,16 @@ func (Dialect) ColumnDefinition(f *underhood.Field) string {
 	if f.Name == "id" && f.Type == underhood.FieldText {
 		return `TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL`
 	}
-	switch columnKind(f) {
-	case kindNumber:
+	switch storageKind(f) {
+	case storedNumber:
 		return `NUMERIC DEFAULT 0 NOT NULL`
-	case kindBool:
+	case storedBool:
 		return `BOOLEAN DEFAULT FALSE NOT NULL`
-	case kindMulti:
+	case storedMulti:
 		return `JSON DEFAULT '[]' NOT NULL`
-	case kindJSON:
+	case storedJSON:
 		return `JSON DEFAULT NULL`
-	case kindGeo:
+	case storedGeo:
 		return `JSON DEFAULT '{"lon":0,"lat":0}' NOT NULL`
 	}
 	return `TEXT DEFAULT '' NOT NULL`
@@ -141,54 +141,54 @@ func (Dialect) ColumnDefinition(f *underhood.Field) string {
 // a one-element array (or the array it spells), JSON (itself when valid,
 // else a JSON string) or a geo point (when it is a JSON object with lon/lat).
 func (Dialect) ConvertColumn(from, to *underhood.Field, expr string) string {
-	fk, tk := columnKind(from), columnKind(to)
+	fk, tk := storageKind(from), storageKind(to)
 	if fk == tk {
 		return expr
 	}
 	switch {
-	case fk == kindNumber && tk == kindBool:
+	case fk == storedNumber && tk == storedBool:
 		return `(CASE WHEN ` + expr + ` <> 0 THEN 1 ELSE 0 END)`
-	case fk == kindBool && tk == kindNumber:
+	case fk == storedBool && tk == storedNumber:
 		return `(CASE WHEN ` + expr + ` THEN 1 ELSE 0 END)`
-	case fk == kindNumber && tk == kindJSON:
+	case fk == storedNumber && tk == storedJSON:
 		return `json_quote(` + expr + `)`
-	case fk == kindBool && tk == kindJSON:
+	case fk == storedBool && tk == storedJSON:
 		return `(CASE WHEN ` + expr + ` THEN 'true' ELSE 'false' END)`
-	case fk == kindMulti && tk == kindJSON:
+	case fk == storedMulti && tk == storedJSON:
 		return `(CASE WHEN json_valid(` + expr + `) THEN ` + expr + ` ELSE '[]' END)`
 	}
-	return fromText(tk, toText(fk, expr))
+	return convertFromText(tk, convertToText(fk, expr))
 }
 
-// toText converts expr of kind k to text (never NULL).
-func toText(k int, expr string) string {
+// convertToText converts expr of kind k to text (never NULL).
+func convertToText(k int, expr string) string {
 	switch k {
-	case kindNumber:
+	case storedNumber:
 		return `CAST(` + expr + ` AS TEXT)`
-	case kindBool:
+	case storedBool:
 		return `(CASE WHEN ` + expr + ` THEN 'true' ELSE 'false' END)`
-	case kindMulti:
+	case storedMulti:
 		return `COALESCE((SELECT CAST(value AS TEXT) FROM json_each(CASE WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'array' THEN ` + expr + ` ELSE '[]' END) ORDER BY key LIMIT 1), '')`
-	case kindJSON:
+	case storedJSON:
 		return `(CASE WHEN ` + expr + ` IS NULL THEN '' WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'text' THEN json_extract(` + expr + `, '$') ELSE CAST(` + expr + ` AS TEXT) END)`
-	case kindGeo:
+	case storedGeo:
 		return `CAST(` + expr + ` AS TEXT)`
 	}
 	return expr
 }
 
-// fromText converts text expr to kind k.
-func fromText(k int, expr string) string {
+// convertFromText converts text expr to kind k.
+func convertFromText(k int, expr string) string {
 	switch k {
-	case kindNumber:
+	case storedNumber:
 		return `CAST(` + expr + ` AS NUMERIC)`
-	case kindBool:
+	case storedBool:
 		return `(CASE WHEN lower(trim(` + expr + `)) IN ('true', 'yes', 'on') OR CAST(` + expr + ` AS NUMERIC) <> 0 THEN 1 ELSE 0 END)`
-	case kindMulti:
+	case storedMulti:
 		return `(CASE WHEN ` + expr + ` = '' THEN '[]' WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'array' THEN (SELECT json_group_array(CAST(value AS TEXT)) FROM json_each(` + expr + `)) ELSE json_array(` + expr + `) END)`
-	case kindJSON:
+	case storedJSON:
 		return `(CASE WHEN ` + expr + ` = '' THEN NULL WHEN json_valid(` + expr + `) THEN json(` + expr + `) ELSE json_quote(` + expr + `) END)`
-	case kindGeo:
+	case storedGeo:
 		return `(CASE WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'object' THEN json_object('lon', COALESCE(json_extract(` + expr + `, '$.lon'), 0) + 0, 'lat', COALESCE(json_extract(` + expr + `, '$.lat'), 0) + 0) ELSE '{"lon":0,"lat":0}' END)`
 	}
 	return expr
@@ -201,7 +201,7 @@ func fromText(k int, expr string) string {
 func (Dialect) RenameTable(from, to string) []string {
 	return []string{
 		`PRAGMA legacy_alter_table = ON`,
-		`ALTER TABLE ` + quoteIdent(from) + ` RENAME TO ` + quoteIdent(to),
+		`ALTER TABLE ` + ddlQuote(from) + ` RENAME TO ` + ddlQuote(to),
 		`PRAGMA legacy_alter_table = OFF`,
 	}
 }
@@ -252,7 +252,7 @@ func (Dialect) UniqueViolation(err error) (columns []string, index string, ok bo
 	return columns, "", true
 }
 
-// quoteIdent double-quotes an identifier for the DDL written here.
-func quoteIdent(s string) string {
+// ddlQuote double-quotes an identifier for the DDL written here.
+func ddlQuote(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
