@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// module is the import path of the whole project.
+const module = "github.com/underhood/underhood"
+
+// layers gives every package of the module its layer, by path relative to
+// the module root (ARCHITECTURE.md). A package may import only packages of
+// strictly lower layers: never sideways, never up. A new package must be
+// added here, which is the moment to decide where it belongs.
+var layers = map[string]int{
+	"":                   0, // the vocabulary: standard library only
+	"filter":             1, // pure: the vocabulary only
+	"sqlstore":           2,
+	"sqlstore/sqlite":    3,
+	"sqlstore/postgres":  3,
+	"sqlstore/storetest": 3,
+	"record":             4,
+	"auth":               5, // capabilities
+	"files":              5,
+	"backup":             5,
+	"events":             5,
+	"mail":               5,
+	"rest":               6, // adapters, and the server that mounts them
+	"graphql":            6,
+	"realtime":           6,
+	"admin":              6,
+	"server":             6,
+	"cmd/underhood":      7, // wiring: may import anything
+	"e2e":                7,
+	"bench":              7,
+}
+
+// stdlibOnly are layers that may import nothing outside the standard
+// library and the module.
+var stdlibOnly = map[string]bool{"": true, "filter": true}
+
+func TestImportLayers(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not found")
+	}
+	// -e lists packages even while some do not compile yet.
+	cmd := exec.Command(goBin, "list", "-e", "-f", `{{.ImportPath}} {{join .Imports " "}}`, module+"/...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	imports := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		imports[fields[0]] = fields[1:]
+	}
+	if len(imports) < 5 {
+		t.Fatalf("go list found only %d packages:\n%s", len(imports), out)
+	}
+	for _, p := range []string{"", "cmd/underhood", "server", "auth"} {
+		if _, ok := imports[join(p)]; !ok {
+			t.Errorf("go list did not report %s; is the module path right?", join(p))
+		}
+	}
+	for _, v := range checkLayers(imports) {
+		t.Error(v)
+	}
+}
+
+// checkLayers returns one message per import that breaks the layering.
+func checkLayers(imports map[string][]string) []string {
+	var bad []string
+	for pkg, deps := range imports {
+		rel, ok := relative(pkg)
+		if !ok {
+			continue
+		}
+		layer, known := layers[rel]
+		if !known {
+			bad = append(bad, pkg+" has no layer: add it to layers in cmd/underhood/layers_test.go")
+			continue
+		}
+		for _, dep := range deps {
+			depRel, inModule := relative(dep)
+			switch {
+			case !inModule && isStdlib(dep):
+			case !inModule:
+				if stdlibOnly[rel] {
+					bad = append(bad, pkg+" imports "+dep+": it may use the standard library only")
+				}
+			case depRel == "cmd" || strings.HasPrefix(depRel, "cmd/"):
+				bad = append(bad, pkg+" imports "+dep+": nothing imports a command")
+			default:
+				depLayer, depKnown := layers[depRel]
+				if depKnown && depLayer >= layer {
+					dir := "sideways"
+					if depLayer > layer {
+						dir = "upward"
+					}
+					bad = append(bad, pkg+" imports "+dep+" "+dir+" (layer "+strconv.Itoa(layer)+" → "+strconv.Itoa(depLayer)+")")
+				}
+			}
+		}
+	}
+	return bad
+}
+
+// relative returns path relative to the module root, and whether path is
+// in the module.
+func relative(path string) (string, bool) {
+	if path == module {
+		return "", true
+	}
+	rel, ok := strings.CutPrefix(path, module+"/")
+	return rel, ok
+}
+
+func join(rel string) string {
+	if rel == "" {
+		return module
+	}
+	return module + "/" + rel
+}
+
+// isStdlib reports whether path is a standard library package: its first
+// element has no dot.
+func isStdlib(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
+
+// TestCheckLayers makes sure the checker itself catches each kind of
+// violation, so a passing TestImportLayers means something.
+func TestCheckLayers(t *testing.T) {
+	tests := []struct {
+		name    string
+		imports map[string][]string
+		want    string // substring of the one violation; "" = none
+	}{
+		{"allowed downward imports", map[string][]string{
+			join("rest"):            {join("auth"), join("record"), join("filter"), module, "net/http"},
+			join("sqlstore/sqlite"): {join("sqlstore"), join("filter"), module, "modernc.org/sqlite"},
+			join("cmd/underhood"):   {join("rest"), join("server"), join("sqlstore/sqlite")},
+		}, ""},
+		{"root imports a third-party package", map[string][]string{module: {"github.com/x/y"}}, "standard library only"},
+		{"filter imports sqlstore", map[string][]string{join("filter"): {join("sqlstore")}}, "upward"},
+		{"sqlite dialect imports record", map[string][]string{join("sqlstore/sqlite"): {join("record")}}, "upward"},
+		{"record imports auth", map[string][]string{join("record"): {join("auth")}}, "upward"},
+		{"server imports rest", map[string][]string{join("server"): {join("rest")}}, "sideways"},
+		{"auth imports files", map[string][]string{join("auth"): {join("files")}}, "sideways"},
+		{"anything imports cmd", map[string][]string{join("e2e"): {join("cmd/underhood")}}, "nothing imports a command"},
+		{"unknown package", map[string][]string{join("util"): nil}, "has no layer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := checkLayers(tt.imports)
+			switch {
+			case tt.want == "" && len(got) > 0:
+				t.Errorf("checkLayers() = %q, want no violations", got)
+			case tt.want != "" && (len(got) != 1 || !strings.Contains(got[0], tt.want)):
+				t.Errorf("checkLayers() = %q, want one violation containing %q", got, tt.want)
+			}
+		})
+	}
+}

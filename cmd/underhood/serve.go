@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/rest"
+	"github.com/underhood/underhood/server"
+	"github.com/underhood/underhood/sqlstore"
+	"github.com/underhood/underhood/sqlstore/sqlite"
+)
+
+// shutdownTimeout bounds how long serve waits for in-flight requests after
+// it is asked to stop; requests still running then are cut off.
+const shutdownTimeout = 10 * time.Second
+
+// serve runs the HTTP server until ctx is cancelled or the process gets
+// SIGINT/SIGTERM, then stops accepting connections, waits for in-flight
+// requests and closes the store.
+func serve(ctx context.Context, e env, dir string, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	addr := fs.String("http", envOr(e.getenv, "UH_HTTP", defaultHTTP), "address to listen on (host:port; port 0 picks a free one)")
+	fs.StringVar(&dir, "dir", dir, "data directory")
+	origins := fs.String("origins", "*", "comma-separated origins allowed by CORS")
+	positional, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if len(positional) > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", positional[0])
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
+	if err != nil {
+		return fmt.Errorf("open data directory %s: %w", dir, err)
+	}
+	// The store closes last, after every request that could use it.
+	defer store.Close()
+	records, err := record.New(ctx, store, log)
+	if err != nil {
+		return err
+	}
+	authSvc := auth.New(records, log)
+	handler := server.New(server.Deps{
+		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log}),
+		Auth:           authSvc,
+		Log:            log,
+		BodyLimit:      server.DefaultBodyLimit,
+		AllowedOrigins: splitList(*origins),
+	})
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(e.stdout, "Server started at %s\n├─ REST API: %s/api/\n└─ Data:     %s\n", base, base, dir)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: waiting for in-flight requests", "timeout", shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	<-served // Serve returns ErrServerClosed as soon as Shutdown starts
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
