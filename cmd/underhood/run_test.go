@@ -323,3 +323,49 @@ func TestServeEnv(t *testing.T) {
 		t.Errorf("run(serve) = %v, want nil", err)
 	}
 }
+
+func TestServeShutdownWaitsForInFlightRequests(t *testing.T) {
+	dir := t.TempDir()
+	if err := run(context.Background(), []string{"underhood", "superuser", "upsert", "root@example.com", "1234567890", "--dir", dir}, noEnv, nil, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	srv := startRun(t, dir, noEnv)
+
+	// A login whose body is still arriving when shutdown begins.
+	body, send := io.Pipe()
+	type result struct {
+		status int
+		err    error
+	}
+	answered := make(chan result, 1)
+	go func() {
+		res, err := http.Post(srv.base+"/api/collections/_superusers/auth-with-password", "application/json", body)
+		if err != nil {
+			answered <- result{err: err}
+			return
+		}
+		res.Body.Close()
+		answered <- result{status: res.StatusCode}
+	}()
+	if _, err := send.Write([]byte(`{"identity":"root@example.com",`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the server start on the request
+
+	srv.stop()
+	select {
+	case <-srv.finished:
+		t.Fatalf("serve returned (%v) while a request was in flight", srv.err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if _, err := send.Write([]byte(`"password":"1234567890"}`)); err != nil {
+		t.Fatal(err)
+	}
+	send.Close()
+	if r := <-answered; r.err != nil || r.status != 200 {
+		t.Errorf("in-flight login during shutdown = %d, %v, want 200", r.status, r.err)
+	}
+	if err := srv.wait(t); err != nil {
+		t.Errorf("run(serve) = %v, want nil", err)
+	}
+}

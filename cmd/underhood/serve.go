@@ -29,7 +29,7 @@ const shutdownTimeout = 10 * time.Second
 // serve runs the HTTP server until ctx is cancelled or the process gets
 // SIGINT/SIGTERM, then stops accepting connections, waits for in-flight
 // requests and closes the store.
-func serve(ctx context.Context, e env, dir string, args []string) error {
+func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	addr := fs.String("http", envOr(e.getenv, "UH_HTTP", defaultHTTP), "address to listen on (host:port; port 0 picks a free one)")
@@ -55,7 +55,11 @@ func serve(ctx context.Context, e env, dir string, args []string) error {
 		return fmt.Errorf("open data directory %s: %w", dir, err)
 	}
 	// The store closes last, after every request that could use it.
-	defer store.Close()
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close store: %w", cerr)
+		}
+	}()
 	records, err := record.New(ctx, store, log)
 	if err != nil {
 		return err
