@@ -27,7 +27,8 @@ type Deps struct {
 	// API serves every /api/ route (rest.NewHandler).
 	API http.Handler
 	// Auth resolves the Authorization header to the caller; nil treats every
-	// request as a guest.
+	// request as a guest. (Leave it unset rather than assigning a nil
+	// *auth.Service, which makes a non-nil interface.)
 	Auth Identifier
 	// Log receives the access log and recovered panics; nil is slog.Default.
 	Log *slog.Logger
