@@ -7,11 +7,12 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/sqlstore"
+	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
 func benchStore(b *testing.B, sync string) (*sqlstore.Store, *underhood.Collection) {
 	b.Helper()
-	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: dialect{}, Dir: b.TempDir(), Synchronous: sync})
+	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: b.TempDir(), Synchronous: sync})
 	if err != nil {
 		b.Fatal(err)
 	}

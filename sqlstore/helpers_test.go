@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/underhood/underhood"
@@ -10,16 +9,9 @@ import (
 	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
-// dialect completes sqlite.Dialect with the filter.Dialect methods the
-// store uses, so these tests do not depend on the filter package.
-type dialect struct{ sqlite.Dialect }
-
-func (dialect) Quote(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-func (dialect) Placeholder(int) string { return "?" }
-
 func openStore(t testing.TB, dir string) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: dialect{}, Dir: dir})
+	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
 	if err != nil {
 		t.Fatalf("Open(%q) = %v", dir, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 
 	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/filter"
 )
 
 // Querier runs SQL statements. The Querier handed to a Read or Write fn is
@@ -31,21 +32,12 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// Dialect is the storage side of a database engine. sqlite.Dialect
-// implements it together with the filter language's dialect. Its methods use
-// primitive and root types only, so that a dialect package need not import
-// sqlstore.
-//
-// Name, Quote and Placeholder are the part of filter.Dialect the store
-// uses; once the filter package builds, they give way to embedding
-// filter.Dialect, so that Store.Dialect() serves the filter compiler too.
+// Dialect is a database engine: the filter language's SQL shapes
+// (filter.Dialect) and the storage side below. sqlite.Dialect implements
+// it. Its methods use primitive and root types only, so that a dialect
+// package need not import sqlstore.
 type Dialect interface {
-	// Name is the engine name, e.g. "sqlite".
-	Name() string
-	// Quote quotes an identifier.
-	Quote(ident string) string
-	// Placeholder is the n-th (1-based) bind parameter.
-	Placeholder(n int) string
+	filter.Dialect
 
 	// DriverName is the database/sql driver to open.
 	DriverName() string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,16 +11,9 @@ import (
 	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
-// testDialect completes sqlite.Dialect with the two filter.Dialect methods
-// the store uses, so these tests do not depend on the filter package.
-type testDialect struct{ sqlite.Dialect }
-
-func (testDialect) Quote(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-func (testDialect) Placeholder(int) string { return "?" }
-
 func openTestStore(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), Config{Dialect: testDialect{}, Dir: dir})
+	s, err := Open(context.Background(), Config{Dialect: sqlite.Dialect{}, Dir: dir})
 	if err != nil {
 		t.Fatalf("Open(%q) = %v", dir, err)
 	}

@@ -1,0 +1,142 @@
+// Package filter is the filter and rule language: a hand-written lexer and
+// parser, a check of every identifier against the collection schema, a
+// compiler to SQL through a Dialect (values only ever as placeholders) and
+// an in-memory evaluator, Match, that gives the same answers for realtime.
+// It does no I/O of its own: Match reads related records through a Loader.
+package filter
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/underhood/underhood"
+)
+
+// Schema finds collections by name or id.
+type Schema interface {
+	FindCollection(nameOrID string) *underhood.Collection
+}
+
+// Dialect renders the SQL shapes of the language for one database engine.
+// Every method receives SQL expressions already rendered and returns one;
+// none of them may embed a value from a filter in the SQL text.
+type Dialect interface {
+	// Name is the engine name, e.g. "sqlite".
+	Name() string
+	// Quote quotes an identifier.
+	Quote(ident string) string
+	// Placeholder is the n-th (1-based) bind parameter. It may appear more
+	// than once in a statement.
+	Placeholder(n int) string
+	// Like is expr matching pattern case-insensitively, with esc as the
+	// escape character; not negates it.
+	Like(expr, pattern, esc string, not bool) string
+	// JSONEach is a FROM item yielding the elements of the JSON array
+	// expr, as text, in the column alias.value.
+	JSONEach(expr, alias string) string
+	// JSONArrayLength is the number of elements of the JSON array expr.
+	JSONArrayLength(expr string) string
+	// JSONExtract is the value at path in the JSON expr, where path is a
+	// placeholder bound to JSONPath's result: strings as text, numbers as
+	// numbers, booleans as 1/0, null as NULL, objects and arrays as
+	// compact JSON text.
+	JSONExtract(expr, path string) string
+	// JSONPath is the bind value of a path of object keys and array
+	// indexes (keys that are decimal numbers index arrays).
+	JSONPath(keys []string) any
+	// Strftime is SQLite's strftime(format, time, modifiers...).
+	Strftime(format, time string, modifiers []string) string
+	// Random is an expression that orders rows randomly.
+	Random() string
+	// RowID is the insertion order of the rows of the table aliased alias.
+	RowID(alias string) string
+}
+
+// Request is what a rule may read through @request.*: the caller (Auth,
+// nil for a guest) and the parts of the request.
+type Request struct {
+	// Context is one of default, expand, realtime, protectedFile, batch,
+	// oauth2, otp and password.
+	Context string
+	Method  string
+	// Headers are keyed in lower case with "-" replaced by "_".
+	Headers map[string]string
+	Query   map[string]string
+	// Body is the submitted data, before validation.
+	Body map[string]any
+	Auth *underhood.Record
+}
+
+// Options are the context in which an expression is compiled or matched.
+type Options struct {
+	Schema     Schema
+	Collection *underhood.Collection
+	// Alias is the alias of Collection's table in the query ("r" if empty).
+	Alias   string
+	Dialect Dialect
+	Request *Request
+	// Now is the time the datetime macros are relative to (UTC).
+	Now time.Time
+	// Client marks a filter or sort from a client rather than a rule: it
+	// may not use @request.* or @collection.*, hidden fields (unless
+	// Superuser) or reach into a collection CanList refuses.
+	Client bool
+	// Superuser lifts the client restrictions on hidden fields and emails.
+	Superuser bool
+	// CanList reports whether a client filter may go through a relation
+	// into t. Nil allows every collection.
+	CanList func(t *underhood.Collection) bool
+	// ArgOffset is the number of bind parameters that precede the compiled
+	// SQL in its statement; placeholders are numbered after them.
+	ArgOffset int
+}
+
+// Loader reads the related records Match needs. Records come back with
+// their Collection set; missing ids are simply absent.
+type Loader interface {
+	// Get returns the records of c with the given ids.
+	Get(ctx context.Context, c *underhood.Collection, ids []string) ([]*underhood.Record, error)
+	// Via returns the records of c whose relation field f holds id.
+	Via(ctx context.Context, c *underhood.Collection, f *underhood.Field, id string) ([]*underhood.Record, error)
+	// All returns every record of c.
+	All(ctx context.Context, c *underhood.Collection) ([]*underhood.Record, error)
+}
+
+// SQL is a compiled condition: Where refers to the collection's table by
+// the alias in Options and holds only placeholders for values, bound to
+// Args in order.
+type SQL struct {
+	Where string
+	Args  []any
+}
+
+// And combines two conditions, either of which may be nil.
+func And(a, b *SQL) *SQL {
+	switch {
+	case a == nil || a.Where == "":
+		return b
+	case b == nil || b.Where == "":
+		return a
+	}
+	return &SQL{Where: "(" + a.Where + ") AND (" + b.Where + ")", Args: append(append([]any(nil), a.Args...), b.Args...)}
+}
+
+// errAt returns a 400 error about the filter (key "filter") or sort at a
+// 1-based position in the source. The message names what is wrong.
+func errAt(key string, pos int, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	label := "filter"
+	if key == "sort" {
+		label = "sort"
+	}
+	return &underhood.Error{
+		Code:    underhood.EInvalid,
+		Message: fmt.Sprintf("Invalid %s: %s (position %d).", label, msg, pos),
+		Data: map[string]any{key: underhood.FieldError{
+			Code:    "validation_invalid_" + label,
+			Message: msg,
+			Params:  map[string]any{"position": pos},
+		}},
+	}
+}

@@ -1,0 +1,131 @@
+// Package record is the service every adapter goes through: collections and
+// their records, validation, access rules, expand and batch. A rule is
+// enforced here and nowhere else, so REST, batch, expand and (later)
+// GraphQL and realtime all obey the same checks.
+package record
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/filter"
+	"github.com/underhood/underhood/sqlstore"
+)
+
+// Service owns collections and records on one store.
+type Service struct {
+	store   *sqlstore.Store
+	dialect filter.Dialect
+	log     *slog.Logger
+	now     func() time.Time
+
+	// schema is the current immutable snapshot of all collections; it is
+	// replaced as a whole after every committed schema change.
+	schema atomic.Pointer[schema]
+	// schemaMu serialises schema changes so two of them never interleave.
+	schemaMu sync.Mutex
+
+	settings atomic.Pointer[Settings]
+
+	// parsed caches parsed rules and filters by their source text; the
+	// ASTs are immutable and shared.
+	parsedMu sync.Mutex
+	parsed   map[string]filter.Expr
+}
+
+// schema is an immutable snapshot of every collection.
+type schema struct {
+	list   []*underhood.Collection
+	byName map[string]*underhood.Collection // lower-cased name and id
+}
+
+func newSchema(list []*underhood.Collection) *schema {
+	s := &schema{list: list, byName: make(map[string]*underhood.Collection, 2*len(list))}
+	for _, c := range list {
+		s.byName[strings.ToLower(c.Name)] = c
+		s.byName[c.ID] = c
+	}
+	return s
+}
+
+// FindCollection implements filter.Schema.
+func (s *schema) FindCollection(nameOrID string) *underhood.Collection {
+	if c, ok := s.byName[nameOrID]; ok {
+		return c
+	}
+	return s.byName[strings.ToLower(nameOrID)]
+}
+
+// New opens the service on store: it creates the default collections on a
+// fresh database and loads the schema and settings.
+func New(ctx context.Context, store *sqlstore.Store, log *slog.Logger) (*Service, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{store: store, dialect: store.Dialect(), log: log, now: func() time.Time { return time.Now().UTC() }, parsed: map[string]filter.Expr{}}
+	err := store.Write(ctx, func(q sqlstore.Querier) error {
+		cols, err := store.LoadCollections(ctx, q)
+		if err != nil {
+			return err
+		}
+		if len(cols) > 0 {
+			return nil
+		}
+		for _, c := range DefaultCollections() {
+			if err := store.SaveCollection(ctx, q, nil, c); err != nil {
+				return fmt.Errorf("create default collection %s: %w", c.Name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap collections: %w", err)
+	}
+	if err := s.reloadSchema(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadSettings(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Store returns the underlying store.
+func (s *Service) Store() *sqlstore.Store { return s.store }
+
+func (s *Service) reloadSchema(ctx context.Context) error {
+	var cols []*underhood.Collection
+	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
+		var err error
+		cols, err = s.store.LoadCollections(ctx, q)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load collections: %w", err)
+	}
+	s.schema.Store(newSchema(cols))
+	return nil
+}
+
+// Collection returns the collection with the given name or id.
+func (s *Service) Collection(nameOrID string) (*underhood.Collection, error) {
+	c := s.schema.Load().FindCollection(nameOrID)
+	if c == nil {
+		return nil, underhood.Errorf(underhood.ENotFound, "Missing collection context.")
+	}
+	return c, nil
+}
+
+// Collections returns every collection, in creation order.
+func (s *Service) Collections() []*underhood.Collection {
+	return s.schema.Load().list
+}
+
+// Schema returns the current snapshot as a filter.Schema.
+func (s *Service) Schema() filter.Schema { return s.schema.Load() }

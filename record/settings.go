@@ -1,0 +1,250 @@
+package record
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"strings"
+
+	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/sqlstore"
+)
+
+// Settings are the application settings edited with /api/settings and
+// persisted in the _params table under the key "settings".
+type Settings struct {
+	Meta         MetaSettings         `json:"meta"`
+	SMTP         SMTPSettings         `json:"smtp"`
+	S3           S3Settings           `json:"s3"`
+	Backups      BackupSettings       `json:"backups"`
+	Batch        BatchSettings        `json:"batch"`
+	RateLimits   RateLimitSettings    `json:"rateLimits"`
+	TrustedProxy TrustedProxySettings `json:"trustedProxy"`
+	Logs         LogSettings          `json:"logs"`
+}
+
+// MetaSettings name the application and its sender address.
+type MetaSettings struct {
+	AppName       string `json:"appName"`
+	AppURL        string `json:"appURL"`
+	SenderName    string `json:"senderName"`
+	SenderAddress string `json:"senderAddress"`
+	HideControls  bool   `json:"hideControls"`
+}
+
+// SMTPSettings configure outgoing mail. The password is write-only.
+type SMTPSettings struct {
+	Enabled    bool   `json:"enabled"`
+	Host       string `json:"host"`
+	Port       int    `json:"port"`
+	Username   string `json:"username"`
+	Password   string `json:"password,omitempty"`
+	AuthMethod string `json:"authMethod"`
+	TLS        bool   `json:"tls"`
+	LocalName  string `json:"localName"`
+}
+
+// S3Settings configure an S3-compatible file store. The secret is write-only.
+type S3Settings struct {
+	Enabled        bool   `json:"enabled"`
+	Bucket         string `json:"bucket"`
+	Region         string `json:"region"`
+	Endpoint       string `json:"endpoint"`
+	AccessKey      string `json:"accessKey"`
+	Secret         string `json:"secret,omitempty"`
+	ForcePathStyle bool   `json:"forcePathStyle"`
+}
+
+// BackupSettings schedule automatic backups.
+type BackupSettings struct {
+	Cron        string     `json:"cron"`
+	CronMaxKeep int        `json:"cronMaxKeep"`
+	S3          S3Settings `json:"s3"`
+}
+
+// BatchSettings limit POST /api/batch.
+type BatchSettings struct {
+	Enabled     bool  `json:"enabled"`
+	MaxRequests int   `json:"maxRequests"`
+	Timeout     int   `json:"timeout"`     // seconds
+	MaxBodySize int64 `json:"maxBodySize"` // bytes; 0 = default
+}
+
+// RateLimitSettings configure request rate limits.
+type RateLimitSettings struct {
+	Enabled bool            `json:"enabled"`
+	Rules   []RateLimitRule `json:"rules"`
+}
+
+// RateLimitRule allows MaxRequests per Duration seconds for a label
+// ("/api/", "POST /api/collections/users/auth-with-password", "*:create").
+type RateLimitRule struct {
+	Label       string `json:"label"`
+	Audience    string `json:"audience"`
+	Duration    int    `json:"duration"`
+	MaxRequests int    `json:"maxRequests"`
+}
+
+// TrustedProxySettings say which headers carry the client IP.
+type TrustedProxySettings struct {
+	Headers       []string `json:"headers"`
+	UseLeftmostIP bool     `json:"useLeftmostIP"`
+}
+
+// LogSettings configure the request log.
+type LogSettings struct {
+	MaxDays   int  `json:"maxDays"`
+	MinLevel  int  `json:"minLevel"`
+	LogIP     bool `json:"logIP"`
+	LogAuthID bool `json:"logAuthId"`
+}
+
+// DefaultSettings are the settings of a fresh install.
+func DefaultSettings() *Settings {
+	return &Settings{
+		Meta:         MetaSettings{AppName: "Acme", AppURL: "http://localhost:8090", SenderName: "Support", SenderAddress: "support@example.com"},
+		SMTP:         SMTPSettings{Host: "smtp.example.com", Port: 587, AuthMethod: "PLAIN"},
+		Backups:      BackupSettings{CronMaxKeep: 3},
+		Batch:        BatchSettings{Enabled: true, MaxRequests: 50, Timeout: 3},
+		RateLimits:   RateLimitSettings{Rules: []RateLimitRule{}},
+		TrustedProxy: TrustedProxySettings{Headers: []string{}},
+		Logs:         LogSettings{MaxDays: 5, LogIP: true},
+	}
+}
+
+const settingsKey = "settings"
+
+func (s *Service) loadSettings(ctx context.Context) error {
+	st := DefaultSettings()
+	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
+		_, err := s.store.GetParam(ctx, q, settingsKey, st)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load settings: %w", err)
+	}
+	s.settings.Store(st)
+	return nil
+}
+
+// Settings returns the current settings, secrets included. Adapters must
+// use PublicSettings for anything they send to a client.
+func (s *Service) Settings() Settings { return *s.settings.Load() }
+
+// PublicSettings returns the settings for a superuser's eyes: write-only
+// secrets are blanked.
+func (s *Service) PublicSettings(auth *underhood.Record) (*Settings, error) {
+	if err := requireSuperuser(auth); err != nil {
+		return nil, err
+	}
+	st := s.Settings()
+	st.SMTP.Password = ""
+	st.S3.Secret = ""
+	st.Backups.S3.Secret = ""
+	return &st, nil
+}
+
+// UpdateSettings merges a JSON patch (any subset of the sections) into the
+// settings, validates the result and persists it. Write-only secrets sent
+// empty keep their stored value.
+func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, patch []byte) (*Settings, error) {
+	if err := requireSuperuser(auth); err != nil {
+		return nil, err
+	}
+	s.schemaMu.Lock()
+	defer s.schemaMu.Unlock()
+	cur := s.Settings()
+	next := cur
+	dec := json.NewDecoder(bytes.NewReader(patch))
+	if err := dec.Decode(&next); err != nil {
+		return nil, underhood.Errorf(underhood.EInvalid, "Failed to load the submitted data due to invalid formatting.")
+	}
+	if next.SMTP.Password == "" {
+		next.SMTP.Password = cur.SMTP.Password
+	}
+	if next.S3.Secret == "" {
+		next.S3.Secret = cur.S3.Secret
+	}
+	if next.Backups.S3.Secret == "" {
+		next.Backups.S3.Secret = cur.Backups.S3.Secret
+	}
+	if err := validateSettings(&next); err != nil {
+		return nil, err
+	}
+	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+		return s.store.SetParam(ctx, q, settingsKey, &next)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.settings.Store(&next)
+	return s.PublicSettings(auth)
+}
+
+func validateSettings(st *Settings) error {
+	errs := map[string]any{}
+	section := func(name string) map[string]any {
+		m, _ := errs[name].(map[string]any)
+		if m == nil {
+			m = map[string]any{}
+			errs[name] = m
+		}
+		return m
+	}
+	required := underhood.FieldError{Code: "validation_required", Message: "Cannot be blank."}
+	if strings.TrimSpace(st.Meta.AppName) == "" {
+		section("meta")["appName"] = required
+	} else if len(st.Meta.AppName) > 255 {
+		section("meta")["appName"] = underhood.FieldError{Code: "validation_length_too_long", Message: "The maximum length is 255."}
+	}
+	if u, err := url.Parse(st.Meta.AppURL); st.Meta.AppURL == "" || err != nil || u.Scheme == "" || u.Host == "" {
+		section("meta")["appURL"] = underhood.FieldError{Code: "validation_is_url", Message: "Must be a valid URL."}
+	}
+	if st.Meta.SenderAddress != "" {
+		if _, err := mail.ParseAddress(st.Meta.SenderAddress); err != nil {
+			section("meta")["senderAddress"] = underhood.FieldError{Code: "validation_is_email", Message: "Must be a valid email address."}
+		}
+	}
+	if st.SMTP.Enabled {
+		if st.SMTP.Host == "" {
+			section("smtp")["host"] = required
+		}
+		if st.SMTP.Port <= 0 || st.SMTP.Port > 65535 {
+			section("smtp")["port"] = underhood.FieldError{Code: "validation_out_of_range", Message: "Must be a valid port."}
+		}
+	}
+	if st.S3.Enabled {
+		for name, v := range map[string]string{"bucket": st.S3.Bucket, "region": st.S3.Region, "endpoint": st.S3.Endpoint, "accessKey": st.S3.AccessKey, "secret": st.S3.Secret} {
+			if v == "" {
+				section("s3")[name] = required
+			}
+		}
+	}
+	if st.Batch.Enabled {
+		if st.Batch.MaxRequests <= 0 {
+			section("batch")["maxRequests"] = underhood.FieldError{Code: "validation_min_greater_equal_than_required", Message: "Must be no less than 1."}
+		}
+		if st.Batch.Timeout <= 0 {
+			section("batch")["timeout"] = underhood.FieldError{Code: "validation_min_greater_equal_than_required", Message: "Must be no less than 1."}
+		}
+	}
+	if st.Batch.MaxBodySize < 0 {
+		section("batch")["maxBodySize"] = underhood.FieldError{Code: "validation_min_greater_equal_than_required", Message: "Must be no less than 0."}
+	}
+	if st.Logs.MaxDays < 0 {
+		section("logs")["maxDays"] = underhood.FieldError{Code: "validation_min_greater_equal_than_required", Message: "Must be no less than 0."}
+	}
+	for i, r := range st.RateLimits.Rules {
+		if r.Label == "" || r.MaxRequests <= 0 || r.Duration <= 0 {
+			section("rateLimits")["rules"] = map[string]any{fmt.Sprint(i): underhood.FieldError{Code: "validation_invalid_rule", Message: "A rule needs a label, a positive duration and maxRequests."}}
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return underhood.Invalid("An error occurred while submitting the form.", errs)
+	}
+	return nil
+}

@@ -1,0 +1,506 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/filter"
+	"github.com/underhood/underhood/sqlstore"
+)
+
+// DefaultPasswordCost is the bcrypt cost of password fields without one.
+const DefaultPasswordCost = bcrypt.DefaultCost
+
+// CheckPassword reports whether password matches a stored bcrypt hash.
+func CheckPassword(hash, password string) bool {
+	if hash == "" {
+		return false
+	}
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+}
+
+func (s *Service) create(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, data map[string]any, pre hashes) (*underhood.Record, error) {
+	if c.IsView() {
+		return nil, underhood.Errorf(underhood.EInvalid, "View collections are read only.")
+	}
+	if !isSuperuser(req) && c.CreateRule == nil {
+		return nil, errSuperusersOnly()
+	}
+	r := underhood.NewRecord(c)
+	for _, f := range c.Fields {
+		r.Data[f.Name] = ZeroValue(f)
+	}
+	if err := s.assign(ctx, q, req, r, nil, data, pre); err != nil {
+		return nil, withMessage(err, "Failed to create record.")
+	}
+	if err := s.store.InsertRecord(ctx, q, r); err != nil {
+		return nil, withMessage(err, "Failed to create record.")
+	}
+	if !isSuperuser(req) && strings.TrimSpace(*c.CreateRule) != "" {
+		if _, err := s.findVisible(ctx, q, req, c, c.CreateRule, r.ID()); err != nil {
+			if underhood.ErrorCode(err) == underhood.ENotFound || underhood.ErrorCode(err) == underhood.EForbidden {
+				return nil, underhood.Errorf(underhood.EInvalid, "Failed to create record.")
+			}
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, id string, data map[string]any, pre hashes) (*underhood.Record, error) {
+	if c.IsView() {
+		return nil, underhood.Errorf(underhood.EInvalid, "View collections are read only.")
+	}
+	old, err := s.findVisible(ctx, q, req, c, c.UpdateRule, id)
+	if err != nil {
+		return nil, err
+	}
+	r := old.Clone()
+	if err := s.assign(ctx, q, req, r, old, data, pre); err != nil {
+		return nil, withMessage(err, "Failed to update record.")
+	}
+	if err := s.store.UpdateRecord(ctx, q, r); err != nil {
+		return nil, withMessage(err, "Failed to update record.")
+	}
+	return r, nil
+}
+
+// assign applies a client's data to r (old is the stored record on
+// update, nil on create), fills automatic values and validates the result.
+// Field errors are collected so the client sees all of them at once.
+func (s *Service) assign(ctx context.Context, q sqlstore.Querier, req *Request, r, old *underhood.Record, data map[string]any, pre hashes) error {
+	c := r.Collection
+	creating := old == nil
+	errs := map[string]any{}
+	fail := func(name string, err error) {
+		if _, seen := errs[name]; !seen {
+			errs[name] = asFieldError(err)
+		}
+	}
+
+	// Plain values first, then the modifiers, in a stable order.
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		mi, mj := isModifierKey(keys[i]), isModifierKey(keys[j])
+		if mi != mj {
+			return !mi
+		}
+		return keys[i] < keys[j]
+	})
+
+	passwords := map[string]string{} // field name → submitted plaintext
+	for _, key := range keys {
+		name, mod := splitModifier(key)
+		f := c.Field(name)
+		if f == nil || !s.canSet(req, r, f, creating) {
+			continue
+		}
+		v := data[key]
+		if f.Type == underhood.FieldPassword {
+			plain, ok := v.(string)
+			if !ok {
+				fail(f.Name, underhood.FieldError{Code: "validation_invalid_value", Message: "Must be a string."})
+				continue
+			}
+			passwords[f.Name] = plain
+			continue
+		}
+		var (
+			val any
+			err error
+		)
+		if mod == "" {
+			val, err = NormalizeValue(f, v)
+		} else {
+			val, err = ApplyModifier(f, r.Data[f.Name], mod, v)
+		}
+		if err != nil {
+			fail(f.Name, err)
+			continue
+		}
+		if f.Name == "id" && !creating {
+			if val != old.ID() {
+				fail("id", underhood.FieldError{Code: "validation_id_change", Message: "The record id cannot be changed."})
+			}
+			continue
+		}
+		r.Data[f.Name] = val
+	}
+
+	now := underhood.FormatTime(s.now())
+	for _, f := range c.Fields {
+		switch {
+		case f.Type == underhood.FieldAutodate:
+			if (creating && f.OnCreate) || f.OnUpdate {
+				r.Data[f.Name] = now
+			}
+		case f.Type == underhood.FieldText && f.AutogeneratePattern != "" && creating && r.String(f.Name) == "":
+			r.Data[f.Name] = Autogenerate(f.AutogeneratePattern)
+		}
+	}
+	if creating && r.ID() == "" {
+		r.Data["id"] = underhood.NewID()
+	}
+
+	if c.IsAuth() {
+		s.assignPasswords(req, r, old, data, passwords, pre, fail)
+	}
+	for _, f := range c.Fields {
+		if f.Type == underhood.FieldPassword {
+			continue
+		}
+		if fe := ValidateValue(f, r.Data[f.Name]); fe != nil {
+			fail(f.Name, *fe)
+		}
+	}
+	if !c.IsAuth() {
+		for name, plain := range passwords {
+			f := c.Field(name)
+			if fe := ValidatePassword(f, plain); fe != nil {
+				fail(name, *fe)
+				continue
+			}
+			hash, err := pre.hash(f, plain)
+			if err != nil {
+				return err
+			}
+			r.Data[name] = hash
+		}
+		for _, f := range c.Fields {
+			if f.Type == underhood.FieldPassword && f.Required && r.String(f.Name) == "" {
+				fail(f.Name, underhood.FieldError{Code: "validation_required", Message: "Cannot be blank."})
+			}
+		}
+	}
+	if len(errs) == 0 {
+		if err := s.checkRelations(ctx, q, r, old, fail); err != nil {
+			return err
+		}
+	}
+	if len(errs) > 0 {
+		return underhood.Invalid("Failed to save record.", errs)
+	}
+	return nil
+}
+
+// canSet reports whether the caller may write field f of r. Fields the
+// system owns are silently left alone, as PocketBase does with them.
+func (s *Service) canSet(req *Request, r *underhood.Record, f *underhood.Field, creating bool) bool {
+	switch f.Type {
+	case underhood.FieldAutodate:
+		return false
+	}
+	if !r.Collection.IsAuth() {
+		return true
+	}
+	switch f.Name {
+	case "tokenKey":
+		return false
+	case "verified":
+		return isSuperuser(req)
+	case "email":
+		// Changing an email needs the confirm-email-change flow unless a
+		// superuser does it.
+		return creating || isSuperuser(req)
+	}
+	return true
+}
+
+// assignPasswords handles the password of an auth record: required on
+// create, confirmed by passwordConfirm, and on update by the record
+// itself also by oldPassword. A new password rotates tokenKey, which
+// revokes every token issued before.
+func (s *Service) assignPasswords(req *Request, r, old *underhood.Record, data map[string]any, passwords map[string]string, pre hashes, fail func(string, error)) {
+	f := r.Collection.Field("password")
+	if f == nil {
+		return
+	}
+	plain, given := passwords["password"]
+	if !given {
+		if old == nil {
+			fail("password", underhood.FieldError{Code: "validation_required", Message: "Cannot be blank."})
+		}
+		return
+	}
+	if fe := ValidatePassword(f, plain); fe != nil {
+		fail("password", *fe)
+		return
+	}
+	if confirm, _ := data["passwordConfirm"].(string); confirm != plain {
+		fail("passwordConfirm", underhood.FieldError{Code: "validation_values_mismatch", Message: "Values don't match."})
+		return
+	}
+	if old != nil && !isSuperuser(req) && isSelf(req, old) {
+		oldPlain, _ := data["oldPassword"].(string)
+		if !CheckPassword(old.String("password"), oldPlain) {
+			fail("oldPassword", underhood.FieldError{Code: "validation_invalid_old_password", Message: "Missing or invalid old password."})
+			return
+		}
+	}
+	hash, err := pre.hash(f, plain)
+	if err != nil {
+		fail("password", err)
+		return
+	}
+	r.Data["password"] = hash
+	if old != nil {
+		r.Data["tokenKey"] = Autogenerate("[a-zA-Z0-9]{50}")
+	}
+}
+
+// hashes are bcrypt hashes computed before a write transaction opens, by
+// field name, so the slow hashing never holds the database writer.
+type hashes map[string]prehash
+
+type prehash struct{ plain, hash string }
+
+// prehashPasswords hashes the plaintext passwords in data ahead of a write.
+// Values that would fail validation are left for the write to report.
+func prehashPasswords(c *underhood.Collection, data map[string]any) hashes {
+	var out hashes
+	for _, f := range c.Fields {
+		plain, ok := data[f.Name].(string)
+		if f.Type != underhood.FieldPassword || !ok || ValidatePassword(f, plain) != nil {
+			continue
+		}
+		h, err := hashPassword(f, plain)
+		if err != nil {
+			continue
+		}
+		if out == nil {
+			out = hashes{}
+		}
+		out[f.Name] = prehash{plain: plain, hash: h}
+	}
+	return out
+}
+
+// hash returns the precomputed hash of plain for f, or computes it.
+func (h hashes) hash(f *underhood.Field, plain string) (string, error) {
+	if p, ok := h[f.Name]; ok && p.plain == plain {
+		return p.hash, nil
+	}
+	return hashPassword(f, plain)
+}
+
+func hashPassword(f *underhood.Field, plain string) (string, error) {
+	cost := f.Cost
+	if cost == 0 {
+		cost = DefaultPasswordCost
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(plain), cost)
+	if err != nil {
+		return "", underhood.FieldError{Code: "validation_invalid_value", Message: "Invalid password."}
+	}
+	return string(h), nil
+}
+
+// checkRelations verifies that every relation id that changed points to an
+// existing record of the target collection.
+func (s *Service) checkRelations(ctx context.Context, q sqlstore.Querier, r, old *underhood.Record, fail func(string, error)) error {
+	for _, f := range r.Collection.Fields {
+		if f.Type != underhood.FieldRelation {
+			continue
+		}
+		ids := r.Strings(f.Name)
+		if len(ids) == 0 || (old != nil && sameStrings(ids, old.Strings(f.Name))) {
+			continue
+		}
+		target := s.schema.Load().FindCollection(f.CollectionID)
+		if target == nil {
+			fail(f.Name, underhood.FieldError{Code: "validation_missing_rel_collection", Message: "The related collection no longer exists."})
+			continue
+		}
+		n, err := s.countIDs(ctx, q, target, ids)
+		if err != nil {
+			return err
+		}
+		if n != len(ids) {
+			fail(f.Name, underhood.FieldError{Code: "validation_missing_rel_records", Message: "Failed to find all relation records with the provided ids."})
+		}
+	}
+	return nil
+}
+
+func (s *Service) countIDs(ctx context.Context, q sqlstore.Querier, c *underhood.Collection, ids []string) (int, error) {
+	cond, args := s.idIn(ids, 0)
+	return s.store.Count(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: cond, Args: args})
+}
+
+// idIn returns `r."id" IN (…)` for ids, numbering placeholders after offset.
+func (s *Service) idIn(ids []string, offset int) (string, []any) {
+	var b strings.Builder
+	b.WriteString("r." + s.dialect.Quote("id") + " IN (")
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(s.dialect.Placeholder(offset + i + 1))
+		args[i] = id
+	}
+	b.WriteString(")")
+	return b.String(), args
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// asFieldError turns a validation failure into the FieldError a client sees.
+func asFieldError(err error) underhood.FieldError {
+	var fe underhood.FieldError
+	if errors.As(err, &fe) {
+		return fe
+	}
+	var pfe *underhood.FieldError
+	if errors.As(err, &pfe) && pfe != nil {
+		return *pfe
+	}
+	return underhood.FieldError{Code: "validation_invalid_value", Message: underhood.ErrorMessage(err)}
+}
+
+func isModifierKey(k string) bool {
+	_, mod := splitModifier(k)
+	return mod != ""
+}
+
+// splitModifier splits a body key into a field name and its modifier:
+// "views+" → ("views", "+"), "+tags" → ("tags", "+prefix"), "tags-" → ("tags", "-").
+func splitModifier(key string) (name, mod string) {
+	switch {
+	case strings.HasPrefix(key, "+"):
+		return key[1:], "+prefix"
+	case strings.HasSuffix(key, "+"):
+		return key[:len(key)-1], "+"
+	case strings.HasSuffix(key, "-"):
+		return key[:len(key)-1], "-"
+	}
+	return key, ""
+}
+
+// delete removes record id of c if the delete rule lets req do so.
+func (s *Service) delete(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, id string) error {
+	if c.IsView() {
+		return underhood.Errorf(underhood.EInvalid, "View collections are read only.")
+	}
+	r, err := s.findVisible(ctx, q, req, c, c.DeleteRule, id)
+	if err != nil {
+		return err
+	}
+	return s.deleteCascade(ctx, q, r, map[string]bool{})
+}
+
+// deleteCascade deletes r after resolving every relation that points to
+// it: cascading deletes where the field asks for it, otherwise removing
+// the reference, and refusing when a required reference would be left empty.
+func (s *Service) deleteCascade(ctx context.Context, q sqlstore.Querier, r *underhood.Record, seen map[string]bool) error {
+	key := r.Collection.ID + "/" + r.ID()
+	if seen[key] {
+		return nil
+	}
+	seen[key] = true
+	for _, o := range s.Collections() {
+		if o.IsView() {
+			continue
+		}
+		for _, f := range o.Fields {
+			if f.Type != underhood.FieldRelation || f.CollectionID != r.Collection.ID {
+				continue
+			}
+			refs, err := s.referencing(ctx, q, o, f, r.ID())
+			if err != nil {
+				return err
+			}
+			for _, ref := range refs {
+				if f.CascadeDelete {
+					if err := s.deleteCascade(ctx, q, ref, seen); err != nil {
+						return err
+					}
+					continue
+				}
+				if seen[o.ID+"/"+ref.ID()] {
+					continue
+				}
+				kept := removeString(ref.Strings(f.Name), r.ID())
+				if f.Required && len(kept) == 0 {
+					return underhood.Errorf(underhood.EInvalid,
+						"The record cannot be deleted because it is required by record %q of collection %q (field %q).", ref.ID(), o.Name, f.Name)
+				}
+				if f.IsMulti() {
+					ref.Data[f.Name] = kept
+				} else {
+					ref.Data[f.Name] = ""
+				}
+				if err := s.store.UpdateRecord(ctx, q, ref); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return s.store.DeleteRecord(ctx, q, r.Collection, r.ID())
+}
+
+// referencing returns the records of o whose relation field f holds id.
+func (s *Service) referencing(ctx context.Context, q sqlstore.Querier, o *underhood.Collection, f *underhood.Field, id string) ([]*underhood.Record, error) {
+	cond, args, err := s.containsID(o, f, []string{id})
+	if err != nil {
+		return nil, err
+	}
+	return s.store.Find(ctx, q, sqlstore.Query{Collection: o, Alias: "r", Where: cond, Args: args})
+}
+
+// containsID returns a condition matching records of o whose relation
+// field f holds any of ids. It goes through the filter compiler so the
+// dialect decides how a JSON array is searched; ids are bound as values.
+func (s *Service) containsID(o *underhood.Collection, f *underhood.Field, ids []string) (string, []any, error) {
+	body := make(map[string]any, len(ids))
+	terms := make([]string, len(ids))
+	for i, id := range ids {
+		k := fmt.Sprintf("id%d", i)
+		body[k] = id
+		if f.IsMulti() {
+			terms[i] = f.Name + ":each ?= @request.body." + k
+		} else {
+			terms[i] = f.Name + " = @request.body." + k
+		}
+	}
+	e, err := s.parseRule(strings.Join(terms, " || "))
+	if err != nil {
+		return "", nil, err
+	}
+	opts := s.filterOptions(o, &Request{Body: body}, 0)
+	opts.Superuser = true
+	x, err := filter.Compile(e, opts)
+	if err != nil {
+		return "", nil, err
+	}
+	return x.Where, x.Args, nil
+}
+
+func removeString(list []string, v string) []string {
+	out := list[:0:0]
+	for _, s := range list {
+		if s != v {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,82 @@
+package rest
+
+import (
+	"net/http"
+
+	"github.com/underhood/underhood"
+)
+
+// authResponse writes {token, record} with the record's fields and expand
+// parameters honoured.
+func (a *api) authResponse(w http.ResponseWriter, r *http.Request, token string, rec *underhood.Record) error {
+	proj, err := parseFields(r.URL.Query().Get("fields"))
+	if err != nil {
+		return err
+	}
+	// The fields parameter applies to the whole response; its "record."
+	// branch is the record's projection.
+	var recProj *projection
+	if proj != nil {
+		ok, sub := proj.wants("record")
+		if !ok {
+			return writeJSON(w, http.StatusOK, map[string]any{"token": token})
+		}
+		recProj = sub
+	}
+	if exp := r.URL.Query().Get("expand"); exp != "" {
+		req := newRequest(r, nil)
+		req.Auth = rec
+		if full, err := a.records.View(r.Context(), req, rec.Collection.ID, rec.ID(), exp); err == nil {
+			rec = full
+		}
+	}
+	b := []byte(`{"token":`)
+	b = appendString(b, token)
+	b = append(b, `,"record":`...)
+	b = encodeRecord(b, rec, recProj)
+	b = append(b, '}')
+	return writeRaw(w, http.StatusOK, b)
+}
+
+func (a *api) handleAuthWithPassword(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	identity, _ := body["identity"].(string)
+	password, _ := body["password"].(string)
+	field, _ := body["identityField"].(string)
+	token, rec, err := a.auth.AuthWithPassword(r.Context(), r.PathValue("c"), identity, password, field)
+	if err != nil {
+		return err
+	}
+	return a.authResponse(w, r, token, rec)
+}
+
+func (a *api) handleAuthRefresh(w http.ResponseWriter, r *http.Request) error {
+	token, rec, err := a.auth.Refresh(r.Context(), callerOf(r), r.PathValue("c"))
+	if err != nil {
+		return err
+	}
+	return a.authResponse(w, r, token, rec)
+}
+
+func (a *api) handleAuthMethods(w http.ResponseWriter, r *http.Request) error {
+	c, err := a.records.Collection(r.PathValue("c"))
+	if err != nil {
+		return err
+	}
+	if !c.IsAuth() || c.Auth == nil {
+		return underhood.Errorf(underhood.EInvalid, "The collection is not an auth collection.")
+	}
+	fields := c.Auth.PasswordAuth.IdentityFields
+	if fields == nil {
+		fields = []string{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"password": map[string]any{"enabled": c.Auth.PasswordAuth.Enabled, "identityFields": fields},
+		"oauth2":   map[string]any{"enabled": false, "providers": []any{}},
+		"mfa":      map[string]any{"enabled": c.Auth.MFA.Enabled, "duration": c.Auth.MFA.Duration},
+		"otp":      map[string]any{"enabled": c.Auth.OTP.Enabled, "duration": c.Auth.OTP.Duration},
+	})
+}

@@ -1,0 +1,190 @@
+package rest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/record"
+)
+
+// batchRequest is one request of POST /api/batch.
+type batchRequest struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    map[string]any    `json:"body"`
+}
+
+type batchResult struct {
+	Status int             `json:"status"`
+	Body   json.RawMessage `json:"body"`
+}
+
+func readBatch(r *http.Request) ([]batchRequest, error) {
+	var payload struct {
+		Requests []batchRequest `json:"requests"`
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "multipart/form-data" {
+		if err := r.ParseMultipartForm(maxMultipartMemory); err != nil {
+			return nil, bodyError(err)
+		}
+		raw := r.MultipartForm.Value["@jsonPayload"]
+		if len(raw) == 0 || json.Unmarshal([]byte(raw[0]), &payload) != nil {
+			return nil, errBadBody()
+		}
+		// Plain form parts named requests.N.field add to request N's body.
+		for k, v := range r.MultipartForm.Value {
+			rest, ok := strings.CutPrefix(k, "requests.")
+			if !ok {
+				continue
+			}
+			idx, field, ok := strings.Cut(rest, ".")
+			i, err := strconv.Atoi(idx)
+			if !ok || err != nil || i < 0 || i >= len(payload.Requests) {
+				continue
+			}
+			if payload.Requests[i].Body == nil {
+				payload.Requests[i].Body = map[string]any{}
+			}
+			if len(v) == 1 {
+				payload.Requests[i].Body[field] = v[0]
+			} else {
+				payload.Requests[i].Body[field] = append([]string(nil), v...)
+			}
+		}
+		return payload.Requests, nil
+	}
+	if err := json.NewDecoder(r.Body).Decode(&payload); err != nil {
+		if e := bodyError(err); underhood.ErrorCode(e) == underhood.ETooLarge {
+			return nil, e
+		}
+		return nil, errBadBody()
+	}
+	return payload.Requests, nil
+}
+
+// handleBatch runs every request of the batch in one transaction. If one
+// fails, nothing is written and the 400 names the failing request.
+func (a *api) handleBatch(w http.ResponseWriter, r *http.Request) error {
+	settings := a.records.Settings().Batch
+	if !settings.Enabled {
+		return underhood.Errorf(underhood.EForbidden, "Batch requests are not allowed.")
+	}
+	reqs, err := readBatch(r)
+	if err != nil {
+		return err
+	}
+	if len(reqs) == 0 {
+		return underhood.Invalid("Failed to run the batch.", map[string]any{
+			"requests": underhood.FieldError{Code: "validation_required", Message: "Cannot be blank."}})
+	}
+	if len(reqs) > settings.MaxRequests {
+		return underhood.Invalid("Failed to run the batch.", map[string]any{
+			"requests": underhood.FieldError{Code: "validation_length_too_long",
+				Message: fmt.Sprintf("The allowed max number of batch requests is %d.", settings.MaxRequests)}})
+	}
+	ctx := r.Context()
+	if settings.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(settings.Timeout)*time.Second)
+		defer cancel()
+	}
+	results := make([]batchResult, len(reqs))
+	failed := -1
+	err = a.records.Batch(ctx, func(tx *record.Tx) error {
+		for i, br := range reqs {
+			res, err := a.runBatchRequest(tx, r, br)
+			if err != nil {
+				failed = i
+				return err
+			}
+			results[i] = res
+		}
+		return nil
+	})
+	if err == nil {
+		return writeJSON(w, http.StatusOK, results)
+	}
+	if failed < 0 {
+		return err
+	}
+	return writeJSON(w, http.StatusBadRequest, errorBody{
+		Status:  http.StatusBadRequest,
+		Message: "Batch transaction failed.",
+		Data: map[string]any{"requests": map[string]any{strconv.Itoa(failed): map[string]any{
+			"code":     "batch_request_failed",
+			"message":  "Batch request failed.",
+			"response": a.errorResponse(r, err),
+		}}},
+	})
+}
+
+func (a *api) runBatchRequest(tx *record.Tx, r *http.Request, br batchRequest) (batchResult, error) {
+	u, err := url.Parse(br.URL)
+	if err != nil {
+		return batchResult{}, errBadBatchURL(br)
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) < 4 || parts[0] != "api" || parts[1] != "collections" || parts[3] != "records" || len(parts) > 5 {
+		return batchResult{}, errBadBatchURL(br)
+	}
+	coll := parts[2]
+	id := ""
+	if len(parts) == 5 {
+		id = parts[4]
+	}
+	q := u.Query()
+	proj, err := parseFields(q.Get("fields"))
+	if err != nil {
+		return batchResult{}, err
+	}
+	body := br.Body
+	if body == nil {
+		body = map[string]any{}
+	}
+	req := newRequest(r, body)
+	req.Context = "batch"
+	req.Method = strings.ToUpper(br.Method)
+	for k, v := range br.Headers {
+		req.Headers[strings.ReplaceAll(strings.ToLower(k), "-", "_")] = v
+	}
+	req.Query = map[string]string{}
+	for k, v := range q {
+		req.Query[k] = v[0]
+	}
+	expand := q.Get("expand")
+
+	var rec *underhood.Record
+	switch {
+	case req.Method == http.MethodPost && id == "":
+		rec, err = tx.Create(req, coll, body, expand)
+	case req.Method == http.MethodPut && id == "":
+		rec, err = tx.Upsert(req, coll, body, expand)
+	case req.Method == http.MethodPatch && id != "":
+		rec, err = tx.Update(req, coll, id, body, expand)
+	case req.Method == http.MethodDelete && id != "":
+		if err := tx.Delete(req, coll, id); err != nil {
+			return batchResult{}, err
+		}
+		return batchResult{Status: http.StatusNoContent, Body: json.RawMessage("null")}, nil
+	default:
+		return batchResult{}, errBadBatchURL(br)
+	}
+	if err != nil {
+		return batchResult{}, err
+	}
+	return batchResult{Status: http.StatusOK, Body: encodeRecord(nil, rec, proj)}, nil
+}
+
+func errBadBatchURL(br batchRequest) error {
+	return underhood.Errorf(underhood.EInvalid, "Invalid batch request %s %q: only record create, upsert, update and delete are allowed.", br.Method, br.URL)
+}
