@@ -65,6 +65,9 @@ func (s *Service) List(ctx context.Context, req *Request, coll string, p ListPar
 		return nil, err
 	}
 	res := &ListResult{Page: p.Page, PerPage: p.PerPage, TotalItems: -1, TotalPages: -1}
+	// The version is read before the read transaction starts, so a count
+	// cached under it can only be newer than the version, never older.
+	version := s.store.Version()
 	err = s.store.Read(ctx, func(q sqlstore.Querier) error {
 		items, err := s.store.Find(ctx, q, sqlstore.Query{
 			Collection: c, Alias: "r", Where: w.String(), Args: append(w.args[:len(w.args):len(w.args)], sortArgs...),
@@ -75,7 +78,7 @@ func (s *Service) List(ctx context.Context, req *Request, coll string, p ListPar
 		}
 		res.Items = items
 		if !p.SkipTotal {
-			n, err := s.store.Count(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: w.String(), Args: w.args})
+			n, err := s.count(ctx, q, version, c, w.String(), w.args)
 			if err != nil {
 				return err
 			}
@@ -296,4 +299,24 @@ func withMessage(err error, msg string) error {
 		return &n
 	}
 	return err
+}
+
+// count returns how many records of c match where, from the count cache
+// when no write has committed since it was computed.
+func (s *Service) count(ctx context.Context, q sqlstore.Querier, version uint64, c *underhood.Collection, where string, args []any) (int, error) {
+	key, cacheable := countKey(c.ID, where, args)
+	cacheable = cacheable && s.counts != nil
+	if cacheable {
+		if n, ok := s.counts.get(key, version); ok {
+			return n, nil
+		}
+	}
+	n, err := s.store.Count(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: where, Args: args})
+	if err != nil {
+		return 0, err
+	}
+	if cacheable {
+		s.counts.put(key, version, n)
+	}
+	return n, nil
 }

@@ -174,3 +174,42 @@ func TestPasswordChangeRotatesTokenKey(t *testing.T) {
 		t.Error("Present kept the password hash")
 	}
 }
+
+// TestListTotalFollowsWrites checks that a list total never comes from
+// before a write the caller has seen acknowledged: totals are cached until
+// the next commit.
+func TestListTotalFollowsWrites(t *testing.T) {
+	s := newService(t)
+	blog(t, s)
+	ctx := context.Background()
+	guest := &record.Request{}
+	total := func() int {
+		t.Helper()
+		res, err := s.List(ctx, guest, "authors", record.ListParams{Filter: "name ~ 'a'"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.TotalItems
+	}
+	before := total()
+	if again := total(); again != before {
+		t.Fatalf("total changed without a write: %d then %d", before, again)
+	}
+	created := mustCreate(t, s, "authors", map[string]any{"name": "anna"})
+	if got := total(); got != before+1 {
+		t.Fatalf("total after create = %d, want %d", got, before+1)
+	}
+	if _, err := s.Update(ctx, s.SystemRequest(), "authors", created.ID(), map[string]any{"name": "zed"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := total(); got != before {
+		t.Fatalf("total after an update that stops matching = %d, want %d", got, before)
+	}
+	mustCreate(t, s, "authors", map[string]any{"name": "bea"})
+	if err := s.Delete(ctx, s.SystemRequest(), "authors", created.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if got := total(); got != before+1 {
+		t.Fatalf("total after create and delete = %d, want %d", got, before+1)
+	}
+}

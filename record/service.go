@@ -37,6 +37,10 @@ type Service struct {
 	// ASTs are immutable and shared.
 	parsedMu sync.Mutex
 	parsed   map[string]filter.Expr
+
+	// counts caches list totals until the next write; nil when the store
+	// is shared with other processes.
+	counts *countCache
 }
 
 // schema is an immutable snapshot of every collection.
@@ -69,6 +73,9 @@ func New(ctx context.Context, store *sqlstore.Store, log *slog.Logger) (*Service
 		log = slog.Default()
 	}
 	s := &Service{store: store, dialect: store.Dialect(), log: log, now: func() time.Time { return time.Now().UTC() }, parsed: map[string]filter.Expr{}}
+	if store.Dialect().Name() == "sqlite" {
+		s.counts = newCountCache()
+	}
 	err := store.Write(ctx, func(q sqlstore.Querier) error {
 		cols, err := store.LoadCollections(ctx, q)
 		if err != nil {

@@ -1,12 +1,34 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
+	"net/http/pprof"
+
+	"github.com/underhood/underhood/auth"
+)
 
 // routes mounts every adapter. Each adapter owns the routes under its prefix
 // (rest lists its own in rest/routes.go).
 func routes(mux *http.ServeMux, d Deps) {
 	mux.Handle("/api/", d.API)
+	mux.Handle("/debug/pprof/", superusersOnly(http.HandlerFunc(pprof.Index)))
+	mux.Handle("/debug/pprof/cmdline", superusersOnly(http.HandlerFunc(pprof.Cmdline)))
+	mux.Handle("/debug/pprof/profile", superusersOnly(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("/debug/pprof/symbol", superusersOnly(http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("/debug/pprof/trace", superusersOnly(http.HandlerFunc(pprof.Trace)))
 	mux.HandleFunc("/", handleNotFound)
+}
+
+// superusersOnly guards the profiler: profiles reveal code paths and
+// timings, so only a superuser's token opens them.
+func superusersOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !auth.IdentityFrom(r.Context()).IsSuperuser() {
+			writeError(w, http.StatusForbidden, "Only superusers can perform this action.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // handleNotFound answers paths no adapter owns with PocketBase's 404.

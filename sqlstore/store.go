@@ -65,6 +65,10 @@ type Dialect interface {
 	// LimitOffset renders a LIMIT/OFFSET clause (0 = none) with a leading
 	// space, or "".
 	LimitOffset(limit, offset int) string
+	// Optimize is the statement that refreshes the query planner's
+	// statistics, which the writer runs every optimizeEvery commits and at
+	// open ("" = none).
+	Optimize() string
 	// UniqueViolation reports whether err is a unique constraint violation
 	// and names the columns ("slug") or, failing that, the index at fault.
 	UniqueViolation(err error) (columns []string, index string, ok bool)
@@ -111,7 +115,17 @@ type Store struct {
 	// schemaGen counts schema changes; a connection whose statement cache
 	// was filled under another generation drops it.
 	schemaGen atomic.Uint64
+
+	// version counts committed write transactions; see Version.
+	version atomic.Uint64
 }
+
+// Version counts the write transactions this Store has committed. It
+// changes before any caller of a Write learns that its write committed, so
+// a result computed in a Read begun after loading Version n describes the
+// data of version n or later: callers may cache derived results (counts)
+// under it. It only sees this process's writes.
+func (s *Store) Version() uint64 { return s.version.Load() }
 
 // Open opens (creating if needed) the database that cfg describes, runs the
 // system migrations and starts the writer.
@@ -167,6 +181,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.migrateSystem(ctx); err != nil {
 		return fail(err)
 	}
+	s.optimize(s.writer)
 
 	n := d.ReaderPool()
 	if n <= 0 {
@@ -394,11 +409,29 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 	}
 	if _, err := w.exec(ctx, "COMMIT"); err != nil {
 		s.abort(w)
+		s.version.Add(1)
 		answer(batch, fmt.Errorf("commit: %w", err))
 		return nil
 	}
+	v := s.version.Add(1)
 	answer(batch, nil)
+	if v%optimizeEvery == 0 {
+		s.optimize(w)
+	}
 	return nil
+}
+
+// optimizeEvery is how many commits pass between refreshes of the
+// planner's statistics: often enough that a table filled after start is
+// planned with the right indexes, rarely enough to cost nothing.
+const optimizeEvery = 256
+
+// optimize refreshes the planner's statistics, outside any transaction.
+// A failure only leaves the statistics as they were.
+func (s *Store) optimize(w *conn) {
+	if stmt := s.dialect.Optimize(); stmt != "" {
+		_, _ = w.c.ExecContext(context.Background(), stmt) // not cached: it may hold several statements
+	}
 }
 
 // runFn runs r.fn, turning a panic into r.panicked.

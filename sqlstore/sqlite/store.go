@@ -206,6 +206,10 @@ func (Dialect) RenameTable(from, to string) []string {
 	}
 }
 
+// Optimize runs PRAGMA optimize over every table (mask 0x10002), with
+// analysis_limit bounding the rows ANALYZE reads per index.
+func (Dialect) Optimize() string { return "PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002" }
+
 // LimitOffset renders SQLite's LIMIT/OFFSET (an OFFSET needs a LIMIT: -1).
 func (Dialect) LimitOffset(limit, offset int) string {
 	switch {
