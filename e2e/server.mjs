@@ -1,0 +1,141 @@
+// Starts the real underhood binary for one test file: a fresh data
+// directory, a superuser created through the CLI, and `serve` on a free
+// loopback port. Every test file gets its own server, so files never see
+// each other's data.
+
+import { spawn, execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import PocketBase from "pocketbase";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The binary under test: $UNDERHOOD_BIN, else ../underhood beside e2e/. */
+export const BIN = resolve(process.env.UNDERHOOD_BIN || join(here, "..", "underhood"));
+
+export const SUPERUSER_EMAIL = "admin@example.com";
+export const SUPERUSER_PASSWORD = "e2e-Admin-pass-1234";
+
+const STARTUP_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 12_000;
+
+/** freePort asks the kernel for a port nobody is listening on. */
+function freePort() {
+    return new Promise((ok, fail) => {
+        const srv = createServer();
+        srv.unref();
+        srv.on("error", fail);
+        srv.listen(0, "127.0.0.1", () => {
+            const { port } = srv.address();
+            srv.close(() => ok(port));
+        });
+    });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * startServer creates a fresh data directory, upserts the superuser with
+ * the CLI, starts `serve`, and waits until GET /api/health answers 200.
+ * It returns { url, dir, client(), superuser(), stop() }.
+ */
+export async function startServer() {
+    const dir = await mkdtemp(join(tmpdir(), "underhood-e2e-"));
+    try {
+        await promisify(execFile)(BIN, ["superuser", "upsert", SUPERUSER_EMAIL, SUPERUSER_PASSWORD, "--dir", dir], {
+            timeout: STARTUP_TIMEOUT_MS,
+        });
+    } catch (err) {
+        await rm(dir, { recursive: true, force: true });
+        throw new Error(`${BIN} superuser upsert failed: ${err.message}\n${err.stderr ?? ""}`);
+    }
+
+    // A port can be taken between freePort and serve binding it; try again then.
+    for (let attempt = 1; ; attempt++) {
+        const port = await freePort();
+        const url = `http://127.0.0.1:${port}`;
+        const proc = spawn(BIN, ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], {
+            stdio: ["ignore", "pipe", "pipe"],
+        });
+        let output = "";
+        proc.stdout.on("data", (b) => (output += b));
+        proc.stderr.on("data", (b) => (output += b));
+        const exited = new Promise((r) => proc.once("exit", (code, signal) => r({ code, signal })));
+        let exitedEarly = null;
+        exited.then((e) => (exitedEarly = e));
+
+        const up = await waitHealthy(url, () => exitedEarly !== null);
+        if (up) {
+            return makeHandle({ url, dir, proc, exited, output: () => output });
+        }
+        if (exitedEarly === null) {
+            proc.kill("SIGKILL");
+            await exited;
+        }
+        if (attempt >= 3 || !/address already in use/i.test(output)) {
+            await rm(dir, { recursive: true, force: true });
+            throw new Error(`underhood did not become healthy at ${url} (exit ${JSON.stringify(exitedEarly)}):\n${output}`);
+        }
+    }
+}
+
+/** waitHealthy polls GET /api/health until it answers 200. */
+async function waitHealthy(url, hasExited) {
+    const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+    while (Date.now() < deadline && !hasExited()) {
+        try {
+            const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) });
+            await res.arrayBuffer();
+            if (res.status === 200) {
+                return true;
+            }
+        } catch {
+            // not listening yet
+        }
+        await sleep(50);
+    }
+    return false;
+}
+
+function makeHandle({ url, dir, proc, exited, output }) {
+    let stopped = false;
+    // A test run that dies must not leave a server behind.
+    const killOnExit = () => proc.kill("SIGKILL");
+    process.once("exit", killOnExit);
+
+    return {
+        url,
+        dir,
+        /** output is everything the server printed so far. */
+        output,
+        /** client returns a new guest SDK client. */
+        client() {
+            const pb = new PocketBase(url);
+            pb.autoCancellation(false);
+            return pb;
+        },
+        /** superuser returns an SDK client signed in as the CLI-made superuser. */
+        async superuser() {
+            const pb = this.client();
+            await pb.collection("_superusers").authWithPassword(SUPERUSER_EMAIL, SUPERUSER_PASSWORD);
+            return pb;
+        },
+        /** stop asks the server to shut down, kills it if it won't, and removes its data. */
+        async stop() {
+            if (stopped) return;
+            stopped = true;
+            process.removeListener("exit", killOnExit);
+            if (proc.exitCode === null && proc.signalCode === null) {
+                proc.kill("SIGTERM");
+                const timer = setTimeout(() => proc.kill("SIGKILL"), STOP_TIMEOUT_MS);
+                await exited;
+                clearTimeout(timer);
+            }
+            await rm(dir, { recursive: true, force: true });
+        },
+    };
+}
