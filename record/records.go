@@ -154,12 +154,12 @@ func (s *Service) Create(ctx context.Context, req *Request, coll string, data ma
 	if err := checkExpand(expand); err != nil {
 		return nil, err
 	}
-	pre := prehashPasswords(c, data)
-	var r *underhood.Record
+	r, err := s.newRecord(req, c, data, prehashPasswords(c, data))
+	if err != nil {
+		return nil, err
+	}
 	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
-		var err error
-		r, err = s.create(ctx, q, req, c, data, pre)
-		if err != nil {
+		if err := s.insert(ctx, q, req, r); err != nil {
 			return err
 		}
 		return s.expand(ctx, q, req, c, []*underhood.Record{r}, expand)

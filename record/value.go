@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	mrand "math/rand/v2"
 	"net/mail"
 	"net/url"
 	"regexp"
@@ -875,14 +876,19 @@ func Autogenerate(pattern string) string {
 	if err != nil {
 		return underhood.NewID()
 	}
+	// One read of the system's randomness seeds a ChaCha8 stream, itself
+	// a cryptographically secure generator, for the whole value.
+	var seed [32]byte
+	_, _ = rand.Read(seed[:])
+	rng := mrand.New(mrand.NewChaCha8(seed))
 	var b strings.Builder
 	for _, it := range items {
 		n := it.min
 		if it.max > it.min {
-			n += randomInt(it.max - it.min + 1)
+			n += rng.IntN(it.max - it.min + 1)
 		}
 		for i := 0; i < n; i++ {
-			b.WriteRune(it.chars[randomInt(len(it.chars))])
+			b.WriteRune(it.chars[rng.IntN(len(it.chars))])
 		}
 	}
 	return b.String()

@@ -26,6 +26,20 @@ func CheckPassword(hash, password string) bool {
 }
 
 func (s *Service) create(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, data map[string]any, pre hashes) (*underhood.Record, error) {
+	r, err := s.newRecord(req, c, data, pre)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.insert(ctx, q, req, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// newRecord builds and validates a new record of c from data. It needs no
+// transaction, so Create runs it before taking the writer: only the checks
+// that read other rows (relations, the create rule) wait for the write.
+func (s *Service) newRecord(req *Request, c *underhood.Collection, data map[string]any, pre hashes) (*underhood.Record, error) {
 	if c.IsView() {
 		return nil, underhood.Errorf(underhood.EInvalid, "View collections are read only.")
 	}
@@ -36,21 +50,43 @@ func (s *Service) create(ctx context.Context, q sqlstore.Querier, req *Request, 
 	for _, f := range c.Fields {
 		r.Data[f.Name] = ZeroValue(f)
 	}
-	if err := s.assign(ctx, q, req, r, nil, data, pre); err != nil {
+	if errs, err := s.assignValues(req, r, nil, data, pre); err != nil || len(errs) > 0 {
+		if err == nil {
+			err = underhood.Invalid("Failed to save record.", errs)
+		}
 		return nil, withMessage(err, "Failed to create record.")
 	}
+	return r, nil
+}
+
+// insert checks r's relations, inserts it and checks the create rule,
+// which sees the stored record.
+func (s *Service) insert(ctx context.Context, q sqlstore.Querier, req *Request, r *underhood.Record) error {
+	c := r.Collection
+	errs := map[string]any{}
+	fail := func(name string, err error) {
+		if _, seen := errs[name]; !seen {
+			errs[name] = asFieldError(err)
+		}
+	}
+	if err := s.checkRelations(ctx, q, r, nil, fail); err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		return withMessage(underhood.Invalid("Failed to save record.", errs), "Failed to create record.")
+	}
 	if err := s.store.InsertRecord(ctx, q, r); err != nil {
-		return nil, withMessage(err, "Failed to create record.")
+		return withMessage(err, "Failed to create record.")
 	}
 	if !isSuperuser(req) && strings.TrimSpace(*c.CreateRule) != "" {
 		if _, err := s.findVisible(ctx, q, req, c, c.CreateRule, r.ID()); err != nil {
 			if underhood.ErrorCode(err) == underhood.ENotFound || underhood.ErrorCode(err) == underhood.EForbidden {
-				return nil, underhood.Errorf(underhood.EInvalid, "Failed to create record.")
+				return underhood.Errorf(underhood.EInvalid, "Failed to create record.")
 			}
-			return nil, err
+			return err
 		}
 	}
-	return r, nil
+	return nil
 }
 
 func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, id string, data map[string]any, pre hashes) (*underhood.Record, error) {
@@ -75,9 +111,34 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 // update, nil on create), fills automatic values and validates the result.
 // Field errors are collected so the client sees all of them at once.
 func (s *Service) assign(ctx context.Context, q sqlstore.Querier, req *Request, r, old *underhood.Record, data map[string]any, pre hashes) error {
+	errs, err := s.assignValues(req, r, old, data, pre)
+	if err != nil {
+		return err
+	}
+	fail := func(name string, err error) {
+		if _, seen := errs[name]; !seen {
+			errs[name] = asFieldError(err)
+		}
+	}
+	if len(errs) == 0 {
+		if err := s.checkRelations(ctx, q, r, old, fail); err != nil {
+			return err
+		}
+	}
+	if len(errs) > 0 {
+		return underhood.Invalid("Failed to save record.", errs)
+	}
+	return nil
+}
+
+// assignValues applies data to r (old is the stored record, nil on
+// create): values, modifiers, autodates, generated values and passwords,
+// then validates every field. It returns the field errors; err is an
+// internal error.
+func (s *Service) assignValues(req *Request, r, old *underhood.Record, data map[string]any, pre hashes) (errs map[string]any, err error) {
 	c := r.Collection
 	creating := old == nil
-	errs := map[string]any{}
+	errs = map[string]any{}
 	fail := func(name string, err error) {
 		if _, seen := errs[name]; !seen {
 			errs[name] = asFieldError(err)
@@ -171,7 +232,7 @@ func (s *Service) assign(ctx context.Context, q sqlstore.Querier, req *Request, 
 			}
 			hash, err := pre.hash(f, plain)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			r.Data[name] = hash
 		}
@@ -181,15 +242,7 @@ func (s *Service) assign(ctx context.Context, q sqlstore.Querier, req *Request, 
 			}
 		}
 	}
-	if len(errs) == 0 {
-		if err := s.checkRelations(ctx, q, r, old, fail); err != nil {
-			return err
-		}
-	}
-	if len(errs) > 0 {
-		return underhood.Invalid("Failed to save record.", errs)
-	}
-	return nil
+	return errs, nil
 }
 
 // canSet reports whether the caller may write field f of r. Fields the
