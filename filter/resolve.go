@@ -69,7 +69,6 @@ const (
 type collAlias struct {
 	name string
 	coll *underhood.Collection
-	sql  string // the SQL alias
 }
 
 // path is a column reached from a root through relation hops.

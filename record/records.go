@@ -154,8 +154,12 @@ func (s *Service) Create(ctx context.Context, req *Request, coll string, data ma
 	if err := checkExpand(expand); err != nil {
 		return nil, err
 	}
-	r, err := s.newRecord(req, c, data, prehashPasswords(c, data))
+	r, errs, err := s.newRecord(req, c, data, prehashPasswords(c, data))
 	if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		err := s.store.Read(ctx, func(q sqlstore.Querier) error { return s.invalidRecord(ctx, q, r, errs) })
 		return nil, err
 	}
 	err = s.store.Write(ctx, func(q sqlstore.Querier) error {

@@ -11,32 +11,6 @@ import (
 // guest) and everything a rule may read through @request.*.
 type Request = filter.Request
 
-// action names a record operation guarded by a rule.
-type action int
-
-const (
-	actList action = iota
-	actView
-	actCreate
-	actUpdate
-	actDelete
-)
-
-func (a action) rule(c *underhood.Collection) underhood.Rule {
-	switch a {
-	case actList:
-		return c.ListRule
-	case actView:
-		return c.ViewRule
-	case actCreate:
-		return c.CreateRule
-	case actUpdate:
-		return c.UpdateRule
-	default:
-		return c.DeleteRule
-	}
-}
-
 func isSuperuser(req *Request) bool { return req != nil && req.Auth.IsSuperuser() }
 
 // SystemRequest returns a request that bypasses every rule, for the CLI and

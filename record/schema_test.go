@@ -582,7 +582,7 @@ func TestPrepareCollectionView(t *testing.T) {
 	if got.ViewQuery != "SELECT id, author FROM posts" || len(got.Fields) != 2 || got.Fields[0].System {
 		t.Errorf("view = %+v, want fields as given", got)
 	}
-	if got.Indexes != nil && len(got.Indexes) != 0 {
+	if len(got.Indexes) != 0 {
 		t.Errorf("indexes = %v, want none", got.Indexes)
 	}
 }

@@ -26,9 +26,12 @@ func CheckPassword(hash, password string) bool {
 }
 
 func (s *Service) create(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, data map[string]any, pre hashes) (*underhood.Record, error) {
-	r, err := s.newRecord(req, c, data, pre)
+	r, errs, err := s.newRecord(req, c, data, pre)
 	if err != nil {
 		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, s.invalidRecord(ctx, q, r, errs)
 	}
 	if err := s.insert(ctx, q, req, r); err != nil {
 		return nil, err
@@ -36,27 +39,41 @@ func (s *Service) create(ctx context.Context, q sqlstore.Querier, req *Request, 
 	return r, nil
 }
 
-// newRecord builds and validates a new record of c from data. It needs no
-// transaction, so Create runs it before taking the writer: only the checks
-// that read other rows (relations, the create rule) wait for the write.
-func (s *Service) newRecord(req *Request, c *underhood.Collection, data map[string]any, pre hashes) (*underhood.Record, error) {
+// newRecord builds and validates a new record of c from data, returning
+// the field errors. It needs no transaction, so Create runs it before
+// taking the writer: only the checks that read other rows (relations, the
+// create rule) wait for the write.
+func (s *Service) newRecord(req *Request, c *underhood.Collection, data map[string]any, pre hashes) (*underhood.Record, map[string]any, error) {
 	if c.IsView() {
-		return nil, underhood.Errorf(underhood.EInvalid, "View collections are read only.")
+		return nil, nil, underhood.Errorf(underhood.EInvalid, "View collections are read only.")
 	}
 	if !isSuperuser(req) && c.CreateRule == nil {
-		return nil, errSuperusersOnly()
+		return nil, nil, errSuperusersOnly()
 	}
 	r := underhood.NewRecord(c)
 	for _, f := range c.Fields {
 		r.Data[f.Name] = ZeroValue(f)
 	}
-	if errs, err := s.assignValues(req, r, nil, data, pre); err != nil || len(errs) > 0 {
-		if err == nil {
-			err = underhood.Invalid("Failed to save record.", errs)
-		}
-		return nil, withMessage(err, "Failed to create record.")
+	errs, err := s.assignValues(req, r, nil, data, pre)
+	if err != nil {
+		return nil, nil, err
 	}
-	return r, nil
+	return r, errs, nil
+}
+
+// invalidRecord returns the error of a new record with field errors,
+// adding the relations that point to missing records, so that a client
+// learns about every bad field at once.
+func (s *Service) invalidRecord(ctx context.Context, q sqlstore.Querier, r *underhood.Record, errs map[string]any) error {
+	fail := func(name string, err error) {
+		if _, seen := errs[name]; !seen {
+			errs[name] = asFieldError(err)
+		}
+	}
+	if err := s.checkRelations(ctx, q, r, nil, fail); err != nil {
+		return err
+	}
+	return underhood.Invalid("Failed to create record.", errs)
 }
 
 // insert checks r's relations, inserts it and checks the create rule,
@@ -120,10 +137,8 @@ func (s *Service) assign(ctx context.Context, q sqlstore.Querier, req *Request, 
 			errs[name] = asFieldError(err)
 		}
 	}
-	if len(errs) == 0 {
-		if err := s.checkRelations(ctx, q, r, old, fail); err != nil {
-			return err
-		}
+	if err := s.checkRelations(ctx, q, r, old, fail); err != nil {
+		return err
 	}
 	if len(errs) > 0 {
 		return underhood.Invalid("Failed to save record.", errs)

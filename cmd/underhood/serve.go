@@ -48,7 +48,9 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	logOut := newLogWriter(e.stderr)
+	defer logOut.Close()
+	log := slog.New(slog.NewTextHandler(logOut, nil))
 
 	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
 	if err != nil {
