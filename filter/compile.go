@@ -23,27 +23,43 @@ func Compile(e Expr, o Options) (*SQL, error) {
 		return nil, err
 	}
 	c := newCompiler(o)
-	where := c.node(res.root)
-	if len(res.aliases) > 0 {
-		// PocketBase joins @collection tables to the record: conditions on
-		// one alias talk about the same row. EXISTS over a LEFT JOIN of
-		// every alias does the same without duplicating records.
-		var b strings.Builder
-		b.WriteString("EXISTS (SELECT NULL FROM (SELECT NULL AS x) AS ")
-		b.WriteString(c.d.Quote("uh_d"))
-		for _, a := range res.aliases {
-			b.WriteString(" LEFT JOIN ")
-			b.WriteString(c.d.Quote(a.coll.Name))
-			b.WriteString(" AS ")
-			b.WriteString(c.aliasSQL(a))
-			b.WriteString(" ON TRUE")
-		}
-		b.WriteString(" WHERE ")
-		b.WriteString(where)
-		b.WriteString(")")
-		where = b.String()
-	}
+	where := c.resolved(res)
 	return &SQL{Where: where, Args: c.args}, nil
+}
+
+// resolved compiles a whole resolved expression.
+func (c *compiler) resolved(res *resolved) string {
+	where := c.node(res.root)
+	if len(res.aliases) == 0 {
+		return where
+	}
+	// PocketBase joins @collection tables to the record: conditions on one
+	// alias talk about the same row. EXISTS over a LEFT JOIN of every alias
+	// does the same without duplicating records.
+	var b strings.Builder
+	b.WriteString("EXISTS (SELECT NULL FROM (SELECT NULL AS x) AS ")
+	b.WriteString(c.d.Quote("uh_d"))
+	for _, a := range res.aliases {
+		b.WriteString(" LEFT JOIN ")
+		b.WriteString(c.d.Quote(a.coll.Name))
+		b.WriteString(" AS ")
+		b.WriteString(c.aliasSQL(a))
+		b.WriteString(" ON TRUE")
+	}
+	b.WriteString(" WHERE ")
+	b.WriteString(where)
+	b.WriteString(")")
+	return b.String()
+}
+
+// nested compiles a resolved rule about the row aliased alias (a list
+// rule applied to the rows a relation hop reaches), numbering its
+// placeholders after c's.
+func (c *compiler) nested(res *resolved, alias string) string {
+	child := &compiler{o: c.o, d: c.d, args: c.args, n: c.n, aliases: map[*collAlias]string{}, empty: c.empty, root: alias}
+	where := child.resolved(res)
+	c.args, c.n, c.empty = child.args, child.n, child.empty
+	return where
 }
 
 type compiler struct {
@@ -53,6 +69,15 @@ type compiler struct {
 	n       int
 	aliases map[*collAlias]string
 	empty   string // placeholder bound to ""
+	root    string // the SQL alias of the record; "" is Options.Alias
+}
+
+// rootAlias is the SQL alias of the record the expression is about.
+func (c *compiler) rootAlias() string {
+	if c.root != "" {
+		return c.root
+	}
+	return c.d.Quote(c.o.Alias)
 }
 
 func newCompiler(o Options) *compiler {
@@ -144,8 +169,10 @@ func (c *compiler) value(v *value) sqlValue {
 			out.expr = c.bind(false)
 			break
 		}
-		col := c.col(c.d.Quote(c.o.Alias), ch.field.field.Name)
-		out.expr = "(COALESCE(" + col + ", " + c.emptyString() + ") <> COALESCE(" + c.bind(ch.body.v) + ", " + c.emptyString() + "))"
+		col := c.col(c.rootAlias(), ch.field.field.Name)
+		// sqlConst: a multi-value or json body value is compared as the
+		// JSON text the column holds (and a driver cannot bind a slice).
+		out.expr = "(COALESCE(" + col + ", " + c.emptyString() + ") <> COALESCE(" + c.bind(sqlConst(ch.body.v)) + ", " + c.emptyString() + "))"
 	default:
 		out = c.path(v.path, aff, nullable)
 		if v.lower {
@@ -164,7 +191,7 @@ func (c *compiler) path(p *path, aff affinity, nullable bool) sqlValue {
 	var cur string
 	switch p.root {
 	case rootRecord:
-		cur = c.d.Quote(c.o.Alias)
+		cur = c.rootAlias()
 	case rootCollection:
 		cur = c.aliasSQL(p.alias)
 	case rootIDs:
@@ -205,6 +232,9 @@ func (c *compiler) path(p *path, aff affinity, nullable bool) sqlValue {
 		default:
 			from = append(from, table)
 			where = append(where, c.col(t, "id")+" = "+c.col(cur, h.field.Name))
+		}
+		if h.rule != nil {
+			where = append(where, "("+c.nested(h.rule, t)+")")
 		}
 		cur = t
 	}

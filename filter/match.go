@@ -327,7 +327,18 @@ func (m *matcher) path(p *path) ([]any, error) {
 			if err != nil {
 				return nil, err
 			}
-			next = append(next, got...)
+			for _, g := range got {
+				if h.rule != nil {
+					ok, err := m.matchRule(h.rule, g)
+					if err != nil {
+						return nil, err
+					}
+					if !ok {
+						continue
+					}
+				}
+				next = append(next, g)
+			}
 		}
 		recs = next
 	}
@@ -360,6 +371,20 @@ func (m *matcher) path(p *path) ([]any, error) {
 		out = out[:1]
 	}
 	return out, nil
+}
+
+// matchRule reports whether rec satisfies a resolved rule.
+func (m *matcher) matchRule(res *resolved, rec *underhood.Record) (bool, error) {
+	child := &matcher{ctx: m.ctx, o: res, l: m.l, rec: rec, authID: m.authID, rows: map[*collAlias]*underhood.Record{}, all: map[*collAlias][]*underhood.Record{}}
+	if len(res.aliases) == 0 {
+		return child.node(res.root)
+	}
+	for _, a := range res.aliases {
+		if _, err := child.allRows(a); err != nil {
+			return false, err
+		}
+	}
+	return child.product(res.aliases, res.root)
 }
 
 func (m *matcher) get(c *underhood.Collection, ids []string) ([]*underhood.Record, error) {

@@ -55,6 +55,9 @@ type hop struct {
 	target *underhood.Collection // the collection the hop arrives at
 	back   bool
 	multi  bool
+	// rule is the target's list rule, which the rows reached by a client
+	// filter must satisfy; nil when none applies.
+	rule *resolved
 }
 
 type rootKind int
@@ -450,11 +453,32 @@ func (r *resolver) checkField(pos int, f *underhood.Field) error {
 	return nil
 }
 
-func (r *resolver) checkList(pos int, c *underhood.Collection) error {
-	if r.o.Client && r.o.CanList != nil && !r.o.CanList(c) {
-		return &underhood.Error{Code: underhood.EForbidden, Message: "The filter reaches into collection " + strconv.Quote(c.Name) + ", which you are not allowed to list."}
+// hopRule decides whether a client filter may go through a relation into
+// c, and returns the list rule the rows it reaches must satisfy: without
+// it a filter could probe, through counts, rows the caller cannot list.
+// Rules themselves are trusted and reach anything.
+func (r *resolver) hopRule(pos int, c *underhood.Collection) (*resolved, error) {
+	if !r.o.Client || r.o.Superuser {
+		return nil, nil
 	}
-	return nil
+	refuse := &underhood.Error{Code: underhood.EForbidden, Message: "The filter reaches into collection " + strconv.Quote(c.Name) + ", which you are not allowed to list."}
+	if r.o.CanList != nil && !r.o.CanList(c) || c.ListRule == nil {
+		return nil, refuse
+	}
+	if strings.TrimSpace(*c.ListRule) == "" {
+		return nil, nil
+	}
+	e, err := Parse(*c.ListRule)
+	if err != nil {
+		return nil, refuse // a broken rule denies
+	}
+	o := r.o
+	o.Collection, o.Client, o.CanList = c, false, nil
+	res, err := resolve(e, o)
+	if err != nil {
+		return nil, refuse
+	}
+	return res, nil
 }
 
 // walk follows segs from collection c, adding hops to p, and sets the
@@ -479,10 +503,11 @@ func (r *resolver) walk(pos int, p *path, c *underhood.Collection, segs []string
 			if err := r.checkField(pos, bf); err != nil {
 				return nil, err
 			}
-			if err := r.checkList(pos, src); err != nil {
+			rule, err := r.hopRule(pos, src)
+			if err != nil {
 				return nil, err
 			}
-			p.hops = append(p.hops, hop{field: bf, target: src, back: true, multi: true})
+			p.hops = append(p.hops, hop{field: bf, target: src, back: true, multi: true, rule: rule})
 			c = src
 			if last {
 				p.field, p.owner = src.Field("id"), src
@@ -503,10 +528,11 @@ func (r *resolver) walk(pos int, p *path, c *underhood.Collection, segs []string
 			if t == nil {
 				return nil, r.fail(pos, "relation %q points to a missing collection", f.Name)
 			}
-			if err := r.checkList(pos, t); err != nil {
+			rule, err := r.hopRule(pos, t)
+			if err != nil {
 				return nil, err
 			}
-			p.hops = append(p.hops, hop{field: f, target: t, multi: f.IsMulti()})
+			p.hops = append(p.hops, hop{field: f, target: t, multi: f.IsMulti(), rule: rule})
 			c = t
 		case underhood.FieldJSON:
 			p.field, p.owner, p.json = f, c, segs[i+1:]

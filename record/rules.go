@@ -103,24 +103,12 @@ func (s *Service) addClientFilter(w *where, c *underhood.Collection, src string,
 	}
 	o := s.filterOptions(c, req, len(w.args))
 	o.Client = true
-	o.CanList = func(t *underhood.Collection) bool { return canFilterInto(t, req) }
 	x, err := filter.Compile(e, o)
 	if err != nil {
 		return filterError(err)
 	}
 	w.addSQL(x)
 	return nil
-}
-
-// canFilterInto reports whether a client filter may reach into t through a
-// relation. Only collections anyone can list qualify: filtering through a
-// collection with a conditional list rule would let a caller probe rows the
-// rule hides.
-func canFilterInto(t *underhood.Collection, req *Request) bool {
-	if isSuperuser(req) {
-		return true
-	}
-	return t.ListRule != nil && strings.TrimSpace(*t.ListRule) == ""
 }
 
 // clientSort compiles a client-supplied sort.
@@ -130,7 +118,6 @@ func (s *Service) clientSort(c *underhood.Collection, src string, req *Request, 
 	}
 	o := s.filterOptions(c, req, argOffset)
 	o.Client = true
-	o.CanList = func(t *underhood.Collection) bool { return canFilterInto(t, req) }
 	order, args, err := filter.CompileSort(src, o)
 	if err != nil {
 		return "", nil, filterError(err)
