@@ -67,7 +67,7 @@ func (a *api) handleAuthMethods(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !c.IsAuth() || c.Auth == nil {
-		return underhood.Errorf(underhood.EInvalid, "The collection is not an auth collection.")
+		return underhood.Errorf(underhood.ENotFound, "Missing or invalid auth collection context.")
 	}
 	fields := c.Auth.PasswordAuth.IdentityFields
 	if fields == nil {
