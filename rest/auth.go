@@ -1,9 +1,11 @@
 package rest
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/auth"
 )
 
 // authResponse writes {token, record} with the record's fields and expand
@@ -79,4 +81,27 @@ func (a *api) handleAuthMethods(w http.ResponseWriter, r *http.Request) error {
 		"mfa":      map[string]any{"enabled": c.Auth.MFA.Enabled, "duration": c.Auth.MFA.Duration},
 		"otp":      map[string]any{"enabled": c.Auth.OTP.Enabled, "duration": c.Auth.OTP.Duration},
 	})
+}
+
+// authResult writes the outcome of an authentication method: the token
+// and record, or, when a second factor is required, 401 {"mfaId": …}.
+func (a *api) authResult(w http.ResponseWriter, r *http.Request, res *auth.Result) error {
+	if res.MFAID != "" {
+		return writeJSON(w, http.StatusUnauthorized, map[string]any{"mfaId": res.MFAID})
+	}
+	if len(res.Meta) == 0 {
+		return a.authResponse(w, r, res.Token, res.Record)
+	}
+	meta, err := json.Marshal(res.Meta)
+	if err != nil {
+		return err
+	}
+	b := []byte(`{"token":`)
+	b = appendString(b, res.Token)
+	b = append(b, `,"record":`...)
+	b = encodeRecord(b, res.Record, nil)
+	b = append(b, `,"meta":`...)
+	b = append(b, meta...)
+	b = append(b, '}')
+	return writeRaw(w, http.StatusOK, b)
 }

@@ -15,6 +15,9 @@ func (a *api) routes() {
 	a.handle("POST /api/collections/{c}/auth-with-password", a.handleAuthWithPassword)
 	a.handle("POST /api/collections/{c}/auth-refresh", a.handleAuthRefresh)
 	a.handle("GET /api/collections/{c}/auth-methods", a.handleAuthMethods)
+	a.authEmailRoutes()
+	a.authMFARoutes()
+	a.authOAuth2Routes()
 
 	a.handle("GET /api/collections", a.handleCollectionList)
 	a.handle("POST /api/collections", a.handleCollectionCreate)
