@@ -213,3 +213,28 @@ func TestListTotalFollowsWrites(t *testing.T) {
 		t.Fatalf("total after create and delete = %d, want %d", got, before+1)
 	}
 }
+
+func TestSystemCollectionsFollowTheirOwner(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	for _, name := range []string{record.MFAsName, record.OTPsName, record.ExternalAuthsName, record.AuthOriginsName, record.TOTPsName} {
+		if _, err := s.Collection(name); err != nil {
+			t.Fatalf("system collection %s missing: %v", name, err)
+		}
+	}
+	u := mustCreate(t, s, "users", map[string]any{"email": "u@example.com", "password": "12345678", "passwordConfirm": "12345678"})
+	mustCreate(t, s, record.MFAsName, map[string]any{"collectionRef": underhood.UsersID, "recordRef": u.ID(), "method": "password"})
+	if err := s.Delete(ctx, s.SystemRequest(), "users", u.ID()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.List(ctx, s.SystemRequest(), record.MFAsName, record.ListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TotalItems != 0 {
+		t.Fatalf("_mfas rows after deleting their user = %d, want 0", res.TotalItems)
+	}
+	if err := s.DeleteCollection(ctx, s.SystemRequest().Auth, record.MFAsName); err == nil {
+		t.Fatalf("DeleteCollection(%s) = nil, want an error for a system collection", record.MFAsName)
+	}
+}

@@ -97,6 +97,9 @@ func New(ctx context.Context, store *sqlstore.Store, log *slog.Logger) (*Service
 	if err := s.reloadSchema(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.ensureSystemCollections(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.loadSettings(ctx); err != nil {
 		return nil, err
 	}

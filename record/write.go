@@ -523,6 +523,11 @@ func (s *Service) deleteCascade(ctx context.Context, q sqlstore.Querier, r *unde
 			}
 		}
 	}
+	if r.Collection.IsAuth() {
+		if err := s.deleteAuthState(ctx, q, r); err != nil {
+			return err
+		}
+	}
 	return s.store.DeleteRecord(ctx, q, r.Collection, r.ID())
 }
 
