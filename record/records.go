@@ -65,12 +65,30 @@ func (s *Service) List(ctx context.Context, req *Request, coll string, p ListPar
 		return nil, err
 	}
 	res := &ListResult{Page: p.Page, PerPage: p.PerPage, TotalItems: -1, TotalPages: -1}
-	// The version is read before the read transaction starts, so a count
+	// The version is read before the read transaction starts, so a result
 	// cached under it can only be newer than the version, never older.
 	version := s.store.Version()
+	args := append(w.args[:len(w.args):len(w.args)], sortArgs...)
+	pageKey, cacheable := cacheKey("list", c.ID, w.String(), args, order, itoa(p.PerPage), itoa(p.Page), callerKey(req))
+	cacheable = cacheable && p.Expand == "" && !strings.Contains(p.Sort, "@random")
+	if cacheable {
+		if e, ok := s.cache.get(pageKey, version); ok {
+			res.Items = cloneRecords(e.recs)
+			if !p.SkipTotal {
+				if err := s.store.Read(ctx, func(q sqlstore.Querier) error {
+					n, err := s.count(ctx, q, version, c, w.String(), w.args)
+					res.TotalItems, res.TotalPages = n, (n+p.PerPage-1)/p.PerPage
+					return err
+				}); err != nil {
+					return nil, err
+				}
+			}
+			return res, nil
+		}
+	}
 	err = s.store.Read(ctx, func(q sqlstore.Querier) error {
 		items, err := s.store.Find(ctx, q, sqlstore.Query{
-			Collection: c, Alias: "r", Where: w.String(), Args: append(w.args[:len(w.args):len(w.args)], sortArgs...),
+			Collection: c, Alias: "r", Where: w.String(), Args: args,
 			OrderBy: order, Limit: p.PerPage, Offset: (p.Page - 1) * p.PerPage,
 		})
 		if err != nil {
@@ -93,6 +111,9 @@ func (s *Service) List(ctx context.Context, req *Request, coll string, p ListPar
 	for _, r := range res.Items {
 		s.presentInPlace(req, r)
 	}
+	if cacheable {
+		s.cache.put(pageKey, version, cacheEntry{recs: cloneRecords(res.Items)})
+	}
 	return res, nil
 }
 
@@ -105,6 +126,9 @@ func (s *Service) View(ctx context.Context, req *Request, coll, id string, expan
 	}
 	if err := checkExpand(expand); err != nil {
 		return nil, err
+	}
+	if expand == "" && s.cache != nil {
+		return s.viewCached(ctx, req, c, id)
 	}
 	var r *underhood.Record
 	err = s.store.Read(ctx, func(q sqlstore.Querier) error {
@@ -120,6 +144,44 @@ func (s *Service) View(ctx context.Context, req *Request, coll, id string, expan
 	}
 	s.presentInPlace(req, r)
 	return r, nil
+}
+
+// viewCached is View without expand, through the result cache.
+func (s *Service) viewCached(ctx context.Context, req *Request, c *underhood.Collection, id string) (*underhood.Record, error) {
+	version := s.store.Version()
+	var w where
+	w.add(`r.`+s.dialect.Quote("id")+` = `+s.dialect.Placeholder(1), id)
+	if err := s.addRule(&w, c, c.ViewRule, req); err != nil {
+		return nil, err
+	}
+	key, cacheable := cacheKey("view", c.ID, w.String(), w.args, callerKey(req))
+	if cacheable {
+		if e, ok := s.cache.get(key, version); ok {
+			if len(e.recs) == 0 {
+				return nil, errNotFound()
+			}
+			return e.recs[0].Clone(), nil
+		}
+	}
+	var list []*underhood.Record
+	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
+		var err error
+		list, err = s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: w.String(), Args: w.args, Limit: 1})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range list {
+		s.presentInPlace(req, r)
+	}
+	if cacheable {
+		s.cache.put(key, version, cacheEntry{recs: cloneRecords(list)})
+	}
+	if len(list) == 0 {
+		return nil, errNotFound()
+	}
+	return list[0], nil
 }
 
 // findVisible loads record id of c if rule lets req see it.
@@ -308,11 +370,10 @@ func withMessage(err error, msg string) error {
 // count returns how many records of c match where, from the count cache
 // when no write has committed since it was computed.
 func (s *Service) count(ctx context.Context, q sqlstore.Querier, version uint64, c *underhood.Collection, where string, args []any) (int, error) {
-	key, cacheable := countKey(c.ID, where, args)
-	cacheable = cacheable && s.counts != nil
+	key, cacheable := cacheKey("count", c.ID, where, args)
 	if cacheable {
-		if n, ok := s.counts.get(key, version); ok {
-			return n, nil
+		if e, ok := s.cache.get(key, version); ok {
+			return e.n, nil
 		}
 	}
 	n, err := s.store.Count(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: where, Args: args})
@@ -320,7 +381,7 @@ func (s *Service) count(ctx context.Context, q sqlstore.Querier, version uint64,
 		return 0, err
 	}
 	if cacheable {
-		s.counts.put(key, version, n)
+		s.cache.put(key, version, cacheEntry{n: n})
 	}
 	return n, nil
 }

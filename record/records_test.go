@@ -205,12 +205,26 @@ func TestListTotalFollowsWrites(t *testing.T) {
 	if got := total(); got != before {
 		t.Fatalf("total after an update that stops matching = %d, want %d", got, before)
 	}
+	if v, err := s.View(ctx, guest, "authors", created.ID(), ""); err != nil || v.String("name") != "zed" {
+		t.Fatalf("View after update = %v, %v, want name zed", v, err)
+	}
+	res, err := s.List(ctx, guest, "authors", record.ListParams{Filter: "name = 'zed'", SkipTotal: true})
+	if err != nil || len(res.Items) != 1 {
+		t.Fatalf("List(name = 'zed') = %v, %v, want the updated record", res, err)
+	}
+	res.Items[0].Data["name"] = "mutated by the caller"
+	if again, _ := s.List(ctx, guest, "authors", record.ListParams{Filter: "name = 'zed'", SkipTotal: true}); again.Items[0].String("name") != "zed" {
+		t.Fatalf("a caller's change to a returned record leaked into the next read: %v", again.Items[0].Data)
+	}
 	mustCreate(t, s, "authors", map[string]any{"name": "bea"})
 	if err := s.Delete(ctx, s.SystemRequest(), "authors", created.ID()); err != nil {
 		t.Fatal(err)
 	}
 	if got := total(); got != before+1 {
 		t.Fatalf("total after create and delete = %d, want %d", got, before+1)
+	}
+	if _, err := s.View(ctx, guest, "authors", created.ID(), ""); underhood.ErrorCode(err) != underhood.ENotFound {
+		t.Fatalf("View after delete = %v, want not found", err)
 	}
 }
 

@@ -38,9 +38,9 @@ type Service struct {
 	parsedMu sync.Mutex
 	parsed   map[string]filter.Expr
 
-	// counts caches list totals until the next write; nil when the store
+	// cache holds read results until the next write; nil when the store
 	// is shared with other processes.
-	counts *countCache
+	cache *resultCache
 }
 
 // schema is an immutable snapshot of every collection.
@@ -74,7 +74,7 @@ func New(ctx context.Context, store *sqlstore.Store, log *slog.Logger) (*Service
 	}
 	s := &Service{store: store, dialect: store.Dialect(), log: log, now: func() time.Time { return time.Now().UTC() }, parsed: map[string]filter.Expr{}}
 	if store.Dialect().Name() == "sqlite" {
-		s.counts = newCountCache()
+		s.cache = newResultCache()
 	}
 	err := store.Write(ctx, func(q sqlstore.Querier) error {
 		cols, err := store.LoadCollections(ctx, q)

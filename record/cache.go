@@ -1,0 +1,104 @@
+package record
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/underhood/underhood"
+)
+
+// resultCache remembers the results of reads (records and list totals)
+// until the next write. A total costs a scan of every matching row and a
+// record read costs a round through the database; a read-mostly app asks
+// the same questions again and again. An entry is keyed by the exact SQL
+// condition and arguments (the caller's rule and identity included) and is
+// valid only for the store version it was computed at: any committed write
+// makes every entry stale. The store's version only counts this process's
+// writes, so a store shared by several processes must not use the cache.
+type resultCache struct {
+	mu      sync.Mutex
+	m       map[string]cacheEntry
+	records int // records held by all entries
+}
+
+type cacheEntry struct {
+	version uint64
+	recs    []*underhood.Record // presented for the caller in the key
+	n       int                 // a total
+}
+
+// Bounds of the cache; when either is reached it starts over.
+const (
+	maxCacheEntries = 8192
+	maxCacheRecords = 20000
+)
+
+func newResultCache() *resultCache { return &resultCache{m: make(map[string]cacheEntry)} }
+
+// cacheKey builds the key of a read; ok is false when an argument cannot
+// be encoded.
+func cacheKey(kind, collID, where string, args []any, extra ...string) (string, bool) {
+	b, err := json.Marshal(args)
+	if err != nil {
+		return "", false
+	}
+	parts := append([]string{kind, collID, where, string(b)}, extra...)
+	return strings.Join(parts, "\x00"), true
+}
+
+// callerKey names who a result was presented for: hidden fields and
+// emails depend on it.
+func callerKey(req *Request) string {
+	if req == nil || req.Auth == nil || req.Auth.Collection == nil {
+		return ""
+	}
+	return req.Auth.Collection.ID + "/" + req.Auth.ID()
+}
+
+func (c *resultCache) get(key string, version uint64) (cacheEntry, bool) {
+	if c == nil {
+		return cacheEntry{}, false
+	}
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if !ok || e.version != version {
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+func (c *resultCache) put(key string, version uint64, e cacheEntry) {
+	if c == nil {
+		return
+	}
+	e.version = version
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[key]; ok {
+		if old.version > version {
+			return
+		}
+		c.records -= len(old.recs)
+	}
+	if len(c.m) >= maxCacheEntries || c.records+len(e.recs) > maxCacheRecords {
+		clear(c.m)
+		c.records = 0
+	}
+	c.m[key] = e
+	c.records += len(e.recs)
+}
+
+// cloneRecords returns copies a caller may change without touching the
+// cached ones.
+func cloneRecords(list []*underhood.Record) []*underhood.Record {
+	out := make([]*underhood.Record, len(list))
+	for i, r := range list {
+		out[i] = r.Clone()
+	}
+	return out
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
