@@ -3,6 +3,7 @@ package underhood
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Each maps to exactly one HTTP status in the rest adapter.
@@ -21,12 +22,14 @@ const (
 // Error is the one error type of the system. Code decides the status a
 // client sees, Message is safe to show to a client, Data carries per-field
 // details (values are FieldError or nested map[string]any), and Err is the
-// wrapped cause, which is logged but never shown.
+// wrapped cause, which is logged but never shown. RetryAfter, set on
+// ETooManyRequests, is how long the client must wait.
 type Error struct {
-	Code    string
-	Message string
-	Data    map[string]any
-	Err     error
+	Code       string
+	Message    string
+	Data       map[string]any
+	Err        error
+	RetryAfter time.Duration
 }
 
 // FieldError describes what is wrong with one field of a request body.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/filter"
+	"github.com/underhood/underhood/ratelimit"
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/sqlstore"
 )
@@ -34,6 +35,9 @@ type Service struct {
 	// unknown account costs as much as one with a wrong password and
 	// response times do not reveal which accounts exist.
 	dummyHashes sync.Map
+
+	// limiter counts attempts per identity (limits.go).
+	limiter ratelimit.Store
 }
 
 // New returns the auth service of records.
@@ -41,7 +45,9 @@ func New(records *record.Service, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{records: records, log: log, now: time.Now}
+	a := &Service{records: records, log: log, now: time.Now}
+	a.limiter = a.newLimiter()
+	return a
 }
 
 // Client-visible messages; they match PocketBase's.
@@ -123,6 +129,10 @@ func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password
 	if err := checkCredentials(c, identity, password, identityField); err != nil {
 		return "", nil, err
 	}
+	attempt := attemptKey(c, identity)
+	if err := a.limitAttempt(ctx, ScopePassword, attempt); err != nil {
+		return "", nil, err
+	}
 	rec, err := a.findByIdentity(ctx, c, identity, identityField)
 	if err != nil {
 		return "", nil, err
@@ -134,6 +144,7 @@ func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password
 	if !record.CheckPassword(rec.String("password"), password) {
 		return "", nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
 	}
+	a.clearAttempts(ctx, ScopePassword, attempt)
 	return a.issue(ctx, rec, "password")
 }
 

@@ -109,7 +109,7 @@ func DefaultSettings() *Settings {
 		SMTP:         SMTPSettings{Host: "smtp.example.com", Port: 587, AuthMethod: "PLAIN"},
 		Backups:      BackupSettings{CronMaxKeep: 3},
 		Batch:        BatchSettings{Enabled: true, MaxRequests: 50, Timeout: 3},
-		RateLimits:   RateLimitSettings{Rules: []RateLimitRule{}},
+		RateLimits:   defaultRateLimits(),
 		TrustedProxy: TrustedProxySettings{Headers: []string{}},
 		Logs:         LogSettings{MaxDays: 5, LogIP: true},
 	}

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/auth"
@@ -97,6 +99,10 @@ func (a *api) errorResponse(r *http.Request, err error) errorBody {
 
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	body := a.errorResponse(r, err)
+	var ue *underhood.Error
+	if errors.As(err, &ue) && ue.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ue.RetryAfter.Seconds()))))
+	}
 	writeJSON(w, body.Status, body)
 }
 

@@ -19,6 +19,8 @@ const module = "github.com/underhood/underhood"
 var layers = map[string]int{
 	"":                   0, // the vocabulary: standard library only
 	"filter":             1, // pure: the vocabulary only
+	"outbound":           1, // the HTTP client for addresses users control; standard library only
+	"ratelimit":          1, // counters: standard library only
 	"sqlstore":           2,
 	"sqlstore/sqlite":    3,
 	"sqlstore/postgres":  3,
@@ -41,7 +43,7 @@ var layers = map[string]int{
 
 // stdlibOnly are layers that may import nothing outside the standard
 // library and the module.
-var stdlibOnly = map[string]bool{"": true, "filter": true}
+var stdlibOnly = map[string]bool{"": true, "filter": true, "outbound": true}
 
 func TestImportLayers(t *testing.T) {
 	goBin, err := exec.LookPath("go")
