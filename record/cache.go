@@ -18,21 +18,24 @@ import (
 // makes every entry stale. The store's version only counts this process's
 // writes, so a store shared by several processes must not use the cache.
 type resultCache struct {
-	mu      sync.Mutex
-	m       map[string]cacheEntry
-	records int // records held by all entries
+	mu    sync.Mutex
+	m     map[string]cacheEntry
+	bytes int // estimated memory held by all entries
 }
 
 type cacheEntry struct {
 	version uint64
 	recs    []*underhood.Record // presented for the caller in the key
 	n       int                 // a total
+	size    int                 // estimated memory held
 }
 
-// Bounds of the cache; when either is reached it starts over.
+// Bounds of the cache. When either is reached, a random eighth of the
+// entries is dropped (Go's map order is random), which keeps the hot
+// entries of a large working set more often than starting over would.
 const (
-	maxCacheEntries = 8192
-	maxCacheRecords = 20000
+	maxCacheEntries = 65536
+	maxCacheBytes   = 32 << 20
 )
 
 func newResultCache() *resultCache { return &resultCache{m: make(map[string]cacheEntry)} }
@@ -75,20 +78,54 @@ func (c *resultCache) put(key string, version uint64, e cacheEntry) {
 		return
 	}
 	e.version = version
+	e.size = len(key) + 64
+	for _, r := range e.recs {
+		e.size += recordSize(r)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.m[key]; ok {
 		if old.version > version {
 			return
 		}
-		c.records -= len(old.recs)
+		c.bytes -= old.size
+		delete(c.m, key)
 	}
-	if len(c.m) >= maxCacheEntries || c.records+len(e.recs) > maxCacheRecords {
-		clear(c.m)
-		c.records = 0
+	if e.size > maxCacheBytes/8 {
+		return
+	}
+	if len(c.m) >= maxCacheEntries || c.bytes+e.size > maxCacheBytes {
+		drop := len(c.m)/8 + 1
+		for k, old := range c.m {
+			if drop == 0 {
+				break
+			}
+			c.bytes -= old.size
+			delete(c.m, k)
+			drop--
+		}
 	}
 	c.m[key] = e
-	c.records += len(e.recs)
+	c.bytes += e.size
+}
+
+// recordSize estimates the memory a cached record holds.
+func recordSize(r *underhood.Record) int {
+	n := 64
+	for k, v := range r.Data {
+		n += len(k) + 32
+		switch x := v.(type) {
+		case string:
+			n += len(x)
+		case []string:
+			for _, s := range x {
+				n += len(s) + 16
+			}
+		case json.RawMessage:
+			n += len(x)
+		}
+	}
+	return n
 }
 
 // cloneRecords returns copies a caller may change without touching the

@@ -1,17 +1,33 @@
 package record
 
 // defaultRateLimits are the rate limits of a fresh install: on, so that
-// credential endpoints resist brute force from the first start.
+// credential endpoints resist brute force from the first start, and loose
+// enough that a person, an SDK's token refresh or a test suite logging in
+// from one address never meets them.
 //
 // Rules labelled "identity:<scope>" limit attempts per identity (an
 // account's email or username, per collection) rather than requests per
-// client IP; a password login counts only its failures. The other rules
-// limit requests per client IP; their labels follow PocketBase:
-// "<collection>:<action>" or "*:<action>" for an auth action, "METHOD
-// /path" or "/path" for a path, and "/prefix/" for every path under it.
+// client IP; a password login counts only its failures, so that guessing
+// one account's password is slow from any number of addresses while its
+// owner, who logs in at the first try, is never held up. The other rules
+// limit every request per client IP; their labels follow PocketBase:
+// "<collection>:<tag>" or "*:<tag>" for an auth endpoint (tags: the action,
+// as in "authWithPassword", and its family: "auth" for logins, "request"
+// for endpoints that send mail, "confirm" for those that redeem an emailed
+// token, "totp" for authenticator-app endpoints, "refresh"), "METHOD
+// /path" or "/path" for one path, and "/prefix/" for every path under it.
+// No rule covers the rest of the API by default: reads and writes are
+// governed by rules, not by rate.
 func defaultRateLimits() RateLimitSettings {
 	return RateLimitSettings{Enabled: true, Rules: []RateLimitRule{
+		{Label: "*:auth", Duration: 10, MaxRequests: 30},
+		{Label: "*:request", Duration: 60, MaxRequests: 20},
+		{Label: "*:confirm", Duration: 60, MaxRequests: 20},
+		{Label: "*:totp", Duration: 60, MaxRequests: 20},
+		{Label: "*:refresh", Duration: 10, MaxRequests: 60},
+		{Label: "/api/install", Duration: 60, MaxRequests: 10},
 		{Label: "identity:auth-with-password", Duration: 60, MaxRequests: 5},
+		{Label: "identity:auth-with-password", Duration: 3600, MaxRequests: 20},
 		{Label: "identity:*", Duration: 60, MaxRequests: 10},
 	}}
 }
