@@ -180,8 +180,15 @@ func (r *resolver) fail(pos int, format string, args ...any) error {
 	return errAt(r.key, pos, format, args...)
 }
 
+// maxTreeDepth bounds the depth of a resolved expression. The parser
+// bounds parentheses, but each term of a chain of && or || nests one level
+// deeper: a client listing records by id ("id='…' || id='…' || …") fits
+// about 160 ids in a filter of 3500 characters. The compiled SQL must stay
+// within SQLite's limit of 1000 levels.
+const maxTreeDepth = 500
+
 func (r *resolver) expr(e Expr, depth int) (node, error) {
-	if depth > 2*maxDepth {
+	if depth > maxTreeDepth {
 		return nil, r.fail(e.Pos(), "too deeply nested")
 	}
 	switch e := e.(type) {

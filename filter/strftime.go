@@ -6,17 +6,46 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // strftime evaluates SQLite's strftime(format, time, modifiers...) for
 // Match. It returns nil where SQLite returns NULL: an unreadable time, an
-// unknown modifier or an unknown conversion.
+// unknown modifier, an unknown conversion or a result outside SQLite's
+// range (Julian day 0, in 4714 BC, to the end of 9999).
 func strftime(format, timeValue any, modifiers []any) any {
 	f, ok := format.(string)
 	if !ok {
 		return nil
 	}
+	// "unixepoch", "julianday" and "auto" may only be the first modifier:
+	// they say how to read a number. "auto" leaves any other time as it is.
+	first := ""
+	if len(modifiers) > 0 {
+		first, _ = modifiers[0].(string)
+		first = strings.ToLower(first)
+	}
 	t, ok := parseSQLiteTime(timeValue)
+	n, isNumber := timeNumber(timeValue)
+	switch {
+	case ok && first == "auto":
+		modifiers = modifiers[1:]
+	case !ok && isNumber:
+		t, ok = julianDay(n)
+		switch first {
+		case "unixepoch":
+			t, ok = unixEpoch(n)
+			modifiers = modifiers[1:]
+		case "auto":
+			// not a Julian day: Unix seconds from 4714 BC to 9999
+			if !ok && n >= -210866760000 && n <= 253402300799 {
+				t, ok = unixEpoch(n)
+			}
+			modifiers = modifiers[1:]
+		case "julianday":
+			modifiers = modifiers[1:]
+		}
+	}
 	if !ok {
 		return nil
 	}
@@ -28,6 +57,9 @@ func strftime(format, timeValue any, modifiers []any) any {
 		if t, ok = applyModifier(t, s); !ok {
 			return nil
 		}
+	}
+	if jd := t.UnixMilli() + unixEpochJD; jd < 0 || jd > maxJD {
+		return nil
 	}
 	var b strings.Builder
 	for i := 0; i < len(f); i++ {
@@ -47,7 +79,7 @@ func strftime(format, timeValue any, modifiers []any) any {
 		case 'f':
 			fmt.Fprintf(&b, "%02d.%03d", t.Second(), t.Nanosecond()/1e6)
 		case 'F':
-			b.WriteString(t.Format("2006-01-02"))
+			fmt.Fprintf(&b, "%04d-%02d-%02d", t.Year(), int(t.Month()), t.Day()) // as %Y-%m-%d, for years before 1 too
 		case 'H':
 			fmt.Fprintf(&b, "%02d", t.Hour())
 		case 'j':
@@ -83,16 +115,57 @@ func strftime(format, timeValue any, modifiers []any) any {
 	return b.String()
 }
 
-// parseSQLiteTime reads the time values SQLite's date functions accept
-// that Underhood stores: YYYY-MM-DD[ HH:MM[:SS[.SSS]]][Z|±HH:MM], with
-// "T" allowed as the separator, and "now" is not supported (it would make
-// Match differ from SQL by the time between them).
-func parseSQLiteTime(v any) (time.Time, bool) {
-	s, ok := v.(string)
-	if !ok {
+// unixEpochJD is 1970-01-01 00:00:00 as a Julian day number in
+// milliseconds, and maxJD is 9999-12-31 23:59:59.999, the last time
+// SQLite's date functions represent.
+const (
+	unixEpochJD = 210866760000000
+	maxJD       = 464269060799999
+)
+
+// timeNumber reports whether v is a number as SQLite's date functions
+// read one: a numeric value, or text that reads as a number.
+func timeNumber(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case string:
+		return numericText(x)
+	}
+	return 0, false
+}
+
+// julianDay is the time of Julian day number n, when SQLite accepts it.
+func julianDay(n float64) (time.Time, bool) {
+	if n < 0 || n >= 5373484.5 {
 		return time.Time{}, false
 	}
-	s = strings.TrimSpace(s)
+	return time.UnixMilli(int64(n*86400000+0.5) - unixEpochJD).UTC(), true
+}
+
+// unixEpoch is the time n seconds after 1970-01-01, when SQLite accepts it.
+func unixEpoch(n float64) (time.Time, bool) {
+	jd := n*1000 + unixEpochJD
+	if jd < 0 || jd >= maxJD+1 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(jd+0.5) - unixEpochJD).UTC(), true
+}
+
+// parseSQLiteTime reads the time text SQLite's date functions accept
+// that Underhood stores: YYYY-MM-DD[ HH:MM[:SS[.SSS]]][Z|±HH:MM], with
+// "T" allowed as the separator, and HH:MM[:SS[.SSS]] alone, on
+// 2000-01-01. Numbers are read by timeNumber; "now" is not supported (it
+// would make Match differ from SQL by the time between them).
+func parseSQLiteTime(v any) (time.Time, bool) {
+	s, ok := v.(string)
+	if !ok || s == "" || isSpace(s[0]) {
+		return time.Time{}, false
+	}
+	s = strings.TrimRightFunc(s, func(r rune) bool { return r < utf8.RuneSelf && isSpace(byte(r)) })
+	if len(s) >= 5 && s[2] == ':' {
+		s = "2000-01-01 " + s
+	}
 	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
 		return time.Time{}, false
 	}
@@ -140,7 +213,7 @@ func parseSQLiteTime(v any) (time.Time, bool) {
 		}
 	}
 	t := time.Date(year, time.Month(month), day, hour, minute, sec, ms*1e6, time.UTC)
-	rest = strings.TrimSpace(rest)
+	rest = strings.TrimLeft(rest, " ")
 	switch {
 	case rest == "" || rest == "Z" || rest == "z":
 	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
@@ -160,7 +233,11 @@ func parseSQLiteTime(v any) (time.Time, bool) {
 	return t, true
 }
 
-// applyModifier applies one of SQLite's date modifiers.
+// isSpace is SQLite's sqlite3Isspace.
+func isSpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
+
+// applyModifier applies one of SQLite's date modifiers but the first
+// ones strftime handles.
 func applyModifier(t time.Time, mod string) (time.Time, bool) {
 	m := strings.ToLower(strings.TrimSpace(mod))
 	switch m {
@@ -170,7 +247,7 @@ func applyModifier(t time.Time, mod string) (time.Time, bool) {
 		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC), true
 	case "start of year":
 		return time.Date(t.Year(), 1, 1, 0, 0, 0, 0, time.UTC), true
-	case "utc", "localtime", "auto", "subsec", "subsecond":
+	case "utc", "localtime", "subsec", "subsecond":
 		return t, true
 	}
 	if strings.HasPrefix(m, "weekday ") {
