@@ -11,9 +11,10 @@ import (
 )
 
 // Scopes of per-identity attempt limits: one per family of credential
-// endpoints. The limit of a scope is the rate-limit rule labelled
-// "identity:<scope>" in the settings, or else "identity:*"; with rate
-// limits disabled, or no such rule, attempts are not limited per identity.
+// endpoints. The limits of a scope are the rate-limit rules labelled
+// "identity:<scope>" in the settings (all of them apply: say, 5 a minute
+// and 20 an hour), or else those labelled "identity:*"; with rate limits
+// disabled, or no such rule, attempts are not limited per identity.
 const (
 	ScopePassword = "auth-with-password"
 )
@@ -46,50 +47,57 @@ func attemptKey(c *underhood.Collection, identity string) string {
 // attempts. A flow that counts only failures calls clearAttempts after a
 // success.
 func (a *Service) limitAttempt(ctx context.Context, scope, key string) error {
-	l, ok := a.identityLimit(scope)
-	if !ok {
-		return nil
+	var longest time.Duration
+	for _, l := range a.identityLimits(scope) {
+		wait, err := ratelimit.Allow(ctx, a.limiter, limitKey(scope, key, l), l, a.now())
+		if err != nil {
+			// Fail closed: without its counts the limit cannot be enforced.
+			return underhood.Internal(fmt.Errorf("count %s attempt: %w", scope, err))
+		}
+		longest = max(longest, wait)
 	}
-	wait, err := ratelimit.Allow(ctx, a.limiter, identityLabelPrefix+scope+"\x00"+key, l, a.now())
-	if err != nil {
-		// Fail closed: without its counts the limit cannot be enforced.
-		return underhood.Internal(fmt.Errorf("count %s attempt: %w", scope, err))
-	}
-	if wait > 0 {
-		return TooManyRequests(wait)
+	if longest > 0 {
+		return TooManyRequests(longest)
 	}
 	return nil
+}
+
+// limitKey is the counter of key's attempts in scope under l.
+func limitKey(scope, key string, l ratelimit.Limit) string {
+	return identityLabelPrefix + scope + "\x00" + l.Window.String() + "\x00" + key
 }
 
 // clearAttempts forgets the attempts of key in scope, after it proved who
 // it is, so that only failed attempts add up to the limit.
 func (a *Service) clearAttempts(ctx context.Context, scope, key string) {
-	if err := a.limiter.Reset(ctx, identityLabelPrefix+scope+"\x00"+key); err != nil {
-		a.log.Warn("clear attempt count", "scope", scope, "err", err)
+	for _, l := range a.identityLimits(scope) {
+		if err := a.limiter.Reset(ctx, limitKey(scope, key, l)); err != nil {
+			a.log.Warn("clear attempt count", "scope", scope, "err", err)
+		}
 	}
 }
 
-// identityLimit returns the per-identity limit of scope from the current
+// identityLimits returns the per-identity limits of scope from the current
 // settings.
-func (a *Service) identityLimit(scope string) (ratelimit.Limit, bool) {
+func (a *Service) identityLimits(scope string) []ratelimit.Limit {
 	rl := a.records.Settings().RateLimits
 	if !rl.Enabled {
-		return ratelimit.Limit{}, false
+		return nil
 	}
-	var fallback *ratelimit.Limit
+	var own, fallback []ratelimit.Limit
 	for _, r := range rl.Rules {
 		l := ratelimit.Limit{Max: r.MaxRequests, Window: time.Duration(r.Duration) * time.Second}
-		switch r.Label {
+		switch strings.TrimSpace(r.Label) {
 		case identityLabelPrefix + scope:
-			return l, true
+			own = append(own, l)
 		case identityLabelPrefix + "*":
-			fallback = &l
+			fallback = append(fallback, l)
 		}
 	}
-	if fallback != nil {
-		return *fallback, true
+	if len(own) > 0 {
+		return own
 	}
-	return ratelimit.Limit{}, false
+	return fallback
 }
 
 // TooManyRequests returns the 429 error that tells a client to wait.

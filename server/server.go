@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/ratelimit"
 )
 
 // DefaultBodyLimit is the largest request body accepted when Deps.BodyLimit
@@ -37,6 +38,11 @@ type Deps struct {
 	BodyLimit int64
 	// AllowedOrigins are the origins CORS admits; empty or "*" admits any.
 	AllowedOrigins []string
+	// RateLimits gives the per-IP rate-limit rules (ratelimit.go); nil
+	// applies none. RateLimitStore holds the counts; nil keeps them in
+	// this process's memory.
+	RateLimits     RateLimitSource
+	RateLimitStore ratelimit.Store
 }
 
 // New returns the handler of the whole HTTP surface.
@@ -57,6 +63,7 @@ func New(d Deps) http.Handler {
 		cors(d.AllowedOrigins),
 		limitBody(d.BodyLimit),
 		identify(d.Auth, d.Log),
+		limitRate(d.RateLimits, d.RateLimitStore, d.Log),
 	)
 }
 

@@ -73,6 +73,7 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 		Log:            log,
 		BodyLimit:      server.DefaultBodyLimit,
 		AllowedOrigins: splitList(*origins),
+		RateLimits:     records,
 	})
 
 	ln, err := net.Listen("tcp", *addr)
