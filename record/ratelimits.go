@@ -31,3 +31,9 @@ func defaultRateLimits() RateLimitSettings {
 		{Label: "identity:*", Duration: 60, MaxRequests: 10},
 	}}
 }
+
+// validAudience reports whether a rule's audience is one the rate limiter
+// knows: everybody (""), guests or signed-in callers.
+func validAudience(a string) bool {
+	return a == "" || a == "@guest" || a == "@auth"
+}

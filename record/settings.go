@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/underhood/underhood"
@@ -158,6 +159,10 @@ func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, pa
 	defer s.schemaMu.Unlock()
 	cur := s.Settings()
 	next := cur
+	// Decoding reuses a slice's array: give next its own, or a refused
+	// patch would still have written into the live settings.
+	next.RateLimits.Rules = slices.Clone(cur.RateLimits.Rules)
+	next.TrustedProxy.Headers = slices.Clone(cur.TrustedProxy.Headers)
 	dec := json.NewDecoder(bytes.NewReader(patch))
 	if err := dec.Decode(&next); err != nil {
 		return nil, underhood.Errorf(underhood.EInvalid, "Failed to load the submitted data due to invalid formatting.")
@@ -238,8 +243,8 @@ func validateSettings(st *Settings) error {
 		section("logs")["maxDays"] = underhood.FieldError{Code: "validation_min_greater_equal_than_required", Message: "Must be no less than 0."}
 	}
 	for i, r := range st.RateLimits.Rules {
-		if r.Label == "" || r.MaxRequests <= 0 || r.Duration <= 0 {
-			section("rateLimits")["rules"] = map[string]any{fmt.Sprint(i): underhood.FieldError{Code: "validation_invalid_rule", Message: "A rule needs a label, a positive duration and maxRequests."}}
+		if r.Label == "" || r.MaxRequests <= 0 || r.Duration <= 0 || !validAudience(r.Audience) {
+			section("rateLimits")["rules"] = map[string]any{fmt.Sprint(i): underhood.FieldError{Code: "validation_invalid_rule", Message: "A rule needs a label, a positive duration and maxRequests, and an audience of \"\", \"@guest\" or \"@auth\"."}}
 			break
 		}
 	}
