@@ -90,7 +90,7 @@ func TestCompileSQL(t *testing.T) {
 		{
 			name:  "any of a multi relation",
 			src:   "coauthors.name ?= 'x'",
-			where: `EXISTS (SELECT NULL FROM json_each("r"."coauthors") AS "uh_j2", "users" AS "uh_t1" WHERE "uh_t1"."id" = "uh_j2".value AND "uh_t1"."name" = ?1)`,
+			where: `EXISTS (SELECT NULL FROM json_each(CASE WHEN json_valid("r"."coauthors") THEN "r"."coauthors" ELSE json_array() END) AS "uh_j2", "users" AS "uh_t1" WHERE "uh_t1"."id" = "uh_j2".value AND "uh_t1"."name" = ?1)`,
 			args:  []any{"x"},
 		},
 		{
@@ -102,12 +102,12 @@ func TestCompileSQL(t *testing.T) {
 			args: []any{"x", ""},
 		},
 		{name: "bare multi field is its JSON text", src: "tags ?= 'db'", where: `"r"."tags" = ?1`, args: []any{"db"}},
-		{name: ":length", src: "tags:length > 1", where: `json_array_length("r"."tags") > ?1`, args: []any{int64(1)}},
+		{name: ":length", src: "tags:length > 1", where: `json_array_length(CASE WHEN json_valid("r"."tags") THEN "r"."tags" END) > ?1`, args: []any{int64(1)}},
 		{name: ":lower", src: "title:lower = 'a'", where: `LOWER("r"."title") = ?1`, args: []any{"a"}},
 		{
 			name:  "json path is bound",
 			src:   "data.a.0 = 1",
-			where: `COALESCE(json_extract("r"."data", ?1), ?3) = COALESCE(?2, ?3)`,
+			where: `COALESCE(json_extract(CASE WHEN json_valid("r"."data") THEN "r"."data" END, ?1), ?3) = COALESCE(?2, ?3)`,
 			args:  []any{`$."a"[0]`, int64(1), ""},
 		},
 		{name: "auth id", src: "author = @request.auth.id", where: `"r"."author" = ?1`, args: []any{"u1"}},
@@ -470,9 +470,9 @@ func TestCompileSort(t *testing.T) {
 		{"title:lower", `LOWER("r"."title") ASC`, nil},
 		{"@random", `RANDOM()`, nil},
 		{"-@rowid", `"r".rowid DESC`, nil},
-		{"tags:length", `json_array_length("r"."tags") ASC`, nil},
+		{"tags:length", `json_array_length(CASE WHEN json_valid("r"."tags") THEN "r"."tags" END) ASC`, nil},
 		{"-author.name", `(SELECT "uh_t1"."name" FROM "users" AS "uh_t1" WHERE "uh_t1"."id" = "r"."author") DESC`, nil},
-		{"data.a", `json_extract("r"."data", ?1) ASC`, []any{`$."a"`}},
+		{"data.a", `json_extract(CASE WHEN json_valid("r"."data") THEN "r"."data" END, ?1) ASC`, []any{`$."a"`}},
 		{
 			"id,title,views,created,published,author,data,loc",
 			`"r"."id" ASC, "r"."title" ASC, "r"."views" ASC, "r"."created" ASC, "r"."published" ASC, "r"."author" ASC, "r"."data" ASC, "r"."loc" ASC`,

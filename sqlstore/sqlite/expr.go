@@ -23,15 +23,25 @@ func (Dialect) Like(expr, pattern, esc string, not bool) string {
 	return expr + op + pattern + " ESCAPE " + esc
 }
 
+// The JSON functions below guard their input with json_valid: a stored
+// value is always JSON, but SQLite's constant propagation may hand them the
+// constant of an equality elsewhere in the condition ("tags = 'x' AND
+// json_array_length(tags) = 0" becomes json_array_length('x')), and
+// malformed JSON is an error, not NULL.
+
 // JSONEach is the json_each table-valued function.
-func (Dialect) JSONEach(expr, alias string) string { return "json_each(" + expr + ") AS " + alias }
+func (Dialect) JSONEach(expr, alias string) string {
+	return "json_each(CASE WHEN json_valid(" + expr + ") THEN " + expr + " ELSE json_array() END) AS " + alias
+}
 
 // JSONArrayLength is json_array_length.
-func (Dialect) JSONArrayLength(expr string) string { return "json_array_length(" + expr + ")" }
+func (Dialect) JSONArrayLength(expr string) string {
+	return "json_array_length(CASE WHEN json_valid(" + expr + ") THEN " + expr + " END)"
+}
 
 // JSONExtract is json_extract, which returns SQL values for scalars.
 func (Dialect) JSONExtract(expr, path string) string {
-	return "json_extract(" + expr + ", " + path + ")"
+	return "json_extract(CASE WHEN json_valid(" + expr + ") THEN " + expr + " END, " + path + ")"
 }
 
 // JSONPath renders keys as a SQLite JSON path: $."key"[0]...
