@@ -38,6 +38,10 @@ type Service struct {
 
 	// limiter counts attempts per identity (limits.go).
 	limiter ratelimit.Store
+
+	// oauth2 holds the HTTP client for OAuth2 providers and the documents
+	// fetched from them (oauth2.go).
+	oauth2 oauth2State
 }
 
 // New returns the auth service of records.

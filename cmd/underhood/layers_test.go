@@ -31,6 +31,7 @@ var layers = map[string]int{
 	"backup":             5,
 	"events":             5,
 	"mail":               5,
+	"mail/mailpittest":   1, // test helper running a real SMTP server; standard library only
 	"rest":               6, // adapters, and the server that mounts them
 	"graphql":            6,
 	"realtime":           6,
@@ -43,7 +44,7 @@ var layers = map[string]int{
 
 // stdlibOnly are layers that may import nothing outside the standard
 // library and the module.
-var stdlibOnly = map[string]bool{"": true, "filter": true, "outbound": true}
+var stdlibOnly = map[string]bool{"": true, "filter": true, "outbound": true, "mail/mailpittest": true}
 
 func TestImportLayers(t *testing.T) {
 	goBin, err := exec.LookPath("go")

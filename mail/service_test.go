@@ -1,0 +1,85 @@
+package mail_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/underhood/underhood"
+	umail "github.com/underhood/underhood/mail"
+	"github.com/underhood/underhood/mail/mailpittest"
+	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/sqlstore"
+	"github.com/underhood/underhood/sqlstore/sqlite"
+)
+
+func newRecords(t *testing.T) *record.Service {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	records, err := record.New(ctx, store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return records
+}
+
+func updateSettings(t *testing.T, records *record.Service, patch string) {
+	t.Helper()
+	if _, err := records.UpdateSettings(context.Background(), records.SystemRequest().Auth, []byte(patch)); err != nil {
+		t.Fatalf("UpdateSettings(%s) = %v", patch, err)
+	}
+}
+
+func TestServiceSendTemplate(t *testing.T) {
+	ctx := context.Background()
+	records := newRecords(t)
+	m := umail.New(records)
+	users, err := records.Collection("users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &underhood.Record{Collection: users, Data: map[string]any{"id": "u1", "email": "ann@example.com", "name": "Ann"}}
+	tmpl := underhood.EmailTemplate{Subject: "Welcome to {APP_NAME}", Body: `<p>Hi {RECORD:name}, <a href="{APP_URL}/confirm/{TOKEN}">confirm</a></p>`}
+
+	// SMTP is off in a fresh install: nothing is sent, and the caller knows.
+	if err := m.SendTemplate(ctx, "ann@example.com", tmpl, rec, map[string]string{"TOKEN": "t"}); !errors.Is(err, umail.ErrDisabled) {
+		t.Fatalf("SendTemplate(smtp disabled) = %v, want ErrDisabled", err)
+	}
+
+	srv := mailpittest.Start(t)
+	updateSettings(t, records, fmt.Sprintf(`{"smtp":{"enabled":true,"host":%q,"port":%d},
+		"meta":{"appName":"Acme","appURL":"https://acme.test/","senderName":"Acme Support","senderAddress":"support@acme.test"}}`,
+		srv.Host, srv.SMTPPort))
+	if err := m.SendTemplate(ctx, "ann@example.com", tmpl, rec, map[string]string{"TOKEN": "tok123"}); err != nil {
+		t.Fatalf("SendTemplate() = %v", err)
+	}
+	got := srv.WaitTo(t, "ann@example.com")
+	if got.Subject != "Welcome to Acme" {
+		t.Errorf("subject = %q, want %q", got.Subject, "Welcome to Acme")
+	}
+	if got.From.Address != "support@acme.test" || got.From.Name != "Acme Support" {
+		t.Errorf("from = %+v, want the sender of the settings", got.From)
+	}
+	if !strings.Contains(got.HTML, `href="https://acme.test/confirm/tok123"`) || !strings.Contains(got.HTML, "Hi Ann") {
+		t.Errorf("html = %q, want the filled-in template", got.HTML)
+	}
+	if !strings.Contains(got.Text, "confirm (https://acme.test/confirm/tok123)") {
+		t.Errorf("text = %q, want the link in plain text", got.Text)
+	}
+
+	// A settings change applies to the next email.
+	updateSettings(t, records, `{"smtp":{"enabled":true,"host":"127.0.0.1","port":1}}`)
+	if err := m.SendTemplate(ctx, "ann@example.com", tmpl, rec, nil); err == nil {
+		t.Error("SendTemplate(smtp server on a closed port) = nil, want an error")
+	}
+}
