@@ -26,7 +26,7 @@ Usage:
   underhood [--dir DIR] COMMAND [ARGS]
 
 Commands:
-  serve [--http ADDR] [--dir DIR] [--origins LIST]
+  serve [--http ADDR] [--dir DIR] [--origins LIST] [--outbound-allow LIST]
                      start the server (default --http ` + defaultHTTP + `)
   superuser upsert EMAIL PASSWORD    create or update a superuser
   superuser create EMAIL PASSWORD    create a superuser
@@ -36,7 +36,9 @@ Commands:
   help               print this help
 
 Flags may come before or after the arguments of any command.
---dir defaults to $UH_DIR, then ` + defaultDir + `; --http to $UH_HTTP.
+--dir defaults to $UH_DIR, then ` + defaultDir + `; --http to $UH_HTTP;
+--outbound-allow (networks the server may fetch from although they are
+internal, e.g. 127.0.0.1/32) to $UH_OUTBOUND_ALLOW.
 `
 
 // env is the process environment as run sees it.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood/outbound"
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
@@ -35,6 +36,8 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	addr := fs.String("http", envOr(e.getenv, "UH_HTTP", defaultHTTP), "address to listen on (host:port; port 0 picks a free one)")
 	fs.StringVar(&dir, "dir", dir, "data directory")
 	origins := fs.String("origins", "*", "comma-separated origins allowed by CORS")
+	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
+		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider on loopback")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -44,6 +47,10 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	}
 	if len(positional) > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", positional[0])
+	}
+	allow, err := outbound.ParseAllow(*outboundAllow)
+	if err != nil {
+		return fmt.Errorf("serve: --outbound-allow: %w", err)
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -67,6 +74,7 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 		return err
 	}
 	authSvc := auth.New(records, log)
+	authSvc.UseOutbound(outbound.New(outbound.Options{Allow: allow}))
 	handler := server.New(server.Deps{
 		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log}),
 		Auth:           authSvc,
