@@ -42,7 +42,8 @@ func SystemCollections() []*underhood.Collection {
 			Indexes: []string{"CREATE INDEX idx_mfas_ref ON _mfas (collectionRef, recordRef)"}},
 		{ID: "pbc_uh_otps", Name: OTPsName, Type: underhood.TypeBase, System: true,
 			Fields: refs(
-				&underhood.Field{Name: "password", Type: underhood.FieldPassword, System: true, Hidden: true, Required: true},
+				// Min 1: a one-time password may be shorter than an account's.
+				&underhood.Field{Name: "password", Type: underhood.FieldPassword, System: true, Hidden: true, Required: true, Min: limitOf(1)},
 				&underhood.Field{Name: "sentTo", Type: underhood.FieldText, System: true, Hidden: true}),
 			Indexes: []string{"CREATE INDEX idx_otps_ref ON _otps (collectionRef, recordRef)"}},
 		{ID: "pbc_uh_external_auths", Name: ExternalAuthsName, Type: underhood.TypeBase, System: true,

@@ -229,6 +229,11 @@ func (s *Service) assignValues(req *Request, r, old *underhood.Record, data map[
 
 	if c.IsAuth() {
 		s.assignPasswords(req, r, old, data, passwords, pre, fail)
+		// A new email address, like a new password, revokes every token
+		// issued before it.
+		if old != nil && !strings.EqualFold(r.String("email"), old.String("email")) {
+			r.Data["tokenKey"] = Autogenerate("[a-zA-Z0-9]{50}")
+		}
 	}
 	for _, f := range c.Fields {
 		if f.Type == underhood.FieldPassword {
