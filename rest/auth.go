@@ -56,6 +56,11 @@ func (a *api) handleAuthWithPassword(w http.ResponseWriter, r *http.Request) err
 }
 
 func (a *api) handleAuthRefresh(w http.ResponseWriter, r *http.Request) error {
+	if callerOf(r) != nil {
+		if err := a.auth.CheckRefreshable(r.Header.Get("Authorization")); err != nil {
+			return err
+		}
+	}
 	token, rec, err := a.auth.Refresh(r.Context(), callerOf(r), r.PathValue("c"))
 	if err != nil {
 		return err
@@ -77,7 +82,7 @@ func (a *api) handleAuthMethods(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"password": map[string]any{"enabled": c.Auth.PasswordAuth.Enabled, "identityFields": fields},
-		"oauth2":   map[string]any{"enabled": c.Auth.OAuth2.Enabled, "providers": a.auth.OAuth2Providers(r.Context(), c)},
+		"oauth2":   map[string]any{"enabled": false, "providers": []any{}},
 		"mfa":      map[string]any{"enabled": c.Auth.MFA.Enabled, "duration": c.Auth.MFA.Duration},
 		"otp":      map[string]any{"enabled": c.Auth.OTP.Enabled, "duration": c.Auth.OTP.Duration},
 	})

@@ -18,6 +18,7 @@ func (a *api) routes() {
 	a.authEmailRoutes()
 	a.authMFARoutes()
 	a.authOAuth2Routes()
+	a.authAdminRoutes()
 
 	a.handle("GET /api/collections", a.handleCollectionList)
 	a.handle("POST /api/collections", a.handleCollectionCreate)
