@@ -82,7 +82,7 @@ func (a *api) handleAuthMethods(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"password": map[string]any{"enabled": c.Auth.PasswordAuth.Enabled, "identityFields": fields},
-		"oauth2":   map[string]any{"enabled": false, "providers": []any{}},
+		"oauth2":   map[string]any{"enabled": c.Auth.OAuth2.Enabled, "providers": a.auth.OAuth2Providers(r.Context(), c)},
 		"mfa":      map[string]any{"enabled": c.Auth.MFA.Enabled, "duration": c.Auth.MFA.Duration},
 		"otp":      map[string]any{"enabled": c.Auth.OTP.Enabled, "duration": c.Auth.OTP.Duration},
 	})
