@@ -22,9 +22,15 @@ func (s *Service) Batch(ctx context.Context, fn func(tx *Tx) error) error {
 	if !s.Settings().Batch.Enabled {
 		return underhood.Errorf(underhood.EForbidden, "Batch requests are not allowed.")
 	}
-	return s.store.Write(ctx, func(q sqlstore.Querier) error {
+	ctx, ch := withChanges(ctx)
+	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
 		return fn(&Tx{s: s, ctx: ctx, q: q})
 	})
+	if err != nil {
+		return err
+	}
+	s.publish(ch)
+	return nil
 }
 
 // Create is Service.Create inside the batch.

@@ -224,6 +224,7 @@ func (s *Service) Create(ctx context.Context, req *Request, coll string, data ma
 		err := s.store.Read(ctx, func(q sqlstore.Querier) error { return s.invalidRecord(ctx, q, r, errs) })
 		return nil, err
 	}
+	ctx, ch := withChanges(ctx)
 	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		if err := s.insert(ctx, q, req, r); err != nil {
 			return err
@@ -233,6 +234,7 @@ func (s *Service) Create(ctx context.Context, req *Request, coll string, data ma
 	if err != nil {
 		return nil, err
 	}
+	s.publish(ch)
 	s.presentInPlace(req, r)
 	return r, nil
 }
@@ -248,6 +250,7 @@ func (s *Service) Update(ctx context.Context, req *Request, coll, id string, dat
 	}
 	pre := prehashPasswords(c, data)
 	var r *underhood.Record
+	ctx, ch := withChanges(ctx)
 	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		var err error
 		r, err = s.update(ctx, q, req, c, id, data, pre)
@@ -259,6 +262,7 @@ func (s *Service) Update(ctx context.Context, req *Request, coll, id string, dat
 	if err != nil {
 		return nil, err
 	}
+	s.publish(ch)
 	s.presentInPlace(req, r)
 	return r, nil
 }
@@ -270,9 +274,15 @@ func (s *Service) Delete(ctx context.Context, req *Request, coll, id string) err
 	if err != nil {
 		return err
 	}
-	return s.store.Write(ctx, func(q sqlstore.Querier) error {
+	ctx, ch := withChanges(ctx)
+	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		return s.delete(ctx, q, req, c, id)
 	})
+	if err != nil {
+		return err
+	}
+	s.publish(ch)
+	return nil
 }
 
 // FindRecord returns record id of c without applying any rule. It is for

@@ -4,7 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/record"
@@ -250,5 +253,36 @@ func TestSystemCollectionsFollowTheirOwner(t *testing.T) {
 	}
 	if err := s.DeleteCollection(ctx, s.SystemRequest().Auth, record.MFAsName); err == nil {
 		t.Fatalf("DeleteCollection(%s) = nil, want an error for a system collection", record.MFAsName)
+	}
+}
+
+func TestListenSeesCommittedChangesOnly(t *testing.T) {
+	s := newService(t)
+	blog(t, s)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var got []string
+	stop := s.Listen(func(e underhood.Event) {
+		mu.Lock()
+		got = append(got, e.Action+" "+e.Collection+" "+e.Record.String("name"))
+		mu.Unlock()
+	})
+	a := mustCreate(t, s, "authors", map[string]any{"name": "ann"})
+	if _, err := s.Update(ctx, s.SystemRequest(), "authors", a.ID(), map[string]any{"name": "bo"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, &record.Request{}, "posts", map[string]any{"author": "missing0000000"}, ""); err == nil {
+		t.Fatal("Create with a missing relation succeeded")
+	}
+	if err := s.Delete(ctx, s.SystemRequest(), "authors", a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	mustCreate(t, s, "authors", map[string]any{"name": "after stop"})
+	want := []string{"create authors ann", "update authors bo", "delete authors bo"}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
 	}
 }

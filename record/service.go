@@ -41,6 +41,9 @@ type Service struct {
 	// cache holds read results until the next write; nil when the store
 	// is shared with other processes.
 	cache *resultCache
+
+	// listeners receive every committed change (events.go).
+	listeners listeners
 }
 
 // schema is an immutable snapshot of every collection.

@@ -95,6 +95,7 @@ func (s *Service) insert(ctx context.Context, q sqlstore.Querier, req *Request, 
 	if err := s.store.InsertRecord(ctx, q, r); err != nil {
 		return withMessage(err, "Failed to create record.")
 	}
+	noteChange(ctx, ActionCreate, r)
 	if !isSuperuser(req) && strings.TrimSpace(*c.CreateRule) != "" {
 		if _, err := s.findVisible(ctx, q, req, c, c.CreateRule, r.ID()); err != nil {
 			if underhood.ErrorCode(err) == underhood.ENotFound || underhood.ErrorCode(err) == underhood.EForbidden {
@@ -121,6 +122,7 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 	if err := s.store.UpdateRecord(ctx, q, r); err != nil {
 		return nil, withMessage(err, "Failed to update record.")
 	}
+	noteChange(ctx, ActionUpdate, r)
 	return r, nil
 }
 
@@ -525,6 +527,7 @@ func (s *Service) deleteCascade(ctx context.Context, q sqlstore.Querier, r *unde
 				if err := s.store.UpdateRecord(ctx, q, ref); err != nil {
 					return err
 				}
+				noteChange(ctx, ActionUpdate, ref)
 			}
 		}
 	}
@@ -533,7 +536,11 @@ func (s *Service) deleteCascade(ctx context.Context, q sqlstore.Querier, r *unde
 			return err
 		}
 	}
-	return s.store.DeleteRecord(ctx, q, r.Collection, r.ID())
+	if err := s.store.DeleteRecord(ctx, q, r.Collection, r.ID()); err != nil {
+		return err
+	}
+	noteChange(ctx, ActionDelete, r)
+	return nil
 }
 
 // referencing returns the records of o whose relation field f holds id.
