@@ -87,6 +87,8 @@ func newTestIdP(t *testing.T) *testIdP {
 	mux.HandleFunc("GET /userinfo", idp.handleUserinfo)
 	mux.HandleFunc("GET /user", idp.handleGitHubUser)
 	mux.HandleFunc("GET /user/emails", idp.handleGitHubEmails)
+	mux.HandleFunc("GET /api/v4/user", idp.handleGitLabUser)
+	mux.HandleFunc("GET /users/@me", idp.handleDiscordUser)
 	idp.srv = httptest.NewServer(mux)
 	t.Cleanup(idp.srv.Close)
 	return idp
@@ -324,6 +326,30 @@ func (idp *testIdP) handleGitHubEmails(w http.ResponseWriter, r *http.Request) {
 		{"email": "old-" + u.Email, "primary": false, "verified": true},
 		{"email": u.Email, "primary": true, "verified": u.EmailVerified},
 	})
+}
+
+func (idp *testIdP) handleGitLabUser(w http.ResponseWriter, r *http.Request) {
+	u := idp.bearerUser(r)
+	if u == nil {
+		writeIdPJSON(w, 401, map[string]any{"message": "401 Unauthorized"})
+		return
+	}
+	var confirmed any
+	if u.EmailVerified {
+		confirmed = "2024-01-02T03:04:05.000Z"
+	}
+	writeIdPJSON(w, 200, map[string]any{"id": u.GitHubID, "username": u.Login, "name": u.Name, "email": u.Email,
+		"confirmed_at": confirmed, "avatar_url": idp.URL() + "/avatars/" + u.Login})
+}
+
+func (idp *testIdP) handleDiscordUser(w http.ResponseWriter, r *http.Request) {
+	u := idp.bearerUser(r)
+	if u == nil {
+		writeIdPJSON(w, 401, map[string]any{"message": "401: Unauthorized"})
+		return
+	}
+	writeIdPJSON(w, 200, map[string]any{"id": u.Sub, "username": u.Login, "global_name": u.Name, "email": u.Email,
+		"verified": u.EmailVerified, "avatar": "a1b2c3"})
 }
 
 func randomToken() string {

@@ -609,23 +609,75 @@ func TestOAuth2SuperusersNeverSignUp(t *testing.T) {
 	}
 }
 
-func TestOAuth2GitHub(t *testing.T) {
-	e := newOAuth2Env(t)
-	e.setProviders(t, map[string]any{"name": "github", "clientId": "test-client", "clientSecret": "test-secret",
-		"authURL": e.idp.URL() + "/authorize", "tokenURL": e.idp.URL() + "/token", "userInfoURL": e.idp.URL() + "/user"})
-	res, err := e.login(t, "github", "sub-carol", nil)
-	if err != nil {
-		t.Fatalf("github sign-in: %v", err)
+// TestOAuth2BuiltInProviders signs in with each built-in provider's
+// configuration, its endpoints pointed at the test provider, and checks
+// how each one tells a verified email: a verified one creates the account
+// with that email, an unverified one is never trusted.
+func TestOAuth2BuiltInProviders(t *testing.T) {
+	const msTenant = "11111111-2222-3333-4444-555555555555"
+	tests := []struct {
+		provider string
+		config   func(idp string) map[string]any
+		setup    func(e *oauth2Env)
+		wantID   string // meta.id of carol
+	}{
+		{"google", func(idp string) map[string]any {
+			return map[string]any{"authURL": idp + "/authorize", "tokenURL": idp + "/token", "userInfoURL": idp + "/userinfo",
+				"extra": map[string]any{"jwksURL": idp + "/jwks", "issuers": []string{idp}}}
+		}, nil, "sub-carol"},
+		{"github", func(idp string) map[string]any {
+			return map[string]any{"authURL": idp + "/authorize", "tokenURL": idp + "/token", "userInfoURL": idp + "/user"}
+		}, nil, "1001"},
+		{"gitlab", func(idp string) map[string]any {
+			return map[string]any{"authURL": idp + "/authorize", "tokenURL": idp + "/token", "userInfoURL": idp + "/api/v4/user"}
+		}, nil, "1001"},
+		{"discord", func(idp string) map[string]any {
+			return map[string]any{"authURL": idp + "/authorize", "tokenURL": idp + "/token", "userInfoURL": idp + "/users/@me"}
+		}, nil, "sub-carol"},
+		{"microsoft", func(idp string) map[string]any {
+			return map[string]any{"authURL": idp + "/authorize", "tokenURL": idp + "/token", "extra": map[string]any{"jwksURL": idp + "/jwks"}}
+		}, func(e *oauth2Env) {
+			// Microsoft's issuer names the tenant; the email is trusted
+			// only with xms_edov (or email_verified) in the token.
+			e.idp.clients["test-client"].issuer = "https://login.microsoftonline.com/" + msTenant + "/v2.0"
+			e.idp.mutateIDToken = func(c jwt.MapClaims) {
+				c["tid"], c["oid"] = msTenant, "oid-"+c["sub"].(string)
+				c["xms_edov"] = c["email_verified"]
+				delete(c, "email_verified")
+			}
+		}, "oid-sub-carol"},
 	}
-	// The private profile email is found among /user/emails: the
-	// verified primary one, not the other verified one.
-	if res.Record.String("email") != "carol@example.com" || res.Meta["id"] != "1001" || res.Meta["username"] != "sub-carol" {
-		t.Errorf("github sign-in = record %v meta %v", res.Record.Data, res.Meta)
-	}
-	// An unverified primary email is not trusted.
-	_, err = e.login(t, "github", "eve", nil)
-	if got := describe(err); got.Code != underhood.EInvalid || !contains(got.Fields, "email") {
-		t.Errorf("github sign-in with an unverified primary email = %+v, want 400 with an email error", got)
+	for _, tt := range tests {
+		t.Run(tt.provider, func(t *testing.T) {
+			e := newOAuth2Env(t)
+			cfg := tt.config(e.idp.URL())
+			cfg["name"], cfg["clientId"], cfg["clientSecret"] = tt.provider, "test-client", "test-secret"
+			e.setProviders(t, cfg)
+			if tt.setup != nil {
+				e.idp.mu.Lock()
+				tt.setup(e)
+				e.idp.mu.Unlock()
+			}
+			res, err := e.login(t, tt.provider, "sub-carol", nil)
+			if err != nil {
+				t.Fatalf("%s sign-in: %v", tt.provider, err)
+			}
+			if res.Record.String("email") != "carol@example.com" || !res.Record.Bool("verified") || res.Meta["id"] != tt.wantID {
+				t.Errorf("%s sign-in = record %v, meta.id %v; want carol, verified, id %s", tt.provider, res.Record.Data, res.Meta["id"], tt.wantID)
+			}
+			again, err := e.login(t, tt.provider, "sub-carol", nil)
+			if err != nil || again.Record.ID() != res.Record.ID() {
+				t.Errorf("%s second sign-in = %v, %v; want the same record", tt.provider, again, err)
+			}
+			users := e.countUsers(t)
+			_, err = e.login(t, tt.provider, "eve", nil)
+			if got := describe(err); got.Code != underhood.EInvalid || !contains(got.Fields, "email") {
+				t.Errorf("%s sign-in with an unverified email = %+v, want 400 with an email error", tt.provider, got)
+			}
+			if e.countUsers(t) != users {
+				t.Errorf("%s: an unverified email created a record", tt.provider)
+			}
+		})
 	}
 }
 
