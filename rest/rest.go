@@ -14,6 +14,7 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
 )
 
@@ -22,14 +23,17 @@ type Deps struct {
 	Records *record.Service
 	Auth    *auth.Service
 	Log     *slog.Logger
+	// Realtime serves /api/realtime; nil leaves realtime out.
+	Realtime *realtime.Broker
 }
 
 // api holds the dependencies the handlers share.
 type api struct {
-	records *record.Service
-	auth    *auth.Service
-	log     *slog.Logger
-	mux     *http.ServeMux
+	records  *record.Service
+	auth     *auth.Service
+	log      *slog.Logger
+	realtime *realtime.Broker
+	mux      *http.ServeMux
 }
 
 // NewHandler returns the handler of every /api/ route.
@@ -37,8 +41,9 @@ func NewHandler(d Deps) http.Handler {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	a := &api{records: d.Records, auth: d.Auth, log: d.Log, mux: http.NewServeMux()}
+	a := &api{records: d.Records, auth: d.Auth, log: d.Log, realtime: d.Realtime, mux: http.NewServeMux()}
 	a.routes()
+	a.realtimeRoutes()
 	return a.mux
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
@@ -42,7 +43,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	authSvc := auth.New(records, log)
-	api := rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log})
+	broker := realtime.New(records, log)
+	t.Cleanup(broker.Close)
+	api := rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker})
 	srv := httptest.NewServer(server.New(server.Deps{API: api, Auth: authSvc, Log: log, BodyLimit: 1 << 20}))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, srv: srv, records: records, tokens: map[string]string{}, ids: map[string]string{}}

@@ -34,7 +34,7 @@ var layers = map[string]int{
 	"mail/mailpittest":   1, // test helper running a real SMTP server; standard library only
 	"rest":               6, // adapters, and the server that mounts them
 	"graphql":            6,
-	"realtime":           6,
+	"realtime":           5, // the broker; its SSE protocol is in rest
 	"admin":              6,
 	"server":             6,
 	"cmd/underhood":      7, // wiring: may import anything

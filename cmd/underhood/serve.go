@@ -16,6 +16,7 @@ import (
 
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/outbound"
+	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
@@ -75,8 +76,12 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	}
 	authSvc := auth.New(records, log)
 	authSvc.UseOutbound(outbound.New(outbound.Options{Allow: allow}))
+	// Realtime streams never end by themselves: the broker closes them
+	// when the server shuts down (RegisterOnShutdown below).
+	broker := realtime.New(records, log)
+	defer broker.Close()
 	handler := server.New(server.Deps{
-		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log}),
+		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker}),
 		Auth:           authSvc,
 		Log:            log,
 		BodyLimit:      server.DefaultBodyLimit,
@@ -95,6 +100,7 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(broker.Close)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

@@ -1,0 +1,120 @@
+package rest
+
+import (
+	"bytes"
+	"net/http"
+	"time"
+
+	"github.com/underhood/underhood/auth"
+)
+
+// The realtime API over Server-Sent Events, as the pocketbase SDK speaks
+// it: GET /api/realtime opens the stream and names the client in a
+// PB_CONNECT event; POST /api/realtime sets the client's subscriptions,
+// with the caller's token as the subscriber's identity.
+
+// Timings of a realtime stream.
+const (
+	// realtimePing is how often an idle stream gets a comment line, which
+	// keeps proxies from closing it.
+	realtimePing = 25 * time.Second
+	// realtimeIdle is how long a client may stay without subscriptions.
+	realtimeIdle = 5 * time.Minute
+)
+
+func (a *api) realtimeRoutes() {
+	if a.realtime == nil {
+		return
+	}
+	a.mux.HandleFunc("GET /api/realtime", a.handleRealtimeConnect)
+	a.handle("POST /api/realtime", a.handleRealtimeSubscribe)
+}
+
+func (a *api) handleRealtimeConnect(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	c := a.realtime.Connect()
+	defer a.realtime.Disconnect(c)
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	var b []byte
+	send := func(name string, data []byte) bool {
+		b = b[:0]
+		b = append(b, "id:"...)
+		b = append(b, c.ID...)
+		b = append(b, "\nevent:"...)
+		b = append(b, name...)
+		b = append(b, "\ndata:"...)
+		b = append(b, data...)
+		b = append(b, "\n\n"...)
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send("PB_CONNECT", append(appendString([]byte(`{"clientId":`), c.ID), '}')) {
+		return
+	}
+	ping := time.NewTicker(realtimePing)
+	defer ping.Stop()
+	idle := time.NewTimer(realtimeIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case m := <-c.Messages():
+			proj, err := parseFields(m.Fields)
+			if err != nil {
+				proj = nil
+			}
+			data := append([]byte(`{"action":`), appendString(nil, m.Action)...)
+			data = append(data, `,"record":`...)
+			data = encodeRecord(data, m.Record, proj)
+			data = append(data, '}')
+			if !send(m.Topic, data) {
+				return
+			}
+		case <-ping.C:
+			if _, err := w.Write([]byte(":ping\n\n")); err != nil || rc.Flush() != nil {
+				return
+			}
+		case <-idle.C:
+			if len(c.Subscriptions()) == 0 {
+				return
+			}
+			idle.Reset(realtimeIdle)
+		case <-c.Done():
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (a *api) handleRealtimeSubscribe(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	id, _ := body["clientId"].(string)
+	var topics []string
+	switch v := body["subscriptions"].(type) {
+	case []any:
+		for _, t := range v {
+			if s, ok := t.(string); ok && !bytes.ContainsAny([]byte(s), "\r\n") {
+				topics = append(topics, s)
+			}
+		}
+	case nil:
+	default:
+		return errBadBody()
+	}
+	if err := a.realtime.Subscribe(id, auth.IdentityFrom(r.Context()), topics); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
