@@ -423,6 +423,13 @@ func (a *Service) createOAuth2Record(ctx context.Context, c *underhood.Collectio
 	if c.IsSuperusers() {
 		return nil, underhood.Errorf(underhood.EInvalid, msgOAuth2Superuser)
 	}
+	if f := c.Field("email"); user.Email == "" && f != nil && f.Required {
+		// The provider gave no address it verified (or none at all); an
+		// unverified one is never used, so there is no account to make.
+		return nil, underhood.Invalid(msgFailedAuth, map[string]any{"email": underhood.FieldError{
+			Code: "validation_required", Message: "The OAuth2 provider did not confirm a verified email address.",
+		}})
+	}
 	data := make(map[string]any, len(in.CreateData)+6)
 	for k, v := range in.CreateData {
 		data[k] = v

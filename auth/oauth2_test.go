@@ -303,8 +303,8 @@ func TestOAuth2RefusesUnverifiedEmail(t *testing.T) {
 	for _, login := range []string{"mallory", "eve"} {
 		_, err := e.login(t, "oidc", login, nil)
 		got := describe(err)
-		if got.Code != underhood.EInvalid || !contains(got.Fields, "email") {
-			t.Errorf("sign-in of %s with an unverified email = %+v, want 400 with an email error", login, got)
+		if got.Code != underhood.EInvalid || got.Message != msgFailedAuth || !contains(got.Fields, "email") {
+			t.Errorf("sign-in of %s with an unverified email = %+v, want 400 %q with an email error", login, got, msgFailedAuth)
 		}
 	}
 	if n := e.countUsers(t); n != before {
