@@ -39,6 +39,9 @@ type Service struct {
 	// limiter counts attempts per identity (limits.go).
 	limiter ratelimit.Store
 
+	// install is the one-time token of the first superuser (install.go).
+	install installState
+
 	// oauth2 holds the HTTP client for OAuth2 providers and the documents
 	// fetched from them (oauth2.go).
 	oauth2 oauth2State

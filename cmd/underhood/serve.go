@@ -105,6 +105,11 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	go func() { served <- srv.Serve(ln) }()
 
 	base := "http://" + ln.Addr().String()
+	// The install link, when there is one, comes before the banner: a
+	// script that waits for the banner has it too.
+	if err := printInstallLink(ctx, e.stdout, authSvc, base); err != nil {
+		log.Error("install link", "err", err)
+	}
 	fmt.Fprintf(e.stdout, "Server started at %s\n├─ REST API: %s/api/\n└─ Data:     %s\n", base, base, dir)
 
 	select {
