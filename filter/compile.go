@@ -94,7 +94,33 @@ func (c *compiler) bind(v any) string {
 		v = int64(f)
 	}
 	c.args = append(c.args, v)
-	return c.d.Placeholder(c.o.ArgOffset + len(c.args))
+	return c.d.Param(c.o.ArgOffset+len(c.args), v)
+}
+
+// constType is the SQL type of a bound constant.
+func constType(v any) Type {
+	switch v.(type) {
+	case string:
+		return TypeText
+	case float64, int64:
+		return TypeNumber
+	case bool:
+		return TypeBool
+	}
+	return TypeAny
+}
+
+// fieldType is the SQL type of f's column.
+func fieldType(f *underhood.Field) Type {
+	switch fieldKind(f) {
+	case kText:
+		return TypeText
+	case kNumber:
+		return TypeNumber
+	case kBool:
+		return TypeBool
+	}
+	return TypeJSON
 }
 
 func (c *compiler) emptyString() string {
@@ -146,8 +172,14 @@ type source struct {
 type sqlValue struct {
 	expr     string
 	src      *source // set for a multi-valued operand; expr is src.val
+	typ      Type
 	aff      affinity
 	nullable bool
+}
+
+// operand is v as a Dialect sees it.
+func (v sqlValue) operand() SQLValue {
+	return SQLValue{SQL: v.expr, Type: v.typ, Affinity: v.aff}
 }
 
 func (c *compiler) value(v *value) sqlValue {
@@ -156,27 +188,34 @@ func (c *compiler) value(v *value) sqlValue {
 	switch {
 	case v.constant:
 		out.expr = c.bind(v.v)
+		out.typ = constType(v.v)
 	case v.list != nil:
 		b, _ := json.Marshal(v.list)
 		j := c.alias("j")
-		out.src = &source{from: []string{c.d.JSONEach(c.bind(string(b)), j)}, val: j + ".value"}
+		out.src = &source{from: []string{c.d.JSONValues(c.bind(string(b)), j)}, val: j + ".value"}
 		out.expr = out.src.val
 	case v.call != nil:
-		out.expr = c.call(v.call)
+		out.expr, out.typ = c.call(v.call)
 	case v.changed != nil:
 		ch := v.changed
+		out.typ = TypeBool
 		if !ch.isset {
 			out.expr = c.bind(false)
 			break
 		}
-		col := c.col(c.rootAlias(), ch.field.field.Name)
+		col := SQLValue{SQL: c.col(c.rootAlias(), ch.field.field.Name), Type: fieldType(ch.field.field)}
+		empty := c.emptyString()
+		cur := c.d.Coalesce(col, empty)
 		// sqlConst: a multi-value or json body value is compared as the
 		// JSON text the column holds (and a driver cannot bind a slice).
-		out.expr = "(COALESCE(" + col + ", " + c.emptyString() + ") <> COALESCE(" + c.bind(sqlConst(ch.body.v)) + ", " + c.emptyString() + "))"
+		body := sqlConst(ch.body.v)
+		next := c.d.Coalesce(SQLValue{SQL: c.bind(body), Type: constType(body)}, empty)
+		out.expr = "(" + c.d.Compare("<>", cur, next) + ")"
 	default:
 		out = c.path(v.path, aff, nullable)
 		if v.lower {
-			out.expr = "LOWER(" + out.expr + ")"
+			out.expr = c.d.Lower(out.operand())
+			out.typ = TypeText
 			if out.src != nil {
 				out.src.val = out.expr
 			}
@@ -239,20 +278,20 @@ func (c *compiler) path(p *path, aff affinity, nullable bool) sqlValue {
 		cur = t
 	}
 	col := c.col(cur, p.field.Name)
-	val := col
+	val, typ := col, fieldType(p.field)
 	switch {
 	case p.guardEmail:
 		val = "(CASE WHEN " + c.col(cur, "emailVisibility") + " OR " + c.col(cur, "id") + " = " + c.bind(p.authID) + " THEN " + col + " ELSE NULL END)"
 	case p.json != nil:
-		val = c.d.JSONExtract(col, c.bind(c.d.JSONPath(p.json)))
+		val, typ = c.d.JSONExtract(col, c.bind(c.d.JSONPath(p.json))), TypeAny
 	case p.length:
-		val = c.d.JSONArrayLength(col)
+		val, typ = c.d.JSONArrayLength(col), TypeNumber
 	case p.each:
 		j := c.alias("j")
 		from = append(from, c.d.JSONEach(col, j))
-		val = j + ".value"
+		val, typ = j+".value", TypeText
 	}
-	out := sqlValue{aff: aff, nullable: nullable}
+	out := sqlValue{typ: typ, aff: aff, nullable: nullable}
 	switch {
 	case len(from) == 0:
 		out.expr = val
@@ -275,20 +314,21 @@ func whereClause(conds []string) string {
 // geoRadius is the mean radius of the Earth in kilometres.
 const geoRadius = 6371.0
 
-func (c *compiler) call(x *call) string {
-	args := make([]string, len(x.args))
+// call compiles a function call and returns its SQL type.
+func (c *compiler) call(x *call) (string, Type) {
+	args := make([]SQLValue, len(x.args))
 	for i, a := range x.args {
-		args[i] = c.value(a).expr
+		args[i] = c.value(a).operand()
 	}
 	if x.name == "strftime" {
-		return c.d.Strftime(args[0], args[1], args[2:])
+		return c.d.Strftime(args), TypeText
 	}
 	// haversine distance in kilometres
-	lonA, latA, lonB, latB := args[0], args[1], args[2], args[3]
+	lonA, latA, lonB, latB := c.d.Number(args[0]), c.d.Number(args[1]), c.d.Number(args[2]), c.d.Number(args[3])
 	two := c.bind(2)
 	rad := func(s string) string { return "radians(" + s + ")" }
 	return "(" + c.bind(geoRadius) + " * " + two + " * asin(sqrt(power(sin((" + rad(latB) + " - " + rad(latA) + ") / " + two + "), " + two +
-		") + cos(" + rad(latA) + ") * cos(" + rad(latB) + ") * power(sin((" + rad(lonB) + " - " + rad(lonA) + ") / " + two + "), " + two + "))))"
+		") + cos(" + rad(latA) + ") * cos(" + rad(latB) + ") * power(sin((" + rad(lonB) + " - " + rad(lonA) + ") / " + two + "), " + two + "))))", TypeNumber
 }
 
 // compare compiles one comparison, with the ALL/ANY semantics of
@@ -331,10 +371,10 @@ func (c *compiler) compareRows(x *cmp) string {
 	// ALL: every value matches; no values compare as one NULL.
 	nl, nr := l, r
 	if l.src != nil {
-		nl = sqlValue{expr: "NULL", nullable: true}
+		nl = sqlValue{expr: "NULL", typ: TypeAny, nullable: true}
 	}
 	if r.src != nil {
-		nr = sqlValue{expr: "NULL", nullable: true}
+		nr = sqlValue{expr: "NULL", typ: TypeAny, nullable: true}
 	}
 	return "(CASE WHEN EXISTS (SELECT NULL FROM " + items + whereClause(where) + ") THEN NOT EXISTS (SELECT NULL FROM " + items +
 		whereClause(append(where, "("+cond+") IS NOT TRUE")) + ") ELSE " + c.condition(x, nl, nr) + " END)"
@@ -344,34 +384,34 @@ func (c *compiler) compareRows(x *cmp) string {
 func (c *compiler) condition(x *cmp, l, r sqlValue) string {
 	switch x.op {
 	case "=", "!=":
-		le, re := l.expr, r.expr
+		lo, ro := l.operand(), r.operand()
 		if l.nullable || r.nullable {
-			le = "COALESCE(" + le + ", " + c.emptyString() + ")"
-			re = "COALESCE(" + re + ", " + c.emptyString() + ")"
+			lo = c.d.Coalesce(lo, c.emptyString())
+			ro = c.d.Coalesce(ro, c.emptyString())
 		}
 		if x.op == "=" {
-			return le + " = " + re
+			return c.d.Compare("=", lo, ro)
 		}
-		return le + " <> " + re
+		return c.d.Compare("<>", lo, ro)
 	case "~", "!~":
-		le := l.expr
+		lo := l.operand()
 		if l.nullable {
-			le = "COALESCE(" + le + ", " + c.emptyString() + ")"
+			lo = c.d.Coalesce(lo, c.emptyString())
 		}
 		var pattern string
 		if x.r.constant {
 			pattern = c.bind(likePattern(textOf(x.r.v)))
 		} else {
-			re := r.expr
+			ro := r.operand()
 			if r.nullable {
-				re = "COALESCE(" + re + ", " + c.emptyString() + ")"
+				ro = c.d.Coalesce(ro, c.emptyString())
 			}
 			pct := c.bind("%")
-			pattern = "(" + pct + " || " + re + " || " + pct + ")"
+			pattern = "(" + pct + " || " + c.d.Text(ro) + " || " + pct + ")"
 		}
-		return c.d.Like(le, pattern, c.bind(`\`), x.op == "!~")
+		return c.d.Like(c.d.Text(lo), pattern, c.bind(`\`), x.op == "!~")
 	}
-	return l.expr + " " + x.op + " " + r.expr
+	return c.d.Compare(x.op, l.operand(), r.operand())
 }
 
 // textOf renders a constant as SQLite renders it as text.

@@ -21,6 +21,10 @@ type Schema interface {
 // Dialect renders the SQL shapes of the language for one database engine.
 // Every method receives SQL expressions already rendered and returns one;
 // none of them may embed a value from a filter in the SQL text.
+//
+// The language has SQLite's semantics (its comparison and affinity rules,
+// LIKE ignoring the case of ASCII letters only); a dialect of an engine with
+// static types reproduces them from the Type and Affinity of each SQLValue.
 type Dialect interface {
 	// Name is the engine name, e.g. "sqlite".
 	Name() string
@@ -29,28 +33,83 @@ type Dialect interface {
 	// Placeholder is the n-th (1-based) bind parameter. It may appear more
 	// than once in a statement.
 	Placeholder(n int) string
-	// Like is expr matching pattern case-insensitively, with esc as the
-	// escape character; not negates it.
+	// Param is the n-th bind parameter where it is bound to v (a string,
+	// int64, float64, bool, nil or a JSONPath result); an engine with
+	// static types casts it to v's type.
+	Param(n int, v any) string
+	// Compare is "l op r" for op one of = <> < <= > >=, with SQLite's
+	// comparison rules: NULL when either side is NULL, affinities applied,
+	// numbers before text, text compared byte by byte.
+	Compare(op string, l, r SQLValue) string
+	// Coalesce is o with NULL replaced by empty, a placeholder bound to "".
+	// The result has no affinity.
+	Coalesce(o SQLValue, empty string) SQLValue
+	// Text is o as text, as SQLite's CAST(o AS TEXT).
+	Text(o SQLValue) string
+	// Number is o as a number for a math function: NULL unless it is a
+	// number or text that reads as one.
+	Number(o SQLValue) string
+	// Lower is o as text with ASCII letters in lower case (SQLite's LOWER).
+	Lower(o SQLValue) string
+	// Like is expr matching pattern with the case of ASCII letters
+	// ignored, with esc as the escape character; not negates it. expr and
+	// pattern are text.
 	Like(expr, pattern, esc string, not bool) string
-	// JSONEach is a FROM item yielding the elements of the JSON array
-	// expr, as text, in the column alias.value.
+	// JSONEach is a FROM item yielding the elements of expr, a JSON array
+	// of strings, as text in the column alias.value.
 	JSONEach(expr, alias string) string
+	// JSONValues is a FROM item yielding the elements of expr, a JSON
+	// array of any values, as values of TypeAny in the column alias.value.
+	JSONValues(expr, alias string) string
 	// JSONArrayLength is the number of elements of the JSON array expr.
 	JSONArrayLength(expr string) string
-	// JSONExtract is the value at path in the JSON expr, where path is a
-	// placeholder bound to JSONPath's result: strings as text, numbers as
-	// numbers, booleans as 1/0, null as NULL, objects and arrays as
-	// compact JSON text.
+	// JSONExtract is the value (of TypeAny) at path in the JSON expr,
+	// where path is a placeholder bound to JSONPath's result: strings as
+	// text, numbers as numbers, booleans as 1/0, null as NULL, objects and
+	// arrays as compact JSON text.
 	JSONExtract(expr, path string) string
 	// JSONPath is the bind value of a path of object keys and array
 	// indexes (keys that are decimal numbers index arrays).
 	JSONPath(keys []string) any
-	// Strftime is SQLite's strftime(format, time, modifiers...).
-	Strftime(format, time string, modifiers []string) string
+	// Strftime is SQLite's strftime(format, time, modifiers...), text.
+	Strftime(args []SQLValue) string
 	// Random is an expression that orders rows randomly.
 	Random() string
 	// RowID is the insertion order of the rows of the table aliased alias.
 	RowID(alias string) string
+}
+
+// Type is the SQL type of a compiled operand, which engines with static
+// types need; SQLite ignores it.
+type Type int
+
+const (
+	// TypeAny is known at run time only (a JSON value, a request value of
+	// any type, NULL): the engine's dynamic value.
+	TypeAny Type = iota
+	TypeText
+	TypeNumber
+	TypeBool
+	// TypeJSON is a stored JSON document (json, geoPoint and multi-value
+	// fields), which compares as its JSON text.
+	TypeJSON
+)
+
+// Affinity is SQLite's affinity of an operand, which decides how values
+// of different types compare.
+type Affinity int
+
+const (
+	AffinityNone Affinity = iota
+	AffinityText
+	AffinityNumeric
+)
+
+// SQLValue is a compiled value handed to a Dialect.
+type SQLValue struct {
+	SQL      string
+	Type     Type
+	Affinity Affinity
 }
 
 // Request is what a rule may read through @request.*: the caller (Auth,

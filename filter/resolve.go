@@ -27,12 +27,12 @@ const (
 
 // affinity mirrors SQLite's column affinity, which decides how a column
 // compares with a value of another type. Match applies the same rules.
-type affinity int
+type affinity = Affinity
 
 const (
-	affNone affinity = iota
-	affText
-	affNumeric
+	affNone    = AffinityNone
+	affText    = AffinityText
+	affNumeric = AffinityNumeric
 )
 
 // node is a resolved boolean expression: *logic or *cmp.

@@ -6,31 +6,15 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/sqlstore"
-	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
-func openStore(t testing.TB, dir string) *sqlstore.Store {
-	t.Helper()
-	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
-	if err != nil {
-		t.Fatalf("Open(%q) = %v", dir, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+// The conformance tests of the store are in sqlstore/storetest, run by
+// each dialect; these helpers serve the benchmarks.
 
 // write runs fn in a Write and fails the test on error.
 func write(t testing.TB, s *sqlstore.Store, fn func(q sqlstore.Querier) error) {
 	t.Helper()
 	if err := s.Write(context.Background(), fn); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// read runs fn in a Read and fails the test on error.
-func read(t testing.TB, s *sqlstore.Store, fn func(q sqlstore.Querier) error) {
-	t.Helper()
-	if err := s.Read(context.Background(), fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -53,41 +37,13 @@ func field(id, name, typ string) *underhood.Field {
 	return &underhood.Field{ID: id, Name: name, Type: typ}
 }
 
+func relation(id, name string, maxSelect int) *underhood.Field {
+	return &underhood.Field{ID: id, Name: name, Type: underhood.FieldRelation, CollectionID: "pbc_x", MaxSelect: maxSelect}
+}
+
 func saveCollection(t testing.TB, s *sqlstore.Store, old, c *underhood.Collection) {
 	t.Helper()
 	write(t, s, func(q sqlstore.Querier) error {
 		return s.SaveCollection(context.Background(), q, old, c)
 	})
-}
-
-func insert(t testing.TB, s *sqlstore.Store, c *underhood.Collection, data ...map[string]any) {
-	t.Helper()
-	write(t, s, func(q sqlstore.Querier) error {
-		for _, d := range data {
-			if err := s.InsertRecord(context.Background(), q, &underhood.Record{Collection: c, Data: d}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func find(t testing.TB, s *sqlstore.Store, qq sqlstore.Query) []*underhood.Record {
-	t.Helper()
-	var list []*underhood.Record
-	read(t, s, func(q sqlstore.Querier) error {
-		var err error
-		list, err = s.Find(context.Background(), q, qq)
-		return err
-	})
-	return list
-}
-
-// column returns the values of one field of records, in order.
-func column(list []*underhood.Record, name string) []any {
-	out := make([]any, len(list))
-	for i, r := range list {
-		out[i] = r.Data[name]
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,15 @@ import (
 
 func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// compactJSON removes the insignificant spaces of valid JSON b.
+func compactJSON(b []byte) []byte {
+	var out bytes.Buffer
+	if json.Compact(&out, b) != nil {
+		return b
+	}
+	return out.Bytes()
+}
 
 // Query selects records of one collection. Where and OrderBy are SQL
 // fragments (from the filter package) that refer to the collection's table
@@ -268,10 +278,7 @@ func encodeValue(f *underhood.Field, v any) any {
 	case f.Type == underhood.FieldNumber:
 		return toFloat(v)
 	case f.Type == underhood.FieldBool:
-		if toBool(v) {
-			return int64(1)
-		}
-		return int64(0)
+		return toBool(v) // SQLite binds it as 1 or 0
 	case f.Type == underhood.FieldJSON:
 		switch x := v.(type) {
 		case nil:
@@ -346,6 +353,8 @@ func decodeValue(f *underhood.Field, v any) any {
 		}
 		if !json.Valid(b) {
 			b, _ = json.Marshal(string(b))
+		} else if bytes.ContainsAny(b, " \t\r\n") {
+			b = compactJSON(b) // jsonb's text has spaces
 		}
 		return json.RawMessage(b)
 	case f.Type == underhood.FieldGeoPoint:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,11 @@ func (s *Store) migrateSystem(ctx context.Context) error {
 		return fmt.Errorf("migrate system tables: %w", err)
 	}
 	err := func() error {
+		if lock := s.dialect.LockSchema(); lock != "" {
+			if _, err := w.c.ExecContext(bg, lock); err != nil {
+				return err
+			}
+		}
 		if _, err := w.c.ExecContext(bg, `CREATE TABLE IF NOT EXISTS _system_migrations (version INTEGER PRIMARY KEY NOT NULL, applied TEXT NOT NULL)`); err != nil {
 			return err
 		}
@@ -65,7 +71,7 @@ func (s *Store) quote(ident string) string { return s.dialect.Quote(ident) }
 
 // LoadCollections returns every stored collection in creation order.
 func (s *Store) LoadCollections(ctx context.Context, q Querier) ([]*underhood.Collection, error) {
-	rows, err := q.QueryContext(ctx, `SELECT data FROM _collections ORDER BY created, rowid`)
+	rows, err := q.QueryContext(ctx, `SELECT data FROM _collections ORDER BY created, `+s.dialect.RowID("_collections"))
 	if err != nil {
 		return nil, fmt.Errorf("load collections: %w", err)
 	}
@@ -109,6 +115,16 @@ func (s *Store) SaveCollection(ctx context.Context, q Querier, old, c *underhood
 			"type": underhood.FieldError{Code: "validation_collection_type_change", Message: "Collection type cannot be changed."}})
 	}
 	defer s.schemaChanged(q)
+	if err := s.LockSchema(ctx, q); err != nil {
+		return err
+	}
+	var views []*underhood.Collection
+	if old != nil && s.dialect.StrictViews() {
+		var err error
+		if views, err = s.dropViews(ctx, q); err != nil {
+			return err
+		}
+	}
 	var err error
 	if c.IsView() {
 		err = s.saveView(ctx, q, old, c)
@@ -118,7 +134,88 @@ func (s *Store) SaveCollection(ctx context.Context, q Querier, old, c *underhood
 	if err != nil {
 		return err
 	}
-	return s.storeCollection(ctx, q, old, c)
+	if err := s.storeCollection(ctx, q, old, c); err != nil {
+		return err
+	}
+	if err := s.createViews(ctx, q, views, c.ID); err != nil {
+		return err
+	}
+	return s.notify(ctx, q, TopicSchema)
+}
+
+// LockSchema serialises schema changes of every process sharing the
+// database until q's transaction ends.
+func (s *Store) LockSchema(ctx context.Context, q Querier) error {
+	lock := s.dialect.LockSchema()
+	if lock == "" {
+		return nil
+	}
+	if _, err := q.ExecContext(ctx, lock); err != nil {
+		return fmt.Errorf("lock schema: %w", err)
+	}
+	return nil
+}
+
+// dropViews drops the view of every view collection, for a change of the
+// tables they read, and returns those collections.
+func (s *Store) dropViews(ctx context.Context, q Querier) ([]*underhood.Collection, error) {
+	all, err := s.LoadCollections(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	var views []*underhood.Collection
+	for _, c := range all {
+		if !c.IsView() {
+			continue
+		}
+		views = append(views, c)
+		if _, err := q.ExecContext(ctx, `DROP VIEW IF EXISTS `+s.quote(c.Name)+` CASCADE`); err != nil {
+			return nil, fmt.Errorf("drop view %s: %w", c.Name, err)
+		}
+	}
+	return views, nil
+}
+
+// createViews creates again the views dropViews dropped, but that of the
+// collection except. A view whose query no longer works stays missing, as
+// a broken view on SQLite: reading it fails until it is fixed. Views that
+// read other views are retried until no more can be made.
+func (s *Store) createViews(ctx context.Context, q Querier, views []*underhood.Collection, except string) error {
+	pending := slices.DeleteFunc(slices.Clone(views), func(v *underhood.Collection) bool { return v.ID == except })
+	for len(pending) > 0 {
+		var failed []*underhood.Collection
+		for _, v := range pending {
+			ok, err := s.tryStatement(ctx, q, `CREATE VIEW `+s.quote(v.Name)+` AS `+v.ViewQuery)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				failed = append(failed, v)
+			}
+		}
+		if len(failed) == len(pending) {
+			return nil
+		}
+		pending = failed
+	}
+	return nil
+}
+
+// tryStatement runs stmt in a savepoint of its own and reports whether it
+// worked; its failure leaves the transaction as it was.
+func (s *Store) tryStatement(ctx context.Context, q Querier, stmt string) (bool, error) {
+	if _, err := q.ExecContext(ctx, `SAVEPOINT uh_try`); err != nil {
+		return false, err
+	}
+	if _, err := q.ExecContext(ctx, stmt); err != nil {
+		if _, err := q.ExecContext(ctx, `ROLLBACK TO uh_try`); err != nil {
+			return false, err
+		}
+		_, err := q.ExecContext(ctx, `RELEASE uh_try`)
+		return false, err
+	}
+	_, err := q.ExecContext(ctx, `RELEASE uh_try`)
+	return err == nil, err
 }
 
 // saveTable creates or migrates the table of c and its indexes.
@@ -162,7 +259,8 @@ func indexError(i int, msg string) error {
 
 // checkIndexes validates c.Indexes (each one CREATE [UNIQUE] INDEX on the
 // collection's table, under its new or old name) and returns them with the
-// table name set to c.Name.
+// table name set to c.Name, the names of c's fields quoted and SQLite's
+// collations in the dialect's terms.
 func (s *Store) checkIndexes(old, c *underhood.Collection) ([]string, error) {
 	var out []string
 	for i, raw := range c.Indexes {
@@ -173,7 +271,12 @@ func (s *Store) checkIndexes(old, c *underhood.Collection) ([]string, error) {
 		if !strings.EqualFold(ix.table, c.Name) && (old == nil || !strings.EqualFold(ix.table, old.Name)) {
 			return nil, indexError(i, fmt.Sprintf("The index must be on the table %q.", c.Name))
 		}
-		out = append(out, ix.withTable(s.quote(c.Name)))
+		out = append(out, ix.render(s.quote(c.Name), func(name string) string {
+			if f := fieldFold(c, name); f != nil {
+				return s.quote(f.Name)
+			}
+			return ""
+		}, s.dialect.Collate))
 	}
 	return out, nil
 }
@@ -205,6 +308,10 @@ func (s *Store) createTable(ctx context.Context, q Querier, name string, fields 
 		b.WriteString(s.quote(f.Name))
 		b.WriteByte(' ')
 		b.WriteString(s.dialect.ColumnDefinition(f))
+	}
+	for _, col := range s.dialect.HiddenColumns() {
+		b.WriteString(", ")
+		b.WriteString(col)
 	}
 	b.WriteString(")")
 	if _, err := q.ExecContext(ctx, b.String()); err != nil {
@@ -269,6 +376,9 @@ func (s *Store) migrateColumns(ctx context.Context, q Querier, old, c *underhood
 			rebuild = true // a dropped column
 		}
 	}
+	if !s.dialect.RebuildsTables() {
+		return s.alterColumns(ctx, q, old, c, changes, used)
+	}
 	if !rebuild {
 		// Renames must not collide with a column that still exists.
 		current := map[string]bool{}
@@ -310,6 +420,72 @@ func (s *Store) migrateColumns(ctx context.Context, q Querier, old, c *underhood
 		stmt := `ALTER TABLE ` + table + ` ADD COLUMN ` + s.quote(ch.to.Name) + ` ` + s.dialect.ColumnDefinition(ch.to)
 		if _, err := q.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("add column %s: %w", ch.to.Name, err)
+		}
+	}
+	return nil
+}
+
+// alterColumns changes the columns of c's table in place: dropped columns
+// are dropped, a column whose stored form changes is replaced by a new one
+// filled with the converted values, renames go through temporary names (so
+// that names may be swapped) and new columns are added.
+func (s *Store) alterColumns(ctx context.Context, q Querier, old, c *underhood.Collection, changes []columnChange, used map[string]bool) error {
+	table := s.quote(c.Name)
+	exec := func(stmt string) error {
+		if _, err := q.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("migrate table %s: %w", c.Name, err)
+		}
+		return nil
+	}
+	for _, of := range old.Fields {
+		if !used[of.ID] {
+			if err := exec(`ALTER TABLE ` + table + ` DROP COLUMN ` + s.quote(of.Name)); err != nil {
+				return err
+			}
+		}
+	}
+	current := make([]string, len(changes)) // the column's name now; "" when new
+	for i, ch := range changes {
+		if ch.from == nil {
+			continue
+		}
+		current[i] = ch.from.Name
+		if s.dialect.ColumnDefinition(ch.from) == s.dialect.ColumnDefinition(ch.to) {
+			continue
+		}
+		tmp := "_uh_conv_" + strconv.Itoa(i)
+		conv := s.dialect.ConvertColumn(ch.from, ch.to, s.quote(ch.from.Name))
+		if err := exec(`ALTER TABLE ` + table + ` ADD COLUMN ` + s.quote(tmp) + ` ` + s.dialect.ColumnDefinition(ch.to)); err != nil {
+			return err
+		}
+		if err := exec(`UPDATE ` + table + ` SET ` + s.quote(tmp) + ` = ` + conv); err != nil {
+			return err
+		}
+		if err := exec(`ALTER TABLE ` + table + ` DROP COLUMN ` + s.quote(ch.from.Name)); err != nil {
+			return err
+		}
+		current[i] = tmp
+	}
+	for i, ch := range changes {
+		if current[i] == "" || current[i] == ch.to.Name {
+			continue
+		}
+		tmp := "_uh_name_" + strconv.Itoa(i)
+		if err := exec(`ALTER TABLE ` + table + ` RENAME COLUMN ` + s.quote(current[i]) + ` TO ` + s.quote(tmp)); err != nil {
+			return err
+		}
+		current[i] = tmp
+	}
+	for i, ch := range changes {
+		var err error
+		switch {
+		case current[i] == "":
+			err = exec(`ALTER TABLE ` + table + ` ADD COLUMN ` + s.quote(ch.to.Name) + ` ` + s.dialect.ColumnDefinition(ch.to))
+		case current[i] != ch.to.Name:
+			err = exec(`ALTER TABLE ` + table + ` RENAME COLUMN ` + s.quote(current[i]) + ` TO ` + s.quote(ch.to.Name))
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -434,6 +610,16 @@ func (s *Store) phs(from, to int) string {
 // _collections.
 func (s *Store) DeleteCollection(ctx context.Context, q Querier, c *underhood.Collection) error {
 	defer s.schemaChanged(q)
+	if err := s.LockSchema(ctx, q); err != nil {
+		return err
+	}
+	var views []*underhood.Collection
+	if s.dialect.StrictViews() {
+		var err error
+		if views, err = s.dropViews(ctx, q); err != nil {
+			return err
+		}
+	}
 	drop := `DROP TABLE IF EXISTS `
 	if c.IsView() {
 		drop = `DROP VIEW IF EXISTS `
@@ -444,7 +630,10 @@ func (s *Store) DeleteCollection(ctx context.Context, q Querier, c *underhood.Co
 	if _, err := q.ExecContext(ctx, `DELETE FROM _collections WHERE id = `+s.ph(1), c.ID); err != nil {
 		return fmt.Errorf("delete collection %s: %w", c.Name, err)
 	}
-	return nil
+	if err := s.createViews(ctx, q, views, c.ID); err != nil {
+		return err
+	}
+	return s.notify(ctx, q, TopicSchema)
 }
 
 // TruncateCollection deletes every record of c. Views cannot be truncated.
@@ -490,5 +679,5 @@ func (s *Store) SetParam(ctx context.Context, q Querier, key string, v any) erro
 	if _, err := q.ExecContext(ctx, stmt, key, string(data), now, now); err != nil {
 		return fmt.Errorf("set param %s: %w", key, err)
 	}
-	return nil
+	return s.notify(ctx, q, TopicParams)
 }

@@ -255,11 +255,63 @@ func parseIndexSQL(src string) (*indexSQL, error) {
 	return ix, nil
 }
 
-// withTable returns the statement with its table replaced by quoted.
-func (ix *indexSQL) withTable(quoted string) string {
-	t := ix.toks[ix.tableAt]
-	last := ix.toks[len(ix.toks)-1]
-	return ix.src[ix.toks[0].pos:t.pos] + quoted + ix.src[t.end:last.end]
+// render returns the statement with its table replaced by table, every
+// identifier for which field returns a name ("" for none) replaced by that
+// name, and the COLLATE clause of each column rendered by collate.
+func (ix *indexSQL) render(table string, field func(name string) string, collate func(expr, collation string) string) string {
+	toks := ix.toks
+	open := ix.tableAt + 1 // the "(" of the column list
+	end := closeParen(toks, open)
+	var b strings.Builder
+	b.WriteString(ix.src[toks[0].pos:toks[ix.tableAt].pos])
+	b.WriteString(table)
+	b.WriteString(ix.src[toks[ix.tableAt].end:toks[open].end])
+	for i, part := range splitTop(toks[open+1 : end]) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		k := -1
+		for j, t := range part {
+			if t.is("COLLATE") && j > 0 && j+1 < len(part) {
+				k = j
+			}
+		}
+		if k < 0 {
+			b.WriteString(ix.text(part, field))
+			continue
+		}
+		b.WriteString(collate(ix.text(part[:k], field), part[k+1].text))
+		if k+2 < len(part) {
+			b.WriteByte(' ')
+			b.WriteString(ix.text(part[k+2:], field))
+		}
+	}
+	b.WriteByte(')')
+	if end+1 < len(toks) {
+		b.WriteString(ix.src[toks[end].end:toks[end+1].pos])
+		b.WriteString(ix.text(toks[end+1:], field))
+	}
+	return b.String()
+}
+
+// text renders consecutive tokens of the statement as written, with the
+// identifiers for which field returns a name replaced by it (not function
+// names, nor names after a ".").
+func (ix *indexSQL) text(toks []token, field func(name string) string) string {
+	var b strings.Builder
+	for i, t := range toks {
+		if i > 0 {
+			b.WriteString(ix.src[toks[i-1].end:t.pos])
+		}
+		if t.isIdent() && !(i+1 < len(toks) && toks[i+1].punct("(")) && !(i > 0 && toks[i-1].punct(".")) {
+			if name := field(t.text); name != "" {
+				b.WriteString(name)
+				continue
+			}
+		}
+		b.WriteString(ix.src[t.pos:t.end])
+	}
+	return b.String()
 }
 
 // splitTop splits toks at the commas outside parentheses.

@@ -1,12 +1,18 @@
 // Package sqlstore is the storage layer of Underhood: collections as real
 // tables with one column per field, records as rows, and the system tables
 // (_collections, _params) beside them, all through database/sql over a
-// Dialect (sqlstore/sqlite; PostgreSQL later).
+// Dialect (sqlstore/sqlite, sqlstore/postgres).
 //
 // A Store has one writer connection and a pool of read-only connections.
 // Writes are group committed: concurrent Write calls share one transaction
 // and one fsync, each inside its own SAVEPOINT, and every caller is answered
 // only after the shared COMMIT.
+//
+// On a server engine (PostgreSQL) several nodes may share the database: a
+// lost connection is opened again on next use, errors of an unreachable
+// database are EUnavailable, schema changes are serialised by an advisory
+// lock, and every node hears of the schema and settings changes of the
+// others (OnChange).
 package sqlstore
 
 import (
@@ -45,11 +51,34 @@ type Dialect interface {
 	// of a reader connection when readOnly, for the database in dir (or at
 	// dsn, for server engines). synchronous is "FULL", "NORMAL" or "OFF".
 	DataSource(dir, dsn, synchronous string, readOnly bool) (string, error)
-	// ReaderPool returns how many read connections to keep (0 = default).
-	ReaderPool() int
+	// ReaderPool returns how many read connections to keep for the
+	// database at dsn (0 = default).
+	ReaderPool(dsn string) int
 	// BeginWrite is the statement that starts a write transaction and takes
 	// the write lock at once (SQLite: BEGIN IMMEDIATE).
 	BeginWrite() string
+	// BeginRead is the statement that starts a read-only transaction whose
+	// statements all see one snapshot.
+	BeginRead() string
+	// LockSchema is the statement that serialises schema changes and
+	// system migrations of every process on the database until the
+	// transaction ends ("" when BeginWrite already does).
+	LockSchema() string
+	// RebuildsTables reports whether columns are changed by rebuilding
+	// the table (SQLite) rather than with ALTER TABLE in place.
+	RebuildsTables() bool
+	// StrictViews reports whether views depend on the tables they read,
+	// so that a table is changed with the views dropped and created again.
+	StrictViews() bool
+	// HiddenColumns are the definitions of columns every table gets
+	// beside its fields (none when the engine has a rowid).
+	HiddenColumns() []string
+	// Collate renders the column expression expr of an index with the
+	// SQLite collation ("NOCASE", "BINARY", "RTRIM") users write.
+	Collate(expr, collation string) string
+	// Unavailable reports whether err means that the database cannot be
+	// reached, as opposed to a failed statement.
+	Unavailable(err error) bool
 	// SystemSchema lists the statements that create the system tables, one
 	// migration each; their index in the list is their version minus one,
 	// so statements are only ever appended.
@@ -74,11 +103,22 @@ type Dialect interface {
 	UniqueViolation(err error) (columns []string, index string, ok bool)
 }
 
+// Listener is implemented by the dialects of engines that several
+// processes share: it carries change notices between them.
+type Listener interface {
+	// NotifyStatement sends the notice bound to placeholder 1 to every
+	// listener when the transaction it runs in commits.
+	NotifyStatement() string
+	// Listen calls notify with each notice until ctx ends, reconnecting
+	// when needed; after each (re)connection it calls notify("").
+	Listen(ctx context.Context, dsn string, notify func(payload string))
+}
+
 // Config selects and configures the database of a Store.
 type Config struct {
 	Dialect     Dialect
 	Dir         string // data directory (sqlite: <Dir>/data.db), created if missing
-	DSN         string // server engines (postgres later)
+	DSN         string // server engines: the connection string
 	Synchronous string // "FULL" (default), "NORMAL" or "OFF"
 }
 
@@ -118,6 +158,13 @@ type Store struct {
 
 	// version counts committed write transactions; see Version.
 	version atomic.Uint64
+
+	// node names this process in its change notices; onChange is told of
+	// the changes of other processes (see OnChange).
+	node       string
+	onChange   atomic.Pointer[func(topic string)]
+	stopListen context.CancelFunc
+	listenDone chan struct{}
 }
 
 // Version counts the write transactions this Store has committed. It
@@ -160,6 +207,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		writes:   make(chan *writeReq),
 		closing:  make(chan struct{}),
 		loopDone: make(chan struct{}),
+		node:     underhood.RandomString(12),
 	}
 	fail := func(err error) (*Store, error) {
 		s.closeConns()
@@ -175,7 +223,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open database: %w", err))
 	}
-	s.writer = &conn{c: c}
+	s.writer = &conn{c: c, db: s.db}
 
 	// Migrate before opening readers, so they see the system tables.
 	if err := s.migrateSystem(ctx); err != nil {
@@ -183,7 +231,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.optimize(s.writer)
 
-	n := d.ReaderPool()
+	n := d.ReaderPool(cfg.DSN)
 	if n <= 0 {
 		n = max(4, runtime.GOMAXPROCS(0)*2)
 	}
@@ -199,11 +247,57 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if err != nil {
 			return fail(fmt.Errorf("open read connection: %w", err))
 		}
-		s.readers <- &conn{c: c}
+		s.readers <- &conn{c: c, db: s.rdb}
 		s.nread++
+	}
+	if l, ok := d.(Listener); ok {
+		lctx, cancel := context.WithCancel(context.Background())
+		s.stopListen, s.listenDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.listenDone)
+			l.Listen(lctx, wdsn, s.heard)
+		}()
 	}
 	go s.writeLoop()
 	return s, nil
+}
+
+// Change topics of OnChange.
+const (
+	TopicSchema = "schema" // collections were created, changed or deleted
+	TopicParams = "params" // a value of _params changed
+	TopicAll    = ""       // anything may have changed (notices were missed)
+)
+
+// OnChange registers fn to be told, on a goroutine of the store, when
+// another process sharing the database has committed a change of the
+// given topic. Only server engines have other processes; fn replaces any
+// earlier one.
+func (s *Store) OnChange(fn func(topic string)) { s.onChange.Store(&fn) }
+
+// heard handles a change notice "node topic".
+func (s *Store) heard(payload string) {
+	node, topic, _ := strings.Cut(payload, " ")
+	if payload != "" && node == s.node {
+		return // our own change
+	}
+	s.schemaGen.Add(1) // cached statements may name old columns
+	if fn := s.onChange.Load(); fn != nil {
+		(*fn)(topic)
+	}
+}
+
+// notify tells the other processes of a change of topic when q's
+// transaction commits.
+func (s *Store) notify(ctx context.Context, q Querier, topic string) error {
+	l, ok := s.dialect.(Listener)
+	if !ok {
+		return nil
+	}
+	if _, err := q.ExecContext(ctx, l.NotifyStatement(), s.node+" "+topic); err != nil {
+		return fmt.Errorf("notify %s change: %w", topic, err)
+	}
+	return nil
 }
 
 // Close stops the writer after the batch it is running, waits for running
@@ -216,6 +310,10 @@ func (s *Store) Close() error {
 	}
 	close(s.closing)
 	<-s.loopDone
+	if s.stopListen != nil {
+		s.stopListen()
+		<-s.listenDone
+	}
 	return s.closeConns()
 }
 
@@ -223,10 +321,10 @@ func (s *Store) Close() error {
 func (s *Store) closeConns() error {
 	var errs []error
 	if s.writer != nil {
-		errs = append(errs, s.writer.close())
+		errs = append(errs, ignoreBroken(s.dialect, s.writer.close()))
 	}
 	for ; s.nread > 0; s.nread-- {
-		errs = append(errs, (<-s.readers).close())
+		errs = append(errs, ignoreBroken(s.dialect, (<-s.readers).close()))
 	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
@@ -265,19 +363,61 @@ func (s *Store) Read(ctx context.Context, fn func(q Querier) error) (err error) 
 		return errClosed
 	}
 	bg := context.WithoutCancel(ctx)
+	began := false
 	defer func() {
 		// Runs on panics too: the connection goes back without a
 		// transaction.
-		if _, rerr := cn.exec(bg, "ROLLBACK"); rerr != nil && err == nil {
-			err = fmt.Errorf("end read: %w", rerr)
+		if began {
+			if _, rerr := cn.exec(bg, "ROLLBACK"); rerr != nil && err == nil {
+				err = fmt.Errorf("end read: %w", rerr)
+			}
 		}
+		s.checkConn(cn, err)
 		s.readers <- cn
+		err = s.unavailable(err)
 	}()
-	cn.checkGen(s.schemaGen.Load())
-	if _, err := cn.exec(bg, "BEGIN"); err != nil {
+	if err := cn.open(ctx); err != nil {
 		return fmt.Errorf("begin read: %w", err)
 	}
+	cn.checkGen(s.schemaGen.Load())
+	if _, err := cn.exec(bg, s.dialect.BeginRead()); err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	began = true
 	return fn(&querier{cn: cn})
+}
+
+// msgUnavailable is what a client is told while the database is unreachable.
+const msgUnavailable = "The database is unavailable. Please try again later."
+
+// unavailable turns an error of an unreachable database into EUnavailable.
+func (s *Store) unavailable(err error) error {
+	if err == nil || !s.dialect.Unavailable(err) {
+		return err
+	}
+	var ue *underhood.Error
+	if errors.As(err, &ue) && ue.Code == underhood.EUnavailable {
+		return err
+	}
+	return &underhood.Error{Code: underhood.EUnavailable, Message: msgUnavailable, Err: err}
+}
+
+// checkConn drops cn's connection when err says it is broken, so that the
+// next use opens a new one.
+func (s *Store) checkConn(cn *conn, err error) {
+	if err != nil && cn.c != nil && s.dialect.Unavailable(err) {
+		_ = cn.close()
+		cn.c = nil
+	}
+}
+
+// ignoreBroken drops the error of closing a connection that was already
+// lost.
+func ignoreBroken(d Dialect, err error) error {
+	if err != nil && d.Unavailable(err) {
+		return nil
+	}
+	return err
 }
 
 // Write runs fn inside a write transaction with group commit: the writer
@@ -312,7 +452,7 @@ func (s *Store) Write(ctx context.Context, fn func(q Querier) error) error {
 	if req.panicked {
 		panic(req.panicVal)
 	}
-	return req.err
+	return s.unavailable(req.err)
 }
 
 // writeReq is one Write call waiting for the writer.
@@ -359,7 +499,6 @@ func (s *Store) writeLoop() {
 func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 	ctx := context.Background()
 	w := s.writer
-	w.checkGen(s.schemaGen.Load())
 	answer := func(list []*writeReq, err error) {
 		for _, r := range list {
 			if err != nil && r.err == nil && !r.panicked {
@@ -368,7 +507,13 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 			close(r.done)
 		}
 	}
+	if err := w.open(ctx); err != nil {
+		answer(batch, fmt.Errorf("begin write: %w", err))
+		return nil
+	}
+	w.checkGen(s.schemaGen.Load())
 	if _, err := w.exec(ctx, s.dialect.BeginWrite()); err != nil {
+		s.checkConn(w, err)
 		answer(batch, fmt.Errorf("begin write: %w", err))
 		return nil
 	}
@@ -409,6 +554,7 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 	}
 	if _, err := w.exec(ctx, "COMMIT"); err != nil {
 		s.abort(w)
+		s.checkConn(w, err)
 		s.version.Add(1)
 		answer(batch, fmt.Errorf("commit: %w", err))
 		return nil
@@ -445,18 +591,35 @@ func (s *Store) runFn(r *writeReq, w *conn) {
 }
 
 // abort rolls back whatever is left of the write transaction and drops the
-// cached statements, whose schema may have been rolled back too.
+// cached statements, whose schema may have been rolled back too. A
+// connection the rollback finds broken is dropped.
 func (s *Store) abort(w *conn) {
-	_, _ = w.exec(context.Background(), "ROLLBACK")
+	_, err := w.exec(context.Background(), "ROLLBACK")
+	s.checkConn(w, err)
 	s.schemaGen.Add(1)
 }
 
 // conn is one database connection and its prepared statements. It is used
-// by one goroutine at a time.
+// by one goroutine at a time. c is nil after the connection was lost; open
+// gets a new one from db.
 type conn struct {
 	c     *sql.Conn
+	db    *sql.DB
 	gen   uint64
 	stmts map[string]*cachedStmt
+}
+
+// open makes sure cn has a connection.
+func (cn *conn) open(ctx context.Context) error {
+	if cn.c != nil {
+		return nil
+	}
+	c, err := cn.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	cn.c, cn.stmts = c, nil
+	return nil
 }
 
 // cachedStmt is a prepared statement; busy guards against running it
@@ -486,6 +649,9 @@ func (cn *conn) clearStmts() {
 }
 
 func (cn *conn) close() error {
+	if cn.c == nil {
+		return nil
+	}
 	cn.clearStmts()
 	return cn.c.Close()
 }

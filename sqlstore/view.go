@@ -57,6 +57,9 @@ func (s *Store) ViewFields(ctx context.Context, q Querier, query string, all []*
 	fields := make([]*underhood.Field, 0, len(cols))
 	hasID := false
 	for i, name := range cols {
+		if name == hiddenRowID {
+			continue // the hidden column of a table read with *
+		}
 		var f *underhood.Field
 		if byItem {
 			f = inferField(sel.items[i].expr, sources, ordered)
@@ -90,6 +93,10 @@ func (s *Store) ViewFields(ctx context.Context, q Querier, query string, all []*
 	}
 	return fields, nil
 }
+
+// hiddenRowID is the name of the hidden column that keeps the insertion
+// order on engines without a rowid; it is reserved as a field name.
+const hiddenRowID = "_rowid_"
 
 // findCollection finds a collection by name, case-insensitively.
 func findCollection(all []*underhood.Collection, name string) *underhood.Collection {

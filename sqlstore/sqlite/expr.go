@@ -3,6 +3,8 @@ package sqlite
 import (
 	"strconv"
 	"strings"
+
+	"github.com/underhood/underhood/filter"
 )
 
 // This file is the filter side of the dialect (filter.Dialect): how the
@@ -13,6 +15,28 @@ func (Dialect) Quote(ident string) string { return ddlQuote(ident) }
 
 // Placeholder returns the numbered parameter ?n, which may be repeated.
 func (Dialect) Placeholder(n int) string { return "?" + strconv.Itoa(n) }
+
+// Param is Placeholder: SQLite's values carry their own types.
+func (d Dialect) Param(n int, v any) string { return d.Placeholder(n) }
+
+// Compare is SQLite's own comparison, which the language's semantics are.
+func (Dialect) Compare(op string, l, r filter.SQLValue) string {
+	return l.SQL + " " + op + " " + r.SQL
+}
+
+// Coalesce is COALESCE(o, empty).
+func (Dialect) Coalesce(o filter.SQLValue, empty string) filter.SQLValue {
+	return filter.SQLValue{SQL: "COALESCE(" + o.SQL + ", " + empty + ")", Type: o.Type}
+}
+
+// Text is o itself: LIKE and || read any value as text.
+func (Dialect) Text(o filter.SQLValue) string { return o.SQL }
+
+// Number is o itself: math functions read numeric text as numbers.
+func (Dialect) Number(o filter.SQLValue) string { return o.SQL }
+
+// Lower is LOWER, which folds ASCII letters only.
+func (Dialect) Lower(o filter.SQLValue) string { return "LOWER(" + o.SQL + ")" }
 
 // Like uses SQLite's LIKE, which ignores the case of ASCII letters.
 func (Dialect) Like(expr, pattern, esc string, not bool) string {
@@ -33,6 +57,9 @@ func (Dialect) Like(expr, pattern, esc string, not bool) string {
 func (Dialect) JSONEach(expr, alias string) string {
 	return "json_each(CASE WHEN json_valid(" + expr + ") THEN " + expr + " ELSE json_array() END) AS " + alias
 }
+
+// JSONValues is JSONEach: json_each's values keep their JSON types.
+func (d Dialect) JSONValues(expr, alias string) string { return d.JSONEach(expr, alias) }
 
 // JSONArrayLength is json_array_length.
 func (Dialect) JSONArrayLength(expr string) string {
@@ -61,9 +88,12 @@ func (Dialect) JSONPath(keys []string) any {
 }
 
 // Strftime is SQLite's own strftime.
-func (Dialect) Strftime(format, time string, modifiers []string) string {
-	args := append([]string{format, time}, modifiers...)
-	return "strftime(" + strings.Join(args, ", ") + ")"
+func (Dialect) Strftime(args []filter.SQLValue) string {
+	list := make([]string, len(args))
+	for i, a := range args {
+		list[i] = a.SQL
+	}
+	return "strftime(" + strings.Join(list, ", ") + ")"
 }
 
 // Random orders rows randomly.

@@ -61,11 +61,35 @@ func (Dialect) DataSource(dir, dsn, synchronous string, readOnly bool) (string, 
 }
 
 // ReaderPool returns 0: the store's default, max(4, 2×GOMAXPROCS).
-func (Dialect) ReaderPool() int { return 0 }
+func (Dialect) ReaderPool(string) int { return 0 }
 
 // BeginWrite returns "BEGIN IMMEDIATE", which takes the write lock at once
 // instead of failing to upgrade a read lock later.
 func (Dialect) BeginWrite() string { return "BEGIN IMMEDIATE" }
+
+// BeginRead returns "BEGIN": a read transaction of SQLite sees one
+// snapshot.
+func (Dialect) BeginRead() string { return "BEGIN" }
+
+// LockSchema returns "": BEGIN IMMEDIATE already excludes other writers.
+func (Dialect) LockSchema() string { return "" }
+
+// RebuildsTables returns true: SQLite's ALTER TABLE cannot change a
+// column's type.
+func (Dialect) RebuildsTables() bool { return true }
+
+// StrictViews returns false: a view names tables and columns by name and
+// is checked only when used.
+func (Dialect) StrictViews() bool { return false }
+
+// HiddenColumns returns none: every table has a rowid.
+func (Dialect) HiddenColumns() []string { return nil }
+
+// Collate is SQLite's own COLLATE clause.
+func (Dialect) Collate(expr, collation string) string { return expr + " COLLATE " + collation }
+
+// Unavailable returns false: an embedded database is never out of reach.
+func (Dialect) Unavailable(error) bool { return false }
 
 // SystemSchema returns the migrations of the system tables.
 func (Dialect) SystemSchema() []string {

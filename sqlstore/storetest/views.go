@@ -1,4 +1,4 @@
-package sqlstore_test
+package storetest
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/underhood/underhood/sqlstore"
 )
 
-func TestViewFields(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testViewFields(t *testing.T, newDB NewDB) {
+	s := openStore(t, newDB)
 	users := newCollection("users", field("u1", "name", underhood.FieldText))
 	users.ID = "pbc_users"
 	author := relation("p3", "author", 1)
@@ -49,11 +49,11 @@ func TestViewFields(t *testing.T) {
 		{`SELECT p.id, p.title AS headline, u.name FROM posts p JOIN users AS u ON u.id = p.author`,
 			[]string{"id:text:text3208210256:pk", "headline:text:p1", "name:text:u1"}},
 		{`SELECT p.id, count(*) AS total, CAST(p.views AS TEXT) AS v, 'x' AS s, 1 AS one, p.author, u.id AS user, p.views + 1 AS more
-			FROM posts p LEFT JOIN users u ON u.id = p.author GROUP BY p.id`,
+			FROM posts p LEFT JOIN users u ON u.id = p.author GROUP BY p.id, u.id`,
 			[]string{"id:text:text3208210256:pk", "total:number", "v:text", "s:text", "one:number",
 				"author:relation:pbc_users/1:p3", "user:relation:pbc_users/1", "more:json"}},
 		{`SELECT * FROM posts`, []string{"id:text:text3208210256:pk", "title:text:p1", "views:number:p2", "author:relation:pbc_users/1:p3"}},
-		{`SELECT (ROW_NUMBER() OVER()) AS id, json_object('a', 1) AS obj, views FROM posts`,
+		{`SELECT (ROW_NUMBER() OVER()) AS id, lower(title) AS obj, views FROM posts`,
 			[]string{"id:text:pk", "obj:json", "views:number:p2"}},
 		{`WITH top AS (SELECT id FROM posts) SELECT top.id AS id, TRUE AS flag FROM top`, []string{"id:text:pk", "flag:bool"}},
 	}

@@ -1,4 +1,6 @@
-package sqlstore_test
+package storetest
+
+// This file checks how records are stored, found and counted.
 
 import (
 	"context"
@@ -40,7 +42,7 @@ func everyType() *underhood.Collection {
 	)
 }
 
-func TestRecordRoundTrip(t *testing.T) {
+func testRecordRoundTrip(t *testing.T, newDB NewDB) {
 	c := everyType()
 	full := map[string]any{
 		"id": "abc123", "text": "héllo \"quoted\"", "email": "a@b.c", "url": "https://x.y", "editor": "<p>x</p>",
@@ -67,12 +69,12 @@ func TestRecordRoundTrip(t *testing.T) {
 		{"integral number", map[string]any{"id": "n1", "number": 3.0}, merge(zero, map[string]any{"id": "n1", "number": 3.0})},
 		{"big number", map[string]any{"id": "n2", "number": 1e300}, merge(zero, map[string]any{"id": "n2", "number": 1e300})},
 	}
-	s := openStore(t, t.TempDir())
+	s := openStore(t, newDB)
 	saveCollection(t, s, nil, c)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			insert(t, s, c, tt.in)
-			got := find(t, s, sqlstore.Query{Collection: c, Where: `r."id" = ?`, Args: []any{tt.in["id"]}})
+			got := find(t, s, sqlstore.Query{Collection: c, Where: `r."id" = ` + ph(s, 1), Args: []any{tt.in["id"]}})
 			if len(got) != 1 {
 				t.Fatalf("Find(id) = %d records, want 1", len(got))
 			}
@@ -87,7 +89,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	write(t, s, func(q sqlstore.Querier) error {
 		return s.UpdateRecord(context.Background(), q, &underhood.Record{Collection: c, Data: next})
 	})
-	got := find(t, s, sqlstore.Query{Collection: c, Where: `r."id" = ?`, Args: []any{"abc123"}})
+	got := find(t, s, sqlstore.Query{Collection: c, Where: `r."id" = ` + ph(s, 1), Args: []any{"abc123"}})
 	if len(got) != 1 {
 		t.Fatalf("Find after update = %d records", len(got))
 	}
@@ -107,8 +109,8 @@ func merge(a, b map[string]any) map[string]any {
 	return out
 }
 
-func TestInsertGeneratesID(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testInsertGeneratesID(t *testing.T, newDB NewDB) {
+	s := openStore(t, newDB)
 	c := newCollection("posts", field("f1", "title", "text"))
 	saveCollection(t, s, nil, c)
 	r := &underhood.Record{Collection: c, Data: map[string]any{"title": "x"}}
@@ -121,8 +123,8 @@ func TestInsertGeneratesID(t *testing.T) {
 	}
 }
 
-func TestUpdateAndDeleteMissingRecord(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testUpdateAndDeleteMissingRecord(t *testing.T, newDB NewDB) {
+	s := openStore(t, newDB)
 	c := newCollection("posts", field("f1", "title", "text"))
 	saveCollection(t, s, nil, c)
 	insert(t, s, c, map[string]any{"id": "a", "title": "x"})
@@ -151,8 +153,8 @@ func TestUpdateAndDeleteMissingRecord(t *testing.T) {
 	}
 }
 
-func TestFindAndCount(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testFindAndCount(t *testing.T, newDB NewDB) {
+	s := openStore(t, newDB)
 	c := newCollection("posts", field("f1", "title", "text"), field("f2", "views", "number"))
 	saveCollection(t, s, nil, c)
 	for i := 1; i <= 10; i++ {
@@ -166,17 +168,17 @@ func TestFindAndCount(t *testing.T) {
 	}{
 		{"all in order", sqlstore.Query{OrderBy: `r."id"`},
 			[]any{"p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10"}, 10},
-		{"where with args", sqlstore.Query{Where: `r."views" > ? AND r."title" = ?`, Args: []any{3, "t1"}, OrderBy: `r."views" DESC`},
+		{"where with args", sqlstore.Query{Where: `r."views" > ` + ph(s, 1) + ` AND r."title" = ` + ph(s, 2), Args: []any{3, "t1"}, OrderBy: `r."views" DESC`},
 			[]any{"p10", "p07", "p04"}, 3},
 		{"limit", sqlstore.Query{OrderBy: `r."views" DESC`, Limit: 2}, []any{"p10", "p09"}, 10},
 		{"limit and offset", sqlstore.Query{OrderBy: `r."views"`, Limit: 3, Offset: 4}, []any{"p05", "p06", "p07"}, 10},
 		{"offset only", sqlstore.Query{OrderBy: `r."views"`, Offset: 8}, []any{"p09", "p10"}, 10},
-		{"other alias", sqlstore.Query{Alias: "p", Where: `p."views" <= ?`, Args: []any{2}, OrderBy: `p."id"`}, []any{"p01", "p02"}, 2},
+		{"other alias", sqlstore.Query{Alias: "p", Where: `p."views" <= ` + ph(s, 1), Args: []any{2}, OrderBy: `p."id"`}, []any{"p01", "p02"}, 2},
 		{"correlated subquery", sqlstore.Query{
 			Where:   `EXISTS (SELECT 1 FROM "posts" AS o WHERE o."views" = r."views" * 2)`,
 			OrderBy: `r."id"`,
 		}, []any{"p01", "p02", "p03", "p04", "p05"}, 5},
-		{"nothing", sqlstore.Query{Where: `r."views" > ?`, Args: []any{100}}, []any{}, 0},
+		{"nothing", sqlstore.Query{Where: `r."views" > ` + ph(s, 1), Args: []any{100}}, []any{}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,10 +200,10 @@ func TestFindAndCount(t *testing.T) {
 	}
 }
 
-// TestFindReusesStatementsSafely runs the same Find while rows of the same
+// testFindReusesStatementsSafely runs the same Find while rows of the same
 // query are open, and after the schema changed under a cached statement.
-func TestFindReusesStatementsSafely(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testFindReusesStatementsSafely(t *testing.T, newDB NewDB) {
+	s := openStore(t, newDB)
 	c := newCollection("posts", field("f1", "title", "text"))
 	saveCollection(t, s, nil, c)
 	insert(t, s, c, map[string]any{"id": "a", "title": "x"}, map[string]any{"id": "b", "title": "y"})
@@ -213,7 +215,7 @@ func TestFindReusesStatementsSafely(t *testing.T) {
 				return err
 			}
 			if len(list) != 2 {
-				return fmt.Errorf("Find = %d records, want 2", len(list))
+				return fmt.Errorf("find returned %d records, want 2", len(list))
 			}
 		}
 		return nil
