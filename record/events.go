@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/sqlstore"
 )
 
 // Every committed create, update and delete becomes an underhood.Event
@@ -36,15 +37,22 @@ func withChanges(ctx context.Context) (context.Context, *changes) {
 }
 
 // noteChange records that r (of its collection) was created, updated or
-// deleted by the write running in ctx.
-func noteChange(ctx context.Context, action string, r *underhood.Record) {
+// deleted by the write running in ctx on q: it appends the event to the
+// outbox in that transaction (outbox.go) and keeps it for the listeners.
+func (s *Service) noteChange(ctx context.Context, q sqlstore.Querier, action string, r *underhood.Record) error {
+	e := underhood.Event{ID: underhood.NewID(), Action: action, Collection: r.Collection.Name}
+	if err := s.appendOutbox(ctx, q, &e, r); err != nil {
+		return err
+	}
 	ch, _ := ctx.Value(changesKey{}).(*changes)
 	if ch == nil {
-		return
+		return nil
 	}
+	e.Record = r.Clone()
 	ch.mu.Lock()
-	ch.list = append(ch.list, underhood.Event{Action: action, Collection: r.Collection.Name, Record: r.Clone()})
+	ch.list = append(ch.list, e)
 	ch.mu.Unlock()
+	return nil
 }
 
 // listeners is the set of functions events are delivered to.
@@ -52,7 +60,6 @@ type listeners struct {
 	mu   sync.Mutex
 	next int
 	fns  map[int]func(underhood.Event)
-	seq  map[string]int64 // per-collection sequence
 }
 
 // Listen registers fn to receive every committed change, in commit order.
@@ -64,7 +71,6 @@ func (s *Service) Listen(fn func(underhood.Event)) (stop func()) {
 	defer l.mu.Unlock()
 	if l.fns == nil {
 		l.fns = map[int]func(underhood.Event){}
-		l.seq = map[string]int64{}
 	}
 	id := l.next
 	l.next++
@@ -85,12 +91,6 @@ func (s *Service) publish(ch *changes) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, e := range ch.list {
-		if l.seq == nil {
-			l.seq = map[string]int64{}
-		}
-		l.seq[e.Collection]++
-		e.ID = underhood.NewID()
-		e.Sequence = l.seq[e.Collection]
 		for _, fn := range l.fns {
 			fn(e)
 		}

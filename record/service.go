@@ -44,6 +44,8 @@ type Service struct {
 
 	// listeners receive every committed change (events.go).
 	listeners listeners
+	// outboxInsert appends an event to the outbox (outbox.go).
+	outboxInsert string
 }
 
 // schema is an immutable snapshot of every collection.
@@ -101,6 +103,9 @@ func New(ctx context.Context, store *sqlstore.Store, log *slog.Logger) (*Service
 		return nil, err
 	}
 	if err := s.ensureSystemCollections(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.initOutbox(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.loadSettings(ctx); err != nil {

@@ -95,7 +95,9 @@ func (s *Service) insert(ctx context.Context, q sqlstore.Querier, req *Request, 
 	if err := s.store.InsertRecord(ctx, q, r); err != nil {
 		return withMessage(err, "Failed to create record.")
 	}
-	noteChange(ctx, ActionCreate, r)
+	if err := s.noteChange(ctx, q, ActionCreate, r); err != nil {
+		return err
+	}
 	if !isSuperuser(req) && strings.TrimSpace(*c.CreateRule) != "" {
 		if _, err := s.findVisible(ctx, q, req, c, c.CreateRule, r.ID()); err != nil {
 			if underhood.ErrorCode(err) == underhood.ENotFound || underhood.ErrorCode(err) == underhood.EForbidden {
@@ -122,7 +124,9 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 	if err := s.store.UpdateRecord(ctx, q, r); err != nil {
 		return nil, withMessage(err, "Failed to update record.")
 	}
-	noteChange(ctx, ActionUpdate, r)
+	if err := s.noteChange(ctx, q, ActionUpdate, r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -527,7 +531,9 @@ func (s *Service) deleteCascade(ctx context.Context, q sqlstore.Querier, r *unde
 				if err := s.store.UpdateRecord(ctx, q, ref); err != nil {
 					return err
 				}
-				noteChange(ctx, ActionUpdate, ref)
+				if err := s.noteChange(ctx, q, ActionUpdate, ref); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -539,8 +545,7 @@ func (s *Service) deleteCascade(ctx context.Context, q sqlstore.Querier, r *unde
 	if err := s.store.DeleteRecord(ctx, q, r.Collection, r.ID()); err != nil {
 		return err
 	}
-	noteChange(ctx, ActionDelete, r)
-	return nil
+	return s.noteChange(ctx, q, ActionDelete, r)
 }
 
 // referencing returns the records of o whose relation field f holds id.

@@ -1,0 +1,296 @@
+package record
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/sqlstore"
+)
+
+// The outbox: every committed change is also a row of the system table
+// _events, appended by the write's own transaction, so a change and its
+// event commit together or not at all. Consumers that must not miss an
+// event (webhooks, other nodes) read the table after the commit, in the
+// order of its id, which is the global sequence: with one writer, ids
+// commit in increasing order, so a reader that has seen id n has seen
+// every event before it.
+//
+// The record an event carries is presented as a superuser sees it, minus
+// password hashes and token keys. Changes of the auth state collections
+// (one-time passwords, MFA, TOTP secrets, external auths, auth origins)
+// stay in the process: they are not events anyone outside should get.
+
+// OutboxTable is the system table of the outbox.
+const OutboxTable = "_events"
+
+// OutboxEvent is one event as the outbox keeps it.
+type OutboxEvent struct {
+	Position     int64  // the global sequence: the row id, in commit order
+	ID           string // unique event id
+	Sequence     int64  // per-collection sequence, from 1
+	Action       string // "create" | "update" | "delete"
+	CollectionID string
+	Collection   string // the collection's name at the time of the change
+	RecordID     string
+	Record       json.RawMessage // presented as a superuser sees it, minus password and tokenKey
+	Created      time.Time
+}
+
+// JSON returns the event as its consumers receive it.
+func (e *OutboxEvent) JSON() []byte {
+	b := make([]byte, 0, 160+len(e.Record))
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, e.ID)
+	b = append(b, `,"position":`...)
+	b = fmt.Appendf(b, "%d", e.Position)
+	b = append(b, `,"sequence":`...)
+	b = fmt.Appendf(b, "%d", e.Sequence)
+	b = append(b, `,"action":`...)
+	b = appendJSONString(b, e.Action)
+	b = append(b, `,"collectionId":`...)
+	b = appendJSONString(b, e.CollectionID)
+	b = append(b, `,"collection":`...)
+	b = appendJSONString(b, e.Collection)
+	b = append(b, `,"created":`...)
+	b = appendJSONString(b, underhood.FormatTime(e.Created))
+	b = append(b, `,"record":`...)
+	b = append(b, e.Record...)
+	return append(b, '}')
+}
+
+// outboxSkips are the collections whose changes stay out of the outbox.
+var outboxSkips = map[string]bool{MFAsName: true, OTPsName: true, ExternalAuthsName: true, AuthOriginsName: true, TOTPsName: true}
+
+// initOutbox creates the outbox table when it is missing.
+func (s *Service) initOutbox(ctx context.Context) error {
+	d := s.store.Dialect()
+	id := "id INTEGER PRIMARY KEY AUTOINCREMENT" // never reuses an id, even after retention emptied the table
+	if d.Name() != "sqlite" {
+		id = "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+	}
+	stmts := []string{
+		`CREATE TABLE IF NOT EXISTS ` + OutboxTable + ` (
+			` + id + `,
+			eventId      TEXT NOT NULL,
+			collectionId TEXT NOT NULL,
+			collection   TEXT NOT NULL,
+			seq          BIGINT NOT NULL,
+			action       TEXT NOT NULL,
+			recordId     TEXT NOT NULL,
+			record       TEXT NOT NULL,
+			created      TEXT NOT NULL
+		)`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS idx_events_seq ON ` + OutboxTable + ` (collectionId, seq)`,
+		`CREATE INDEX IF NOT EXISTS idx_events_created ON ` + OutboxTable + ` (created)`,
+	}
+	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+		for _, st := range stmts {
+			if _, err := q.ExecContext(ctx, st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create outbox: %w", err)
+	}
+	p := d.Placeholder
+	// The per-collection sequence is computed inside the transaction, so a
+	// write rolled back leaves no gap; retention keeps each collection's
+	// last event so the sequence never starts over.
+	s.outboxInsert = `INSERT INTO ` + OutboxTable + ` (eventId, collectionId, collection, seq, action, recordId, record, created)
+		SELECT ` + p(1) + `, ` + p(2) + `, ` + p(3) + `, COALESCE(MAX(seq), 0) + 1, ` + p(4) + `, ` + p(5) + `, ` + p(6) + `, ` + p(7) + `
+		FROM ` + OutboxTable + ` WHERE collectionId = ` + p(2) + ` RETURNING seq`
+	return nil
+}
+
+// appendOutbox writes the event of a change of r in the write's
+// transaction q and sets e's sequence.
+func (s *Service) appendOutbox(ctx context.Context, q sqlstore.Querier, e *underhood.Event, r *underhood.Record) error {
+	c := r.Collection
+	if outboxSkips[c.Name] || s.outboxInsert == "" {
+		return nil
+	}
+	body := encodeEventRecord(r)
+	created := underhood.FormatTime(s.now())
+	args := []any{e.ID, c.ID, c.Name, e.Action, r.ID(), string(body), created}
+	if err := sqlstore.ScanRow(ctx, q, s.outboxInsert, args, &e.Sequence); err != nil {
+		return fmt.Errorf("append event: %w", err)
+	}
+	return nil
+}
+
+// encodeEventRecord renders r as a superuser sees it, without password
+// hashes and the token key, in PocketBase's record JSON.
+func encodeEventRecord(r *underhood.Record) []byte {
+	c := r.Collection
+	b := make([]byte, 0, 256)
+	b = append(b, `{"collectionId":`...)
+	b = appendJSONString(b, c.ID)
+	b = append(b, `,"collectionName":`...)
+	b = appendJSONString(b, c.Name)
+	for _, f := range c.Fields {
+		if f.Type == underhood.FieldPassword || (c.IsAuth() && f.Name == "tokenKey") {
+			continue
+		}
+		v, ok := r.Data[f.Name]
+		if !ok {
+			continue
+		}
+		b = append(b, ',')
+		b = appendJSONString(b, f.Name)
+		b = append(b, ':')
+		b = appendJSONValue(b, v)
+	}
+	return append(b, '}')
+}
+
+func appendJSONValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case string:
+		return appendJSONString(b, x)
+	case json.RawMessage:
+		if len(x) == 0 {
+			return append(b, "null"...)
+		}
+		return append(b, x...)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	return append(b, j...)
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	j, _ := json.Marshal(s) // a string always marshals
+	return append(b, j...)
+}
+
+// ReadOutbox returns up to limit events after position, in order.
+func (s *Service) ReadOutbox(ctx context.Context, after int64, limit int) ([]OutboxEvent, error) {
+	p := s.store.Dialect().Placeholder
+	return s.queryOutbox(ctx, `id > `+p(1)+` ORDER BY id LIMIT `+p(2), after, limit)
+}
+
+// OutboxBetween returns up to limit events committed between from and to
+// (inclusive) after position, in order: the events a replay of that time
+// range sends again, as far as retention kept them.
+func (s *Service) OutboxBetween(ctx context.Context, from, to time.Time, after int64, limit int) ([]OutboxEvent, error) {
+	p := s.store.Dialect().Placeholder
+	return s.queryOutbox(ctx, `created >= `+p(1)+` AND created <= `+p(2)+` AND id > `+p(3)+` ORDER BY id LIMIT `+p(4),
+		underhood.FormatTime(from), underhood.FormatTime(to), after, limit)
+}
+
+// OutboxEventByID returns the event with the given event id.
+func (s *Service) OutboxEventByID(ctx context.Context, id string) (*OutboxEvent, error) {
+	list, err := s.queryOutbox(ctx, `eventId = `+s.store.Dialect().Placeholder(1)+` LIMIT 1`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, errNotFound()
+	}
+	return &list[0], nil
+}
+
+func (s *Service) queryOutbox(ctx context.Context, where string, args ...any) ([]OutboxEvent, error) {
+	var out []OutboxEvent
+	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
+		rows, err := q.QueryContext(ctx, `SELECT id, eventId, seq, action, collectionId, collection, recordId, record, created FROM `+
+			OutboxTable+` WHERE `+where, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				e       OutboxEvent
+				rec     string
+				created string
+			)
+			if err := rows.Scan(&e.Position, &e.ID, &e.Sequence, &e.Action, &e.CollectionID, &e.Collection, &e.RecordID, &rec, &created); err != nil {
+				return err
+			}
+			e.Record = json.RawMessage(rec)
+			e.Created, _ = underhood.ParseTime(created)
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// OutboxHead returns the position of the newest event (0 when none).
+func (s *Service) OutboxHead(ctx context.Context) (int64, error) {
+	var n sql.NullInt64
+	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
+		return q.QueryRowContext(ctx, `SELECT MAX(id) FROM `+OutboxTable).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	return n.Int64, nil
+}
+
+// TrimOutbox deletes the events at or before position upTo that are older
+// than before, keeping each collection's newest event (the base of its
+// sequence). It returns how many it deleted.
+func (s *Service) TrimOutbox(ctx context.Context, upTo int64, before time.Time) (int64, error) {
+	p := s.store.Dialect().Placeholder
+	var n int64
+	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+		res, err := q.ExecContext(ctx, `DELETE FROM `+OutboxTable+` WHERE id <= `+p(1)+` AND created < `+p(2)+
+			` AND id NOT IN (SELECT MAX(id) FROM `+OutboxTable+` GROUP BY collectionId)`, upTo, underhood.FormatTime(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("trim outbox: %w", err)
+	}
+	return n, nil
+}
+
+// DecodeEventRecord returns the record of an outbox event with its values
+// in their Go form, for rule and filter checks. A field the collection no
+// longer has is dropped; a collection that no longer exists is ENotFound.
+func (s *Service) DecodeEventRecord(e *OutboxEvent) (*underhood.Record, error) {
+	c, err := s.Collection(e.CollectionID)
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]any
+	dec := json.NewDecoder(bytes.NewReader(e.Record))
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("decode event %s: %w", e.ID, err)
+	}
+	r := underhood.NewRecord(c)
+	for _, f := range c.Fields {
+		v, ok := raw[f.Name]
+		if !ok {
+			continue
+		}
+		nv, err := NormalizeValue(f, v)
+		if err != nil {
+			continue
+		}
+		r.Data[f.Name] = nv
+	}
+	if _, ok := r.Data["id"]; !ok {
+		r.Data["id"] = e.RecordID
+	}
+	return r, nil
+}
