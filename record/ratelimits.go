@@ -28,6 +28,11 @@ func defaultRateLimits() RateLimitSettings {
 		{Label: "/api/install", Duration: 60, MaxRequests: 10},
 		{Label: "identity:auth-with-password", Duration: 60, MaxRequests: 5},
 		{Label: "identity:auth-with-password", Duration: 3600, MaxRequests: 20},
+		// Authenticator codes have six digits: an hourly cap keeps guessing
+		// one account's codes hopeless.
+		{Label: "identity:totp", Duration: 60, MaxRequests: 5},
+		{Label: "identity:totp", Duration: 3600, MaxRequests: 20},
+		{Label: "identity:auth-with-otp", Duration: 60, MaxRequests: 5},
 		{Label: "identity:*", Duration: 60, MaxRequests: 10},
 	}}
 }
