@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/underhood/underhood"
@@ -93,4 +94,23 @@ func BenchmarkView(b *testing.B) {
 func BenchmarkHealth(b *testing.B) {
 	h, _ := benchHandler(b, 0)
 	benchGet(b, h, "/api/health")
+}
+
+func BenchmarkCreate(b *testing.B) {
+	h, _ := benchHandler(b, 0)
+	body := `{"title":"Post x","body":"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.","views":42,"published":true}`
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("POST", "/api/collections/posts/records", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			h.ServeHTTP(rec, req)
+			if rec.Code != 200 {
+				b.Fatalf("create = %d %s", rec.Code, rec.Body)
+			}
+		}
+	})
 }
