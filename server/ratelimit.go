@@ -96,7 +96,7 @@ type rateRule struct {
 
 // rateRules are the rules of one version of the settings.
 type rateRules struct {
-	from     []record.RateLimitRule // what they were compiled from
+	from     []record.RateLimitRule // what they were compiled from (shared, never written)
 	proxy    record.TrustedProxySettings
 	tags     map[string][]*rateRule // "users:auth", "*:auth"
 	exact    map[methodPath][]*rateRule
@@ -113,8 +113,8 @@ type methodPath struct{ method, path string }
 
 func compileRateRules(st record.Settings) *rateRules {
 	rs := &rateRules{
-		from:  slices.Clone(st.RateLimits.Rules),
-		proxy: record.TrustedProxySettings{Headers: slices.Clone(st.TrustedProxy.Headers), UseLeftmostIP: st.TrustedProxy.UseLeftmostIP},
+		from:  st.RateLimits.Rules,
+		proxy: st.TrustedProxy,
 		tags:  map[string][]*rateRule{},
 		exact: map[methodPath][]*rateRule{},
 	}
@@ -154,10 +154,17 @@ func compileRateRules(st record.Settings) *rateRules {
 	return rs
 }
 
-// compiledFrom reports whether rs are the rules of st.
+// compiledFrom reports whether rs are the rules of st. Settings are
+// replaced, never changed in place (record.Service.UpdateSettings gives
+// each version its own slices), so the same slice means the same rules:
+// the check costs no comparison of rules on every request.
 func (rs *rateRules) compiledFrom(st record.Settings) bool {
-	return slices.Equal(rs.from, st.RateLimits.Rules) &&
-		slices.Equal(rs.proxy.Headers, st.TrustedProxy.Headers) && rs.proxy.UseLeftmostIP == st.TrustedProxy.UseLeftmostIP
+	return sameSlice(rs.from, st.RateLimits.Rules) && sameSlice(rs.proxy.Headers, st.TrustedProxy.Headers) &&
+		rs.proxy.UseLeftmostIP == st.TrustedProxy.UseLeftmostIP
+}
+
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // find returns the rule that applies to r, or nil.
