@@ -14,6 +14,7 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood/events"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
 )
@@ -25,6 +26,8 @@ type Deps struct {
 	Log     *slog.Logger
 	// Realtime serves /api/realtime; nil leaves realtime out.
 	Realtime *realtime.Broker
+	// Webhooks serves /api/webhooks; nil leaves webhooks out.
+	Webhooks *events.Webhooks
 }
 
 // api holds the dependencies the handlers share.
@@ -33,6 +36,7 @@ type api struct {
 	auth     *auth.Service
 	log      *slog.Logger
 	realtime *realtime.Broker
+	webhooks *events.Webhooks
 	mux      *http.ServeMux
 }
 
@@ -41,9 +45,10 @@ func NewHandler(d Deps) http.Handler {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	a := &api{records: d.Records, auth: d.Auth, log: d.Log, realtime: d.Realtime, mux: http.NewServeMux()}
+	a := &api{records: d.Records, auth: d.Auth, log: d.Log, realtime: d.Realtime, webhooks: d.Webhooks, mux: http.NewServeMux()}
 	a.routes()
 	a.realtimeRoutes()
+	a.webhookRoutes()
 	return a.mux
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood/events"
 	"github.com/underhood/underhood/outbound"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
@@ -38,7 +39,7 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	fs.StringVar(&dir, "dir", dir, "data directory")
 	origins := fs.String("origins", "*", "comma-separated origins allowed by CORS")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
-		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider on loopback")
+		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -74,6 +75,20 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	// Webhooks get every committed change through the outbox relay; the
+	// relay stops first, then the deliveries, both before the store.
+	webhooks, err := events.NewWebhooks(ctx, records, log, events.WebhookOptions{
+		Client: outbound.New(outbound.Options{Allow: allow, MaxRedirects: -1}),
+	})
+	if err != nil {
+		return err
+	}
+	defer webhooks.Close()
+	relay, err := events.NewRelay(ctx, records, log, events.RelayOptions{}, webhooks)
+	if err != nil {
+		return err
+	}
+	defer relay.Close()
 	authSvc := auth.New(records, log)
 	authSvc.UseOutbound(outbound.New(outbound.Options{Allow: allow}))
 	// Realtime streams never end by themselves: the broker closes them
@@ -81,7 +96,7 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	broker := realtime.New(records, log)
 	defer broker.Close()
 	handler := server.New(server.Deps{
-		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker}),
+		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks}),
 		Auth:           authSvc,
 		Log:            log,
 		BodyLimit:      server.DefaultBodyLimit,

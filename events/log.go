@@ -1,0 +1,307 @@
+package events
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/sqlstore"
+)
+
+// The delivery log, as the API shows it, and replays.
+
+// Delivery is one event sent (or to be sent) to one webhook.
+type Delivery struct {
+	ID           string          `json:"id"`
+	WebhookID    string          `json:"webhookId"`
+	EventID      string          `json:"eventId"`
+	State        string          `json:"state"` // pending, delivered, dead
+	Attempts     int             `json:"attempts"`
+	NextAttempt  string          `json:"nextAttempt"`
+	FirstAttempt string          `json:"firstAttempt"`
+	LastStatus   int             `json:"lastStatus"`
+	LastError    string          `json:"lastError"`
+	Replay       bool            `json:"replay"`
+	Created      string          `json:"created"`
+	Updated      string          `json:"updated"`
+	Payload      json.RawMessage `json:"payload,omitempty"`
+	Log          []Attempt       `json:"log,omitempty"`
+}
+
+// Attempt is one try at a delivery.
+type Attempt struct {
+	ID         string `json:"id"`
+	DeliveryID string `json:"deliveryId"`
+	WebhookID  string `json:"webhookId"`
+	EventID    string `json:"eventId"`
+	Attempt    int    `json:"attempt"`
+	Status     int    `json:"status"` // HTTP status; 0 when no response came
+	Error      string `json:"error"`
+	LatencyMs  int64  `json:"latencyMs"`
+	Response   string `json:"response"` // at most the first KiB of the body
+	Created    string `json:"created"`
+}
+
+// Page is one page of a list, in PocketBase's list shape.
+type Page[T any] struct {
+	Page       int `json:"page"`
+	PerPage    int `json:"perPage"`
+	TotalItems int `json:"totalItems"`
+	TotalPages int `json:"totalPages"`
+	Items      []T `json:"items"`
+}
+
+// ListOptions select a page of a log, newest first.
+type ListOptions struct {
+	Page, PerPage int
+	State         string // deliveries: only this state
+	EventID       string // only this event
+	DeliveryID    string // attempts: only this delivery
+}
+
+func (o *ListOptions) normalize() {
+	if o.Page < 1 {
+		o.Page = 1
+	}
+	if o.PerPage <= 0 {
+		o.PerPage = 30
+	}
+	o.PerPage = min(o.PerPage, 500)
+}
+
+const deliveryColumns = `id, webhookId, eventId, state, attempts, nextAttempt, firstAttempt, lastStatus, lastError, replay, created, updated`
+
+func scanDelivery(sc interface{ Scan(...any) error }, payload *string) (Delivery, error) {
+	var d Delivery
+	dest := []any{&d.ID, &d.WebhookID, &d.EventID, &d.State, &d.Attempts, &d.NextAttempt, &d.FirstAttempt, &d.LastStatus, &d.LastError, &d.Replay, &d.Created, &d.Updated}
+	if payload != nil {
+		dest = append(dest, payload)
+	}
+	err := sc.Scan(dest...)
+	return d, err
+}
+
+// Deliveries lists a webhook's deliveries, newest first.
+func (w *Webhooks) Deliveries(ctx context.Context, webhookID string, o ListOptions) (*Page[Delivery], error) {
+	o.normalize()
+	if o.State != "" && o.State != StatePending && o.State != StateDelivered && o.State != StateDead {
+		return nil, underhood.Errorf(underhood.EInvalid, "Unknown delivery state %q.", o.State)
+	}
+	where, args := `webhookId = `+w.p(1), []any{webhookID}
+	if o.State != "" {
+		args = append(args, o.State)
+		where += ` AND state = ` + w.p(len(args))
+	}
+	if o.EventID != "" {
+		args = append(args, o.EventID)
+		where += ` AND eventId = ` + w.p(len(args))
+	}
+	res := &Page[Delivery]{Page: o.Page, PerPage: o.PerPage, Items: []Delivery{}}
+	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
+		if _, err := w.get(ctx, q, webhookID); err != nil {
+			return err
+		}
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+deliveryTable+` WHERE `+where, args...).Scan(&res.TotalItems); err != nil {
+			return err
+		}
+		rows, err := q.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM `+deliveryTable+` WHERE `+where+
+			` ORDER BY created DESC, position DESC, id`+w.store.Dialect().LimitOffset(o.PerPage, (o.Page-1)*o.PerPage), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			d, err := scanDelivery(rows, nil)
+			if err != nil {
+				return err
+			}
+			res.Items = append(res.Items, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrapInternal("list deliveries", err)
+	}
+	res.TotalPages = (res.TotalItems + o.PerPage - 1) / o.PerPage
+	return res, nil
+}
+
+// Delivery returns one delivery with its payload and every attempt.
+func (w *Webhooks) Delivery(ctx context.Context, webhookID, id string) (*Delivery, error) {
+	var d Delivery
+	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
+		var payload string
+		var err error
+		d, err = scanDelivery(q.QueryRowContext(ctx, `SELECT `+deliveryColumns+`, payload FROM `+deliveryTable+
+			` WHERE webhookId = `+w.p(1)+` AND id = `+w.p(2), webhookID, id), &payload)
+		if errors.Is(err, sql.ErrNoRows) {
+			return underhood.Errorf(underhood.ENotFound, "The requested resource wasn't found.")
+		}
+		if err != nil {
+			return err
+		}
+		d.Payload = json.RawMessage(payload)
+		d.Log, err = w.attempts(ctx, q, `deliveryId = `+w.p(1), []any{id}, 1000, 0)
+		return err
+	})
+	if err != nil {
+		return nil, wrapInternal("read delivery", err)
+	}
+	return &d, nil
+}
+
+// Attempts lists a webhook's attempts, newest first.
+func (w *Webhooks) Attempts(ctx context.Context, webhookID string, o ListOptions) (*Page[Attempt], error) {
+	o.normalize()
+	where, args := `webhookId = `+w.p(1), []any{webhookID}
+	if o.DeliveryID != "" {
+		args = append(args, o.DeliveryID)
+		where += ` AND deliveryId = ` + w.p(len(args))
+	}
+	if o.EventID != "" {
+		args = append(args, o.EventID)
+		where += ` AND eventId = ` + w.p(len(args))
+	}
+	res := &Page[Attempt]{Page: o.Page, PerPage: o.PerPage}
+	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
+		if _, err := w.get(ctx, q, webhookID); err != nil {
+			return err
+		}
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+attemptTable+` WHERE `+where, args...).Scan(&res.TotalItems); err != nil {
+			return err
+		}
+		var err error
+		res.Items, err = w.attempts(ctx, q, where, args, o.PerPage, (o.Page-1)*o.PerPage)
+		return err
+	})
+	if err != nil {
+		return nil, wrapInternal("list attempts", err)
+	}
+	res.TotalPages = (res.TotalItems + o.PerPage - 1) / o.PerPage
+	return res, nil
+}
+
+func (w *Webhooks) attempts(ctx context.Context, q sqlstore.Querier, where string, args []any, limit, offset int) ([]Attempt, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, deliveryId, webhookId, eventId, attempt, status, error, latencyMs, response, created FROM `+
+		attemptTable+` WHERE `+where+` ORDER BY created DESC, attempt DESC`+w.store.Dialect().LimitOffset(limit, offset), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Attempt{}
+	for rows.Next() {
+		var a Attempt
+		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.WebhookID, &a.EventID, &a.Attempt, &a.Status, &a.Error, &a.LatencyMs, &a.Response, &a.Created); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Replay selects events to send to a webhook again: one event by id,
+// whether or not it matches the webhook, or every event of a time range
+// that matches it, as far as the outbox still keeps them.
+type Replay struct {
+	EventID  string    `json:"eventId"`
+	From, To time.Time `json:"-"`
+}
+
+// Replay makes new deliveries of the events r selects for webhook id,
+// with the events' own ids (so receivers can deduplicate), and returns
+// how many it made.
+func (w *Webhooks) Replay(ctx context.Context, id string, r Replay) (int, error) {
+	h, err := w.Get(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	var list []delivery
+	switch {
+	case r.EventID != "":
+		d, err := w.replayOne(ctx, h, r.EventID)
+		if err != nil {
+			return 0, err
+		}
+		list = append(list, d)
+	case !r.From.IsZero() && !r.To.IsZero():
+		if r.To.Before(r.From) {
+			return 0, underhood.Errorf(underhood.EInvalid, "The end of the range is before its start.")
+		}
+		if list, err = w.replayRange(ctx, h, r.From, r.To); err != nil {
+			return 0, err
+		}
+	default:
+		return 0, underhood.Errorf(underhood.EInvalid, "Give an eventId, or from and to.")
+	}
+	if len(list) == 0 {
+		return 0, nil
+	}
+	err = w.store.Write(ctx, func(q sqlstore.Querier) error { return w.insertDeliveries(ctx, q, list, true) })
+	if err != nil {
+		return 0, wrapInternal("replay", err)
+	}
+	w.wake()
+	return len(list), nil
+}
+
+// replayOne finds event id in the outbox or, once retention dropped it
+// there, in an earlier delivery to the same webhook.
+func (w *Webhooks) replayOne(ctx context.Context, h *Webhook, id string) (delivery, error) {
+	e, err := w.records.OutboxEventByID(ctx, id)
+	if err == nil {
+		return delivery{ID: underhood.NewID(), WebhookID: h.ID, EventID: e.ID, Position: e.Position, Payload: e.JSON()}, nil
+	}
+	if underhood.ErrorCode(err) != underhood.ENotFound {
+		return delivery{}, err
+	}
+	var (
+		payload string
+		pos     int64
+	)
+	err = w.store.Read(ctx, func(q sqlstore.Querier) error {
+		return q.QueryRowContext(ctx, `SELECT payload, position FROM `+deliveryTable+` WHERE webhookId = `+w.p(1)+` AND eventId = `+w.p(2)+
+			` ORDER BY created DESC LIMIT 1`, h.ID, id).Scan(&payload, &pos)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return delivery{}, underhood.Errorf(underhood.ENotFound, "The event %q is not kept any more.", id)
+	}
+	if err != nil {
+		return delivery{}, fmt.Errorf("find event %s: %w", id, err)
+	}
+	return delivery{ID: underhood.NewID(), WebhookID: h.ID, EventID: id, Position: pos, Payload: []byte(payload)}, nil
+}
+
+func (w *Webhooks) replayRange(ctx context.Context, h *Webhook, from, to time.Time) ([]delivery, error) {
+	var out []delivery
+	after := int64(0)
+	for {
+		list, err := w.records.OutboxBetween(ctx, from, to, after, 500)
+		if err != nil {
+			return nil, err
+		}
+		for i := range list {
+			e := &list[i]
+			if !h.matches(e) {
+				continue
+			}
+			if h.Filter != "" {
+				rec, err := w.records.DecodeEventRecord(e)
+				if err != nil || !w.filterMatches(ctx, h, rec) {
+					continue
+				}
+			}
+			if len(out) >= maxReplay {
+				return nil, underhood.Errorf(underhood.EInvalid, "The range holds more than %d events; replay a shorter one.", maxReplay)
+			}
+			out = append(out, delivery{ID: underhood.NewID(), WebhookID: h.ID, EventID: e.ID, Position: e.Position, Payload: e.JSON()})
+		}
+		if len(list) < 500 {
+			return out, nil
+		}
+		after = list[len(list)-1].Position
+	}
+}
