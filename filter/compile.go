@@ -352,7 +352,13 @@ func (c *compiler) compare(x *cmp) string {
 }
 
 func (c *compiler) compareRows(x *cmp) string {
-	l, r := c.value(x.l), c.value(x.r)
+	l := c.value(x.l)
+	var r sqlValue
+	if like := x.op == "~" || x.op == "!~"; !like || !x.r.constant {
+		// The constant right side of "~" is bound as a pattern instead:
+		// binding it too would leave a parameter the SQL never uses.
+		r = c.value(x.r)
+	}
 	cond := c.condition(x, l, r)
 	if l.src == nil && r.src == nil {
 		return cond

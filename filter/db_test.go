@@ -11,12 +11,33 @@ import (
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/filter"
 	"github.com/underhood/underhood/sqlstore"
+	"github.com/underhood/underhood/sqlstore/postgres"
 	"github.com/underhood/underhood/sqlstore/sqlite"
+	"github.com/underhood/underhood/sqlstore/storetest"
 )
 
 // This file is the database the SQL-running tests share: the test schema
-// in SQLite (in a temp dir) with random records from a fixed seed, edge
-// values among them, and a filter.Loader over those records.
+// in SQLite (in a temp dir) or PostgreSQL (a schema of its own) with
+// random records from a fixed seed, edge values among them, and a
+// filter.Loader over those records.
+
+// engine is a database the SQL-running tests run on.
+type engine struct {
+	name string
+	open func(t testing.TB) (*sqlstore.Store, error)
+}
+
+var sqliteEngine = engine{"sqlite", func(t testing.TB) (*sqlstore.Store, error) {
+	return sqlstore.Open(context.Background(), sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir(), Synchronous: "OFF"})
+}}
+
+var postgresEngine = engine{"postgres", func(t testing.TB) (*sqlstore.Store, error) {
+	return sqlstore.Open(context.Background(), sqlstore.Config{Dialect: postgres.Dialect{}, DSN: storetest.PostgresDSN(t)})
+}}
+
+// engines are the engines the differential tests run on: SQLite, and
+// PostgreSQL (skipped without DATABASE_URL).
+var engines = []engine{sqliteEngine, postgresEngine}
 
 // textPool holds the text values of the records and of text literals,
 // edge cases included: empty, LIKE wildcards, escapes, quotes, unicode,
@@ -47,12 +68,13 @@ var geoPool = []underhood.GeoPoint{{}, {Lon: 24.5, Lat: -3.25}, {Lon: 24.6, Lat:
 
 var tagPool = []string{"db", "go", "sql", "web", "a%b", "x_y", "DB", "ü"}
 
-// testDB is a SQLite database with the test schema and random records,
-// and the records as the store decodes them.
+// testDB is a database with the test schema and random records, and the
+// records as the store decodes them.
 type testDB struct {
-	store  *sqlstore.Store
-	schema testSchema
-	recs   map[string][]*underhood.Record // by collection name
+	store   *sqlstore.Store
+	dialect filter.Dialect
+	schema  testSchema
+	recs    map[string][]*underhood.Record // by collection name
 }
 
 func pick[T any](r *rand.Rand, list []T) T { return list[r.IntN(len(list))] }
@@ -66,17 +88,21 @@ func subset(r *rand.Rand, list []string, n int) []string {
 	return out
 }
 
-// openTestDB builds the database from a fixed seed: teams, users, 60
-// posts and comments, with dangling relations and zero values among them.
-func openTestDB(t testing.TB) *testDB {
+// openTestDB builds the SQLite database (openEngineDB).
+func openTestDB(t testing.TB) *testDB { return openEngineDB(t, sqliteEngine) }
+
+// openEngineDB builds the database from a fixed seed on eng: teams, users,
+// 60 posts and comments, with dangling relations and zero values among
+// them.
+func openEngineDB(t testing.TB, eng engine) *testDB {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir(), Synchronous: "OFF"})
+	st, err := eng.open(t)
 	if err != nil {
-		t.Fatalf("sqlstore.Open = %v", err)
+		t.Fatalf("sqlstore.Open(%s) = %v", eng.name, err)
 	}
 	t.Cleanup(func() { st.Close() })
-	db := &testDB{store: st, schema: newSchema(), recs: map[string][]*underhood.Record{}}
+	db := &testDB{store: st, dialect: st.Dialect(), schema: newSchema(), recs: map[string][]*underhood.Record{}}
 	// List rules that hide some rows, which client filters going through
 	// a relation must respect.
 	db.schema.FindCollection("users").ListRule = underhood.RuleOf("name != '' || id = @request.auth.id")

@@ -11,7 +11,6 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/filter"
-	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
 // This file checks that Compile and Match agree: for thousands of random
@@ -280,7 +279,12 @@ type diffCase struct {
 }
 
 func TestCompileMatchAgree(t *testing.T) {
-	db := openTestDB(t)
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) { testCompileMatchAgree(t, openEngineDB(t, eng)) })
+	}
+}
+
+func testCompileMatchAgree(t *testing.T, db *testDB) {
 	reqs := db.requests()
 	n := 1
 	if testing.Short() || raceEnabled {
@@ -307,7 +311,7 @@ func TestCompileMatchAgree(t *testing.T) {
 			g := newGenerator(r, tc.operands, reach)
 			coll := db.schema.mustCollection(t, tc.collection)
 			o := filter.Options{
-				Schema: db.schema, Collection: coll, Dialect: sqlite.Dialect{}, Now: testNow,
+				Schema: db.schema, Collection: coll, Dialect: db.dialect, Now: testNow,
 				Request: reqs[tc.request], Client: tc.client, Superuser: tc.superuser,
 			}
 			failures := 0
@@ -390,9 +394,14 @@ func (db *testDB) agree(t *testing.T, src string, o filter.Options) bool {
 // level deeper, so a long chain must compile and run, and a chain too long
 // for SQLite must be refused as a bad filter rather than fail in SQL.
 func TestManyIDs(t *testing.T) {
-	db := openTestDB(t)
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) { testManyIDs(t, openEngineDB(t, eng)) })
+	}
+}
+
+func testManyIDs(t *testing.T, db *testDB) {
 	posts := db.schema.FindCollection("posts")
-	o := filter.Options{Schema: db.schema, Collection: posts, Dialect: sqlite.Dialect{}, Now: testNow, Client: true}
+	o := filter.Options{Schema: db.schema, Collection: posts, Dialect: db.dialect, Now: testNow, Client: true}
 	chain := func(n int) string {
 		terms := make([]string, n)
 		for i := range terms {
@@ -426,9 +435,14 @@ func TestManyIDs(t *testing.T) {
 // the second term to json_array_length('x'), which is an error for text
 // that is not JSON unless the dialect's JSON functions accept any text.
 func TestJSONFunctionsAfterEquality(t *testing.T) {
-	db := openTestDB(t)
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) { testJSONFunctionsAfterEquality(t, openEngineDB(t, eng)) })
+	}
+}
+
+func testJSONFunctionsAfterEquality(t *testing.T, db *testDB) {
 	posts := db.schema.FindCollection("posts")
-	o := filter.Options{Schema: db.schema, Collection: posts, Dialect: sqlite.Dialect{}, Now: testNow, Client: true}
+	o := filter.Options{Schema: db.schema, Collection: posts, Dialect: db.dialect, Now: testNow, Client: true}
 	for _, src := range []string{
 		"tags = '' && tags:length = 0",
 		"tags:length = 0 && tags = 'x'",

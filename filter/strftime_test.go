@@ -19,6 +19,51 @@ import (
 // values out of range) and checks that Match computes the same text.
 func TestStrftimeAgreesWithSQLite(t *testing.T) {
 	db := openTestDB(t)
+	o := filter.Options{Schema: db.schema, Collection: db.schema.FindCollection("posts"), Dialect: sqlite.Dialect{}}
+	rec := db.recs["posts"][0]
+	for _, c := range strftimeCases(t, db) {
+		e, err := filter.Parse(c.src)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v", c.src, err)
+		}
+		ok, err := filter.Match(context.Background(), e, o, rec, nil)
+		if err != nil || !ok {
+			t.Errorf("Match(%q) = %v, %v; want true: SQLite says %s", c.src, ok, err, c.says)
+		}
+	}
+}
+
+// TestStrftimeOnPostgres checks that the filter's strftime compiled for
+// PostgreSQL (uh_strftime) gives SQLite's answers, over the same grid.
+func TestStrftimeOnPostgres(t *testing.T) {
+	pg := openEngineDB(t, postgresEngine)
+	cases := strftimeCases(t, openTestDB(t))
+	posts := pg.schema.FindCollection("posts")
+	o := filter.Options{Schema: pg.schema, Collection: posts, Dialect: pg.dialect}
+	for _, c := range cases {
+		x, err := compile(t, c.src, o)
+		if err != nil {
+			t.Fatalf("Compile(%q) = %v", c.src, err)
+		}
+		got, err := pg.query(posts, x)
+		if err != nil || len(got) != len(pg.recs["posts"]) {
+			t.Errorf("PostgreSQL: %s holds for %d of %d records (%v); want all: SQLite says %s\nSQL: %s\nargs: %#v",
+				c.src, len(got), len(pg.recs["posts"]), err, c.says, x.Where, x.Args)
+		}
+	}
+}
+
+// strftimeCase is a filter that holds when strftime gives SQLite's answer.
+type strftimeCase struct {
+	src  string // strftime(…) = 'answer', or = null
+	says string // what SQLite says, for messages
+}
+
+// strftimeCases asks SQLite (db) for strftime(format, time, modifiers...)
+// over a grid of formats, times and modifiers.
+func strftimeCases(t *testing.T, db *testDB) []strftimeCase {
+	t.Helper()
+	var cases []strftimeCase
 	times := []any{
 		"2024-03-15 12:30:45.678Z", "2024-02-29", "2024-01-02T08:00:00", "2024-01-02 23:30+02:00", "2024-01-02 ",
 		" 2024-01-02", "12:30", "23:59:59.5Z", "", "abc", "2024-13-01", "9999-12-31 23:59:59.999Z", "0000-01-01",
@@ -31,8 +76,6 @@ func TestStrftimeAgreesWithSQLite(t *testing.T) {
 		{"+10000 years"}, {"-5000 years"}, {"weekday 0"},
 	}
 	formats := []string{"%Y-%m-%d %H:%M:%f", "%s", "%j %w %u", "%F %T %R"}
-	o := filter.Options{Schema: db.schema, Collection: db.schema.FindCollection("posts"), Dialect: sqlite.Dialect{}}
-	rec := db.recs["posts"][0]
 	for _, format := range formats {
 		for _, tv := range times {
 			for _, mods := range modifiers {
@@ -60,17 +103,11 @@ func TestStrftimeAgreesWithSQLite(t *testing.T) {
 				if want.Valid {
 					src = call + " = " + quoteLiteral(want.String)
 				}
-				e, err := filter.Parse(src)
-				if err != nil {
-					t.Fatalf("Parse(%q) = %v", src, err)
-				}
-				ok, err := filter.Match(context.Background(), e, o, rec, nil)
-				if err != nil || !ok {
-					t.Errorf("Match(%q) = %v, %v; want true: SQLite says %s = %s", src, ok, err, call, describe(want))
-				}
+				cases = append(cases, strftimeCase{src: src, says: call + " = " + describe(want)})
 			}
 		}
 	}
+	return cases
 }
 
 func describe(s sql.NullString) string {

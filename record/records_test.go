@@ -12,13 +12,15 @@ import (
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/sqlstore"
+	"github.com/underhood/underhood/sqlstore/postgres"
 	"github.com/underhood/underhood/sqlstore/sqlite"
+	"github.com/underhood/underhood/sqlstore/storetest"
 )
 
 func newService(t *testing.T) *record.Service {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()})
+	store, err := sqlstore.Open(ctx, storetest.Config(t, sqlite.Dialect{}, postgres.Dialect{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,9 @@ import (
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
 	"github.com/underhood/underhood/sqlstore"
+	"github.com/underhood/underhood/sqlstore/postgres"
 	"github.com/underhood/underhood/sqlstore/sqlite"
+	"github.com/underhood/underhood/sqlstore/storetest"
 )
 
 // env is a running API over a fresh SQLite database with a superuser,
@@ -33,7 +35,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()})
+	store, err := sqlstore.Open(ctx, storetest.Config(t, sqlite.Dialect{}, postgres.Dialect{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -271,7 +271,7 @@ func (s *Store) checkIndexes(old, c *underhood.Collection) ([]string, error) {
 		if !strings.EqualFold(ix.table, c.Name) && (old == nil || !strings.EqualFold(ix.table, old.Name)) {
 			return nil, indexError(i, fmt.Sprintf("The index must be on the table %q.", c.Name))
 		}
-		out = append(out, ix.render(s.quote(c.Name), func(name string) string {
+		out = append(out, ix.render(s.quote, s.quote(c.Name), func(name string) string {
 			if f := fieldFold(c, name); f != nil {
 				return s.quote(f.Name)
 			}

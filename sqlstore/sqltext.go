@@ -165,6 +165,7 @@ type indexSQL struct {
 	columns []string // plain column names, in order ("" for an expression)
 	refs    []string // every name the column list refers to, expressions included
 	toks    []token
+	nameAt  int // index of the name token
 	tableAt int // index of the table token
 	src     string
 }
@@ -206,13 +207,13 @@ func parseIndexSQL(src string) (*indexSQL, error) {
 	if !t.isIdent() {
 		return nil, errors.New("missing index name")
 	}
-	ix.name = t.text
+	ix.name, ix.nameAt = t.text, i-1
 	if i < len(toks) && toks[i].punct(".") {
 		i++
 		if t = next(); !t.isIdent() {
 			return nil, errors.New("missing index name")
 		}
-		ix.name = t.text
+		ix.name, ix.nameAt = t.text, i-1
 	}
 	if !next().is("ON") {
 		return nil, errors.New("expected ON")
@@ -255,15 +256,19 @@ func parseIndexSQL(src string) (*indexSQL, error) {
 	return ix, nil
 }
 
-// render returns the statement with its table replaced by table, every
-// identifier for which field returns a name ("" for none) replaced by that
-// name, and the COLLATE clause of each column rendered by collate.
-func (ix *indexSQL) render(table string, field func(name string) string, collate func(expr, collation string) string) string {
+// render returns the statement with its name quoted by quote (so that
+// engines that fold unquoted names keep its case), its table replaced by
+// table, every identifier for which field returns a name ("" for none)
+// replaced by that name, and the COLLATE clause of each column rendered by
+// collate.
+func (ix *indexSQL) render(quote func(string) string, table string, field func(name string) string, collate func(expr, collation string) string) string {
 	toks := ix.toks
 	open := ix.tableAt + 1 // the "(" of the column list
 	end := closeParen(toks, open)
 	var b strings.Builder
-	b.WriteString(ix.src[toks[0].pos:toks[ix.tableAt].pos])
+	b.WriteString(ix.src[toks[0].pos:toks[ix.nameAt].pos])
+	b.WriteString(quote(ix.name))
+	b.WriteString(ix.src[toks[ix.nameAt].end:toks[ix.tableAt].pos])
 	b.WriteString(table)
 	b.WriteString(ix.src[toks[ix.tableAt].end:toks[open].end])
 	for i, part := range splitTop(toks[open+1 : end]) {

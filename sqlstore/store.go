@@ -657,18 +657,19 @@ func (cn *conn) close() error {
 }
 
 // stmt returns the cached prepared statement of query, marked busy, or nil
-// when it cannot be used (busy, or not preparable: the caller then runs
-// query unprepared and gets the error there).
-func (cn *conn) stmt(ctx context.Context, query string) *cachedStmt {
+// when it is busy (the caller then runs query unprepared). An error to
+// prepare query is returned: on PostgreSQL it has ended the transaction,
+// so running the query again would only report that.
+func (cn *conn) stmt(ctx context.Context, query string) (*cachedStmt, error) {
 	if cs, ok := cn.stmts[query]; ok {
 		if cs.busy.CompareAndSwap(false, true) {
-			return cs
+			return cs, nil
 		}
-		return nil
+		return nil, nil
 	}
 	st, err := cn.c.PrepareContext(ctx, query)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	if len(cn.stmts) >= maxCachedStmts {
 		cn.clearStmts()
@@ -679,12 +680,15 @@ func (cn *conn) stmt(ctx context.Context, query string) *cachedStmt {
 	cs := &cachedStmt{st: st}
 	cs.busy.Store(true)
 	cn.stmts[query] = cs
-	return cs
+	return cs, nil
 }
 
 // exec runs a statement that returns no rows through the statement cache.
 func (cn *conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	cs := cn.stmt(ctx, query)
+	cs, err := cn.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
 	if cs == nil {
 		return cn.c.ExecContext(ctx, query, args...)
 	}
@@ -695,7 +699,10 @@ func (cn *conn) exec(ctx context.Context, query string, args ...any) (sql.Result
 // query runs a query through the statement cache; release must be called
 // once the rows are closed.
 func (cn *conn) query(ctx context.Context, query string, args ...any) (rows *sql.Rows, release func(), err error) {
-	cs := cn.stmt(ctx, query)
+	cs, err := cn.stmt(ctx, query)
+	if err != nil {
+		return nil, nil, err
+	}
 	if cs == nil {
 		rows, err = cn.c.QueryContext(ctx, query, args...)
 		return rows, func() {}, err

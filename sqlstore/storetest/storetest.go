@@ -129,3 +129,28 @@ func redact(dsn string) string {
 	}
 	return "the database"
 }
+
+// EngineEnv names the environment variable that selects the engine of the
+// suites that run on one engine at a time (record, rest, …): "sqlite", the
+// default, or "postgres". CI runs them once with each.
+const EngineEnv = "UNDERHOOD_TEST_ENGINE"
+
+// Config returns the configuration of a new, empty database for a test,
+// on the engine $UNDERHOOD_TEST_ENGINE selects: sqlite (in a temporary
+// directory) or postgres (in a schema of its own, see PostgresDSN). The
+// dialects are passed in, as this package may not import them.
+func Config(t testing.TB, sqlite, postgres sqlstore.Dialect) sqlstore.Config {
+	t.Helper()
+	switch e := os.Getenv(EngineEnv); e {
+	case "", "sqlite":
+		return sqlstore.Config{Dialect: sqlite, Dir: t.TempDir()}
+	case "postgres":
+		if os.Getenv("DATABASE_URL") == "" {
+			t.Fatalf("%s=postgres needs DATABASE_URL", EngineEnv)
+		}
+		return sqlstore.Config{Dialect: postgres, DSN: PostgresDSN(t)}
+	default:
+		t.Fatalf("%s=%q: want sqlite or postgres", EngineEnv, e)
+	}
+	return sqlstore.Config{}
+}
