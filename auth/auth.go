@@ -39,6 +39,9 @@ type Service struct {
 	// limiter counts attempts per identity (limits.go).
 	limiter ratelimit.Store
 
+	// mail sends the emails of the auth flows (email.go).
+	mail mailState
+
 	// install is the one-time token of the first superuser (install.go).
 	install installState
 
@@ -123,36 +126,38 @@ func (a *Service) NewToken(rec *underhood.Record, kind string) (string, error) {
 // identity and password. identityField names the field identity is matched
 // against; "" tries each of the collection's identity fields (email first
 // when identity looks like one). Any mismatch is the same EInvalid "Failed
-// to authenticate." with no detail, whether the account exists or not. It
-// returns a new auth token and the record as its owner sees it.
-func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password, identityField string) (string, *underhood.Record, error) {
+// to authenticate." with no detail, whether the account exists or not.
+// mfaID continues a multi-factor login begun by another method ("" for
+// none). The result is a new auth token with the record as its owner sees
+// it, or, when a second factor is required, only an MFA id.
+func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password, identityField, mfaID string) (*Result, error) {
 	c, err := a.authCollection(coll)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if !c.Auth.PasswordAuth.Enabled {
-		return "", nil, underhood.Errorf(underhood.EForbidden, msgPasswordDisabled)
+		return nil, underhood.Errorf(underhood.EForbidden, msgPasswordDisabled)
 	}
 	if err := checkCredentials(c, identity, password, identityField); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	attempt := attemptKey(c, identity)
 	if err := a.limitAttempt(ctx, ScopePassword, attempt); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	rec, err := a.findByIdentity(ctx, c, identity, identityField)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if rec == nil {
 		a.equalizeTiming(c, password)
-		return "", nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
+		return nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
 	}
 	if !record.CheckPassword(rec.String("password"), password) {
-		return "", nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
+		return nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
 	}
 	a.clearAttempts(ctx, ScopePassword, attempt)
-	return a.issue(ctx, rec, "password")
+	return a.finish(ctx, rec, MethodPassword, mfaID)
 }
 
 // Refresh returns a new auth token for caller, who must be authenticated

@@ -87,11 +87,11 @@ func (e *env) updateCollection(t *testing.T, name string, change func(c *underho
 
 func (e *env) login(t *testing.T, coll, identity, password string) string {
 	t.Helper()
-	token, _, err := e.auth.AuthWithPassword(context.Background(), coll, identity, password, "")
+	res, err := e.auth.AuthWithPassword(context.Background(), coll, identity, password, "", "")
 	if err != nil {
 		t.Fatalf("AuthWithPassword(%s, %s) = %v", coll, identity, err)
 	}
-	return token
+	return res.Token
 }
 
 // errorOf reduces an error to what a client sees of it.
@@ -142,16 +142,17 @@ func TestAuthWithPassword(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			token, rec, err := e.auth.AuthWithPassword(context.Background(), tt.coll, tt.identity, tt.password, tt.field)
+			res, err := e.auth.AuthWithPassword(context.Background(), tt.coll, tt.identity, tt.password, tt.field, "")
 			if diff := cmp.Diff(tt.wantErr, describe(err)); diff != "" {
 				t.Fatalf("AuthWithPassword(%q, %q) error mismatch (-want +got):\n%s", tt.coll, tt.identity, diff)
 			}
 			if tt.wantID == "" {
-				if token != "" || rec != nil {
-					t.Errorf("AuthWithPassword() = %q, %v with an error, want no token or record", token, rec)
+				if res != nil {
+					t.Errorf("AuthWithPassword() = %+v with an error, want no result", res)
 				}
 				return
 			}
+			token, rec := res.Token, res.Record
 			if rec.ID() != e.ids[tt.wantID] {
 				t.Errorf("AuthWithPassword() record id = %q, want %s's %q", rec.ID(), tt.wantID, e.ids[tt.wantID])
 			}
@@ -175,35 +176,35 @@ func TestAuthWithPasswordCollectionSettings(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := e.auth.AuthWithPassword(ctx, "posts", "alice@example.com", "alice-password", "")
+	_, err := e.auth.AuthWithPassword(ctx, "posts", "alice@example.com", "alice-password", "", "")
 	if got := underhood.ErrorCode(err); got != underhood.ENotFound {
 		t.Errorf("AuthWithPassword(base collection) code = %q, want %q", got, underhood.ENotFound)
 	}
 
 	e.updateCollection(t, "users", func(c *underhood.Collection) { c.Auth.AuthRule = nil })
-	_, _, err = e.auth.AuthWithPassword(ctx, "users", "alice@example.com", "alice-password", "")
+	_, err = e.auth.AuthWithPassword(ctx, "users", "alice@example.com", "alice-password", "", "")
 	if got := describe(err); got.Code != underhood.EForbidden || !strings.Contains(got.Message, "requirements to authenticate") {
 		t.Errorf("AuthWithPassword(authRule null) = %+v, want 403 about the collection requirements", got)
 	}
 	// The rule of one collection does not touch another.
-	if _, _, err := e.auth.AuthWithPassword(ctx, underhood.SuperusersName, "root@example.com", "root-password", ""); err != nil {
+	if _, err := e.auth.AuthWithPassword(ctx, underhood.SuperusersName, "root@example.com", "root-password", "", ""); err != nil {
 		t.Errorf("AuthWithPassword(superuser, users authRule null) = %v, want nil", err)
 	}
 
 	e.updateCollection(t, "users", func(c *underhood.Collection) { c.Auth.AuthRule = underhood.RuleOf("verified = true") })
-	_, _, err = e.auth.AuthWithPassword(ctx, "users", "alice@example.com", "alice-password", "")
+	_, err = e.auth.AuthWithPassword(ctx, "users", "alice@example.com", "alice-password", "", "")
 	if got := underhood.ErrorCode(err); got != underhood.EForbidden {
 		t.Errorf("AuthWithPassword(unverified, authRule verified = true) code = %q, want %q", got, underhood.EForbidden)
 	}
 	if _, err := e.records.Update(ctx, e.records.SystemRequest(), "users", e.ids["alice"], map[string]any{"verified": true}, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.auth.AuthWithPassword(ctx, "users", "alice@example.com", "alice-password", ""); err != nil {
+	if _, err := e.auth.AuthWithPassword(ctx, "users", "alice@example.com", "alice-password", "", ""); err != nil {
 		t.Errorf("AuthWithPassword(verified, authRule verified = true) = %v, want nil", err)
 	}
 
 	e.updateCollection(t, "users", func(c *underhood.Collection) { c.Auth.PasswordAuth.Enabled = false })
-	_, _, err = e.auth.AuthWithPassword(ctx, "users", "alice@example.com", "alice-password", "")
+	_, err = e.auth.AuthWithPassword(ctx, "users", "alice@example.com", "alice-password", "", "")
 	if got := underhood.ErrorCode(err); got != underhood.EForbidden {
 		t.Errorf("AuthWithPassword(password auth disabled) code = %q, want %q", got, underhood.EForbidden)
 	}

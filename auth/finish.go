@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/record"
 )
 
 // Authentication methods, as multi-factor authentication counts them; each
@@ -31,11 +32,24 @@ type Result struct {
 // finish completes the authentication of rec by method. mfaID is the id
 // the client received from an earlier factor ("" when none). Every method
 // ends here, so the auth rule and multi-factor authentication apply to all
-// of them alike.
+// of them alike: the rule first (a record it refuses learns nothing about
+// MFA), then the MFA gate (mfa.go), which either asks for another factor
+// or lets the token be issued.
 func (a *Service) finish(ctx context.Context, rec *underhood.Record, method, mfaID string) (*Result, error) {
-	token, presented, err := a.issue(ctx, rec, method)
+	if err := a.checkAuthRule(ctx, rec, method); err != nil {
+		return nil, err
+	}
+	pending, err := a.checkMFA(ctx, rec, method, mfaID)
 	if err != nil {
 		return nil, err
 	}
+	if pending != "" {
+		return &Result{MFAID: pending}, nil
+	}
+	token, err := a.NewToken(rec, KindAuth)
+	if err != nil {
+		return nil, underhood.Internal(err)
+	}
+	presented := a.records.Present(&record.Request{Context: method, Method: "POST", Auth: rec}, rec)
 	return &Result{Token: token, Record: presented}, nil
 }

@@ -15,7 +15,7 @@ func TestPasswordAttemptsPerIdentity(t *testing.T) {
 	clock := time.Now()
 	e.auth.now = func() time.Time { return clock }
 	attempt := func(identity, password string) error {
-		_, _, err := e.auth.AuthWithPassword(ctx, "users", identity, password, "")
+		_, err := e.auth.AuthWithPassword(ctx, "users", identity, password, "", "")
 		return err
 	}
 	// Successful logins never count.

@@ -11,10 +11,14 @@ import (
 )
 
 // Token kinds, as carried in the "type" claim. Each kind is signed with its
-// own collection secret, so a token of one kind never passes as another.
+// own collection secret, so a token of one kind never passes as another;
+// only KindAuth identifies a caller.
 const (
-	KindAuth = "auth"
-	KindFile = "file"
+	KindAuth          = "auth"
+	KindFile          = "file"
+	KindVerification  = "verification"
+	KindPasswordReset = "passwordReset"
+	KindEmailChange   = "emailChange"
 )
 
 // Default lifetimes in seconds, used when a collection leaves a duration at
@@ -23,6 +27,9 @@ const (
 	defaultAuthDuration          = 7 * 24 * 60 * 60
 	defaultSuperuserAuthDuration = 24 * 60 * 60
 	defaultFileTokenDuration     = 3 * 60
+	defaultVerificationDuration  = 3 * 24 * 60 * 60
+	defaultPasswordResetDuration = 30 * 60
+	defaultEmailChangeDuration   = 30 * 60
 )
 
 const (
@@ -37,6 +44,10 @@ type claims struct {
 	Type         string `json:"type"`
 	CollectionID string `json:"collectionId"`
 	Refreshable  bool   `json:"refreshable,omitempty"`
+	// Email is the address an email token was sent to; NewEmail the
+	// address an email change token moves the record to.
+	Email    string `json:"email,omitempty"`
+	NewEmail string `json:"newEmail,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -55,6 +66,12 @@ func tokenConfig(c *underhood.Collection, kind string) (time.Duration, string, e
 		}
 	case KindFile:
 		cfg, def = c.Auth.FileToken, defaultFileTokenDuration
+	case KindVerification:
+		cfg, def = c.Auth.VerificationToken, defaultVerificationDuration
+	case KindPasswordReset:
+		cfg, def = c.Auth.PasswordResetToken, defaultPasswordResetDuration
+	case KindEmailChange:
+		cfg, def = c.Auth.EmailChangeToken, defaultEmailChangeDuration
 	default:
 		return 0, "", fmt.Errorf("unknown token kind %q", kind)
 	}
@@ -77,6 +94,11 @@ func signingKey(rec *underhood.Record, secret string) ([]byte, error) {
 
 // signToken returns the HS256 JWT of kind for rec, expiring at now+lifetime.
 func signToken(rec *underhood.Record, kind string, now time.Time) (string, error) {
+	return signTokenWith(rec, kind, now, claims{})
+}
+
+// signTokenWith is signToken with the email claims of extra added.
+func signTokenWith(rec *underhood.Record, kind string, now time.Time, extra claims) (string, error) {
 	if rec == nil || rec.ID() == "" {
 		return "", errors.New("sign token: no record")
 	}
@@ -93,6 +115,8 @@ func signToken(rec *underhood.Record, kind string, now time.Time) (string, error
 		Type:         kind,
 		CollectionID: rec.Collection.ID,
 		Refreshable:  kind == KindAuth,
+		Email:        extra.Email,
+		NewEmail:     extra.NewEmail,
 		RegisteredClaims: jwt.RegisteredClaims{
 			ExpiresAt: jwt.NewNumericDate(now.Add(lifetime)),
 		},
@@ -125,13 +149,19 @@ func peekClaims(token string) (*claims, error) {
 // verifyToken checks token's signature against rec's key for kind, its
 // expiry (required) at now, and that it names rec.
 func verifyToken(token string, rec *underhood.Record, kind string, now time.Time) error {
+	_, err := verifyTokenClaims(token, rec, kind, now)
+	return err
+}
+
+// verifyTokenClaims is verifyToken returning the verified claims.
+func verifyTokenClaims(token string, rec *underhood.Record, kind string, now time.Time) (*claims, error) {
 	_, secret, err := tokenConfig(rec.Collection, kind)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	key, err := signingKey(rec, secret)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var cl claims
 	p := jwt.NewParser(
@@ -140,12 +170,12 @@ func verifyToken(token string, rec *underhood.Record, kind string, now time.Time
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
 	if _, err := p.ParseWithClaims(token, &cl, func(*jwt.Token) (any, error) { return key, nil }); err != nil {
-		return err
+		return nil, err
 	}
 	if cl.Type != kind || cl.RecordID != rec.ID() || cl.CollectionID != rec.Collection.ID {
-		return errors.New("token does not match its record")
+		return nil, errors.New("token does not match its record")
 	}
-	return nil
+	return &cl, nil
 }
 
 func nameOf(c *underhood.Collection) string {

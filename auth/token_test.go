@@ -100,7 +100,7 @@ func TestSignTokenRefusesNonAuthRecords(t *testing.T) {
 		{"nil record", nil, KindAuth},
 		{"record without id", authRecord(users, "", "k"), KindAuth},
 		{"base collection", &underhood.Record{Collection: base, Data: map[string]any{"id": "p1"}}, KindAuth},
-		{"unknown kind", authRecord(users, "u1", "k"), "passwordReset"},
+		{"unknown kind", authRecord(users, "u1", "k"), "bogus"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,11 +48,11 @@ func (a *api) handleAuthWithPassword(w http.ResponseWriter, r *http.Request) err
 	identity, _ := body["identity"].(string)
 	password, _ := body["password"].(string)
 	field, _ := body["identityField"].(string)
-	token, rec, err := a.auth.AuthWithPassword(r.Context(), r.PathValue("c"), identity, password, field)
+	res, err := a.auth.AuthWithPassword(r.Context(), r.PathValue("c"), identity, password, field, mfaIDOf(r, body))
 	if err != nil {
 		return err
 	}
-	return a.authResponse(w, r, token, rec)
+	return a.authResult(w, r, res)
 }
 
 func (a *api) handleAuthRefresh(w http.ResponseWriter, r *http.Request) error {

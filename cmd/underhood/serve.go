@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood/mail"
 	"github.com/underhood/underhood/events"
 	"github.com/underhood/underhood/outbound"
 	"github.com/underhood/underhood/realtime"
@@ -91,6 +92,16 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	defer relay.Close()
 	authSvc := auth.New(records, log)
 	authSvc.UseOutbound(outbound.New(outbound.Options{Allow: allow}))
+	authSvc.UseMailer(mail.New(records))
+	// Emails still being sent (they may write one-time passwords) finish
+	// before the store closes.
+	defer func() {
+		mailCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		if cerr := authSvc.Close(mailCtx); cerr != nil {
+			log.Warn("shutdown: emails not sent", "err", cerr)
+		}
+	}()
 	// Realtime streams never end by themselves: the broker closes them
 	// when the server shuts down (RegisterOnShutdown below).
 	broker := realtime.New(records, log)
