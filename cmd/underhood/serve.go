@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/underhood/underhood/auth"
-	"github.com/underhood/underhood/mail"
 	"github.com/underhood/underhood/events"
+	"github.com/underhood/underhood/mail"
 	"github.com/underhood/underhood/outbound"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
