@@ -85,6 +85,9 @@ func (s Summary) SentTo(addr string) bool {
 // installed.
 func Binary() string {
 	if p := os.Getenv("MAILPIT"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return ""
+		}
 		return p
 	}
 	if p, err := exec.LookPath("mailpit"); err == nil {
