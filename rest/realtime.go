@@ -28,6 +28,7 @@ func (a *api) realtimeRoutes() {
 	}
 	a.mux.HandleFunc("GET /api/realtime", a.handleRealtimeConnect)
 	a.handle("POST /api/realtime", a.handleRealtimeSubscribe)
+	a.mux.HandleFunc("GET /api/realtime/ws", a.handleRealtimeWS) // realtime_ws.go
 }
 
 func (a *api) handleRealtimeConnect(w http.ResponseWriter, r *http.Request) {
