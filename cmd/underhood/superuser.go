@@ -12,15 +12,16 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/sqlstore"
+	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
 // superuser manages the accounts of the _superusers collection directly in
-// the database (a running server may share it).
-func superuser(ctx context.Context, e env, dir, db string, args []string) error {
+// the data directory (a running server may share it).
+func superuser(ctx context.Context, e env, dir string, args []string) error {
 	fs := flag.NewFlagSet("superuser", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.StringVar(&dir, "dir", dir, "data directory")
-	fs.StringVar(&db, "db", db, dbUsage)
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -50,9 +51,9 @@ func superuser(ctx context.Context, e env, dir, db string, args []string) error 
 	}
 	email := positional[0]
 
-	store, err := openStore(ctx, dir, db)
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
 	if err != nil {
-		return err
+		return fmt.Errorf("open data directory %s: %w", dir, err)
 	}
 	defer store.Close()
 	records, err := record.New(ctx, store, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
