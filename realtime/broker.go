@@ -2,9 +2,12 @@
 // keeps the clients and their subscriptions and, for every committed
 // change, sends each client the events its identity may see: a "coll/*"
 // subscription is gated by the collection's list rule, "coll/ID" by its
-// view rule, each checked in memory per subscriber per event with the
-// rules as they are at that moment. The protocol (SSE, WebSocket) lives
-// in the adapters; this package knows none.
+// view rule, each checked in memory with the rules as they are at that
+// moment. Subscribers with the same identity and the same topic (options
+// included) form a group: the rule, the filter and the expansion are
+// evaluated once per group per event, and the group's members share the
+// resulting message, down to its encoded bytes. The protocol (SSE,
+// WebSocket) lives in the adapters; this package knows none.
 package realtime
 
 import (
@@ -27,20 +30,41 @@ const (
 	maxTopicLength   = 2500
 	// clientQueue is how many undelivered messages a client may have; a
 	// client that falls further behind is disconnected rather than slowing
-	// everyone down.
-	clientQueue = 512
+	// everyone down. Adapters write every queued message before flushing,
+	// so a client that keeps up rarely has more than a few.
+	clientQueue = 256
 	// eventQueue is how many changes may wait for dispatch.
 	eventQueue = 8192
 )
 
-// Message is one event for one client: Topic is the subscription as the
-// client wrote it (the SSE event name), Record is presented and expanded
-// for the client, Fields is the subscription's projection.
+// Message is one event for the clients of one group: Topic is the
+// subscription as the clients wrote it (the SSE event name), Record is
+// presented and expanded for their identity, Fields is the subscription's
+// projection. It is shared by the group's clients and must not be changed.
 type Message struct {
 	Topic  string
 	Action string
 	Record *underhood.Record
 	Fields string
+
+	encMu sync.Mutex
+	enc   map[string][]byte
+}
+
+// Encoded returns encode(m), computed once per kind (an adapter's name
+// for its encoding) for every client that shares m.
+func (m *Message) Encoded(kind string, encode func(*Message) []byte) []byte {
+	m.encMu.Lock()
+	defer m.encMu.Unlock()
+	if b, ok := m.enc[kind]; ok {
+		return b
+	}
+	b := encode(m)
+	if m.enc == nil {
+		m.enc = map[string][]byte{}
+	}
+	m.enc[kind] = b
+	return b
 }
 
 // Subscription is one parsed topic.
@@ -58,18 +82,19 @@ type Subscription struct {
 // Client is one connected subscriber.
 type Client struct {
 	ID   string
-	out  chan Message
+	out  chan *Message
 	done chan struct{}
 	once sync.Once
 
-	mu   sync.Mutex
-	auth *underhood.Record
-	subs map[string]*Subscription
+	mu     sync.Mutex
+	auth   *underhood.Record
+	subs   map[string]*Subscription
+	groups []*group // the groups of subs; guarded by the broker's mu
 }
 
 // Messages is the stream of the client's events; Done is closed when the
 // broker drops the client.
-func (c *Client) Messages() <-chan Message { return c.out }
+func (c *Client) Messages() <-chan *Message { return c.out }
 
 // Done is closed when the client is disconnected by the broker.
 func (c *Client) Done() <-chan struct{} { return c.done }
@@ -87,6 +112,14 @@ func (c *Client) Subscriptions() []string {
 	return out
 }
 
+// group is the clients subscribed to one topic with one identity.
+type group struct {
+	key     string
+	sub     *Subscription
+	auth    *underhood.Record
+	members map[*Client]struct{}
+}
+
 // Broker keeps the realtime clients of one node.
 type Broker struct {
 	records *record.Service
@@ -94,6 +127,8 @@ type Broker struct {
 
 	mu      sync.RWMutex
 	clients map[string]*Client
+	// groups indexes the groups by collection id and group key.
+	groups map[string]map[string]*group
 
 	events   chan underhood.Event
 	stop     func()
@@ -112,6 +147,7 @@ func New(records *record.Service, log *slog.Logger) *Broker {
 		records:  records,
 		log:      log,
 		clients:  map[string]*Client{},
+		groups:   map[string]map[string]*group{},
 		events:   make(chan underhood.Event, eventQueue),
 		quit:     make(chan struct{}),
 		finished: make(chan struct{}),
@@ -153,13 +189,14 @@ func (b *Broker) Close() {
 			c.close()
 			delete(b.clients, id)
 		}
+		b.groups = map[string]map[string]*group{}
 		b.mu.Unlock()
 	})
 }
 
 // Connect registers a new client.
 func (b *Broker) Connect() *Client {
-	c := &Client{ID: underhood.RandomString(40), out: make(chan Message, clientQueue), done: make(chan struct{}), subs: map[string]*Subscription{}}
+	c := &Client{ID: underhood.RandomString(40), out: make(chan *Message, clientQueue), done: make(chan struct{}), subs: map[string]*Subscription{}}
 	b.mu.Lock()
 	b.clients[c.ID] = c
 	b.mu.Unlock()
@@ -170,8 +207,54 @@ func (b *Broker) Connect() *Client {
 func (b *Broker) Disconnect(c *Client) {
 	b.mu.Lock()
 	delete(b.clients, c.ID)
+	b.leaveGroups(c)
 	b.mu.Unlock()
 	c.close()
+}
+
+// leaveGroups takes c out of its groups. b.mu is held.
+func (b *Broker) leaveGroups(c *Client) {
+	for _, g := range c.groups {
+		delete(g.members, c)
+		if len(g.members) == 0 {
+			byKey := b.groups[g.sub.Collection]
+			delete(byKey, g.key)
+			if len(byKey) == 0 {
+				delete(b.groups, g.sub.Collection)
+			}
+		}
+	}
+	c.groups = nil
+}
+
+// joinGroups puts c in the group of each of its subscriptions. b.mu is
+// held.
+func (b *Broker) joinGroups(c *Client, auth *underhood.Record, subs map[string]*Subscription) {
+	ident := identityKey(auth)
+	for t, s := range subs {
+		key := ident + "\x00" + t
+		byKey := b.groups[s.Collection]
+		if byKey == nil {
+			byKey = map[string]*group{}
+			b.groups[s.Collection] = byKey
+		}
+		g := byKey[key]
+		if g == nil {
+			g = &group{key: key, sub: s, auth: auth, members: map[*Client]struct{}{}}
+			byKey[key] = g
+		}
+		g.members[c] = struct{}{}
+		c.groups = append(c.groups, g)
+	}
+}
+
+// identityKey names the identity auth as rules see it: the record, as it
+// was when it subscribed (its updated time changes with its data).
+func identityKey(auth *underhood.Record) string {
+	if auth == nil {
+		return "guest"
+	}
+	return auth.Collection.ID + "/" + auth.ID() + "/" + auth.String("updated")
 }
 
 // Clients counts the connected clients.
@@ -204,13 +287,20 @@ func (b *Broker) Subscribe(id string, auth *underhood.Record, topics []string) e
 		}
 		subs[t] = s
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.auth != nil && (auth == nil || auth.Collection.ID != c.auth.Collection.ID || auth.ID() != c.auth.ID()) {
 		return underhood.Errorf(underhood.EForbidden, "The current and the previous request authorization don't match.")
 	}
+	if b.clients[c.ID] != c {
+		return underhood.Errorf(underhood.ENotFound, "Missing or invalid client id.") // disconnected meanwhile
+	}
 	c.auth = auth
 	c.subs = subs
+	b.leaveGroups(c)
+	b.joinGroups(c, auth, subs)
 	return nil
 }
 
@@ -267,17 +357,12 @@ func (b *Broker) request(auth *underhood.Record, s *Subscription) *record.Reques
 	return &record.Request{Context: "realtime", Method: "GET", Headers: s.Headers, Query: s.Query, Auth: auth}
 }
 
-// dispatch sends one change to every client that may see it.
+// dispatch sends one change to every client that may see it: the rule,
+// filter and expansion once per group, the message to each member.
 func (b *Broker) dispatch(e underhood.Event) {
 	if e.Record == nil || e.Record.Collection == nil {
 		return
 	}
-	b.mu.RLock()
-	clients := make([]*Client, 0, len(b.clients))
-	for _, c := range b.clients {
-		clients = append(clients, c)
-	}
-	b.mu.RUnlock()
 	// The rules of the collection as they are now, not as they were when
 	// the client subscribed.
 	coll, err := b.records.Collection(e.Record.Collection.ID)
@@ -288,47 +373,62 @@ func (b *Broker) dispatch(e underhood.Event) {
 	rec.Collection = coll
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, c := range clients {
-		c.mu.Lock()
-		auth := c.auth
-		var matched []*Subscription
-		for _, s := range c.subs {
-			if s.Collection == coll.ID && (s.RecordID == "*" || s.RecordID == rec.ID()) {
-				matched = append(matched, s)
+
+	// The groups are evaluated outside the lock, so that subscribing
+	// never waits for rules; their members are read under it.
+	b.mu.RLock()
+	var matched []*group
+	for _, g := range b.groups[coll.ID] {
+		if g.sub.RecordID == "*" || g.sub.RecordID == rec.ID() {
+			matched = append(matched, g)
+		}
+	}
+	b.mu.RUnlock()
+	var slow []*Client
+	for _, g := range matched {
+		m := b.evaluate(ctx, g, e.Action, rec)
+		if m == nil {
+			continue
+		}
+		b.mu.RLock()
+		for c := range g.members {
+			select {
+			case c.out <- m:
+			default:
+				slow = append(slow, c)
 			}
 		}
-		c.mu.Unlock()
-		for _, s := range matched {
-			b.deliver(ctx, c, auth, s, e.Action, rec)
-		}
+		b.mu.RUnlock()
+	}
+	for _, c := range slow {
+		b.log.Warn("realtime: client too slow, disconnecting", "client", c.ID)
+		b.Disconnect(c)
 	}
 }
 
-func (b *Broker) deliver(ctx context.Context, c *Client, auth *underhood.Record, s *Subscription, action string, rec *underhood.Record) {
+// evaluate returns the message of rec for group g, or nil when the
+// group's identity may not see it.
+func (b *Broker) evaluate(ctx context.Context, g *group, action string, rec *underhood.Record) *Message {
+	s := g.sub
 	rule := rec.Collection.ListRule
 	if s.RecordID != "*" {
 		rule = rec.Collection.ViewRule
 	}
-	req := b.request(auth, s)
+	req := b.request(g.auth, s)
 	ok, err := b.records.CanSee(ctx, req, rec, rule, s.Filter)
 	if err != nil {
 		b.log.Error("realtime: check rule", "collection", rec.Collection.Name, "err", err)
-		return
+		return nil
 	}
 	if !ok {
-		return
+		return nil
 	}
 	out, err := b.records.ExpandRecord(ctx, req, rec, s.Expand)
 	if err != nil {
 		b.log.Error("realtime: expand", "collection", rec.Collection.Name, "err", err)
-		return
+		return nil
 	}
-	select {
-	case c.out <- Message{Topic: s.Topic, Action: action, Record: out, Fields: s.Fields}:
-	default:
-		b.log.Warn("realtime: client too slow, disconnecting", "client", c.ID)
-		b.Disconnect(c)
-	}
+	return &Message{Topic: s.Topic, Action: action, Record: out, Fields: s.Fields}
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -89,6 +89,10 @@ func (s *Service) initOutbox(ctx context.Context) error {
 		`CREATE INDEX IF NOT EXISTS idx_events_created ON ` + OutboxTable + ` (created)`,
 	}
 	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+		// Nodes starting together create the table once.
+		if err := s.store.LockSchema(ctx, q); err != nil {
+			return err
+		}
 		for _, st := range stmts {
 			if _, err := q.ExecContext(ctx, st); err != nil {
 				return err

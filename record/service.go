@@ -82,6 +82,10 @@ func New(ctx context.Context, store *sqlstore.Store, log *slog.Logger) (*Service
 		s.cache = newResultCache()
 	}
 	err := store.Write(ctx, func(q sqlstore.Querier) error {
+		// Nodes starting together on one database bootstrap it once.
+		if err := store.LockSchema(ctx, q); err != nil {
+			return err
+		}
 		cols, err := store.LoadCollections(ctx, q)
 		if err != nil {
 			return err
@@ -111,6 +115,7 @@ func New(ctx context.Context, store *sqlstore.Store, log *slog.Logger) (*Service
 	if err := s.loadSettings(ctx); err != nil {
 		return nil, err
 	}
+	s.watchChanges()
 	return s, nil
 }
 

@@ -89,7 +89,18 @@ func (s *Service) ensureSystemCollections(ctx context.Context) error {
 		return nil
 	}
 	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+		// Another node may have created them since the snapshot was read.
+		if err := s.store.LockSchema(ctx, q); err != nil {
+			return err
+		}
+		have, err := s.store.LoadCollections(ctx, q)
+		if err != nil {
+			return err
+		}
 		for _, c := range missing {
+			if newSchema(have).FindCollection(c.Name) != nil {
+				continue
+			}
 			if err := s.store.SaveCollection(ctx, q, nil, c); err != nil {
 				return fmt.Errorf("create system collection %s: %w", c.Name, err)
 			}

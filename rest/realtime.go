@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood/realtime"
 )
 
 // The realtime API over Server-Sent Events, as the pocketbase SDK speaks
@@ -67,15 +68,20 @@ func (a *api) handleRealtimeConnect(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case m := <-c.Messages():
-			proj, err := parseFields(m.Fields)
-			if err != nil {
-				proj = nil
+			// Every queued message goes out in one write: a client that
+			// falls behind catches up with fewer system calls.
+			b = b[:0]
+			for m != nil {
+				b = append(b, "id:"...)
+				b = append(b, c.ID...)
+				b = append(b, m.Encoded("sse", encodeSSE)...)
+				select {
+				case m = <-c.Messages():
+				default:
+					m = nil
+				}
 			}
-			data := append([]byte(`{"action":`), appendString(nil, m.Action)...)
-			data = append(data, `,"record":`...)
-			data = encodeRecord(data, m.Record, proj)
-			data = append(data, '}')
-			if !send(m.Topic, data) {
+			if _, err := w.Write(b); err != nil || rc.Flush() != nil {
 				return
 			}
 		case <-ping.C:
@@ -93,6 +99,22 @@ func (a *api) handleRealtimeConnect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// encodeSSE renders the part of an event's SSE frame after its id line,
+// once for every client of the message.
+func encodeSSE(m *realtime.Message) []byte {
+	proj, err := parseFields(m.Fields)
+	if err != nil {
+		proj = nil
+	}
+	b := append([]byte("\nevent:"), m.Topic...)
+	b = append(b, "\ndata:"...)
+	b = append(b, `{"action":`...)
+	b = appendString(b, m.Action)
+	b = append(b, `,"record":`...)
+	b = encodeRecord(b, m.Record, proj)
+	return append(b, "}\n\n"...)
 }
 
 func (a *api) handleRealtimeSubscribe(w http.ResponseWriter, r *http.Request) error {

@@ -74,22 +74,10 @@ func (a *api) handleRealtimeWS(w http.ResponseWriter, r *http.Request) {
 	defer ping.Stop()
 	idle := time.NewTimer(realtimeIdle)
 	defer idle.Stop()
-	var b []byte
 	for {
 		select {
 		case m := <-c.Messages():
-			proj, err := parseFields(m.Fields)
-			if err != nil {
-				proj = nil
-			}
-			b = append(b[:0], `{"type":"event","topic":`...)
-			b = appendString(b, m.Topic)
-			b = append(b, `,"action":`...)
-			b = appendString(b, m.Action)
-			b = append(b, `,"record":`...)
-			b = encodeRecord(b, m.Record, proj)
-			b = append(b, '}')
-			if ws.WriteMessage(wsText, b) != nil {
+			if ws.WriteMessage(wsText, m.Encoded("ws", encodeWSEvent)) != nil {
 				return
 			}
 		case <-ping.C:
@@ -109,6 +97,20 @@ func (a *api) handleRealtimeWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// encodeWSEvent renders an event message, once for every client of it.
+func encodeWSEvent(m *realtime.Message) []byte {
+	proj, err := parseFields(m.Fields)
+	if err != nil {
+		proj = nil
+	}
+	b := append([]byte(`{"type":"event","topic":`), appendString(nil, m.Topic)...)
+	b = append(b, `,"action":`...)
+	b = appendString(b, m.Action)
+	b = append(b, `,"record":`...)
+	b = encodeRecord(b, m.Record, proj)
+	return append(b, '}')
 }
 
 // readRealtimeWS reads the client's messages until the connection ends.

@@ -79,6 +79,10 @@ type Dialect interface {
 	// Unavailable reports whether err means that the database cannot be
 	// reached, as opposed to a failed statement.
 	Unavailable(err error) bool
+	// LockWrites is the statement that a write transaction runs after
+	// BeginWrite to exclude the writers of other processes sharing the
+	// database until it ends ("" when BeginWrite already does).
+	LockWrites() string
 	// SystemSchema lists the statements that create the system tables, one
 	// migration each; their index in the list is their version minus one,
 	// so statements are only ever appended.
@@ -516,6 +520,13 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 		s.checkConn(w, err)
 		answer(batch, fmt.Errorf("begin write: %w", err))
 		return nil
+	}
+	if lock := s.dialect.LockWrites(); lock != "" {
+		if _, err := w.exec(ctx, lock); err != nil {
+			s.abort(w)
+			answer(batch, fmt.Errorf("begin write: %w", err))
+			return nil
+		}
 	}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {

@@ -40,6 +40,7 @@ var layers = map[string]int{
 	"cmd/underhood":      7, // wiring: may import anything
 	"e2e":                7,
 	"bench":              7,
+	"bench/realtime":     7, // the realtime benchmark's client
 }
 
 // stdlibOnly are layers that may import nothing outside the standard

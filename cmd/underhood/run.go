@@ -23,7 +23,7 @@ const (
 const usage = `Underhood: a PocketBase-compatible backend in one binary.
 
 Usage:
-  underhood [--dir DIR] COMMAND [ARGS]
+  underhood [--dir DIR | --db URL] COMMAND [ARGS]
 
 Commands:
   serve [--http ADDR] [--dir DIR] [--origins LIST] [--outbound-allow LIST]
@@ -37,6 +37,8 @@ Commands:
 
 Flags may come before or after the arguments of any command.
 --dir defaults to $UH_DIR, then ` + defaultDir + `; --http to $UH_HTTP;
+--db (a postgres:// URL; several servers may share one database) to
+$UNDERHOOD_DB, else SQLite in --dir;
 --outbound-allow (networks the server may fetch from although they are
 internal, e.g. 127.0.0.1/32) to $UH_OUTBOUND_ALLOW.
 `
@@ -60,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	global := flag.NewFlagSet("underhood", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	dir := global.String("dir", envOr(getenv, "UH_DIR", defaultDir), "data directory")
+	db := global.String("db", defaultDB(getenv), dbUsage)
 	if len(args) > 0 {
 		args = args[1:]
 	}
@@ -77,9 +80,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		return serve(ctx, e, *dir, rest)
+		return serve(ctx, e, *dir, *db, rest)
 	case "superuser":
-		return superuser(ctx, e, *dir, rest)
+		return superuser(ctx, e, *dir, *db, rest)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "underhood %s\n", fullVersion())
 		return nil

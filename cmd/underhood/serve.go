@@ -16,14 +16,13 @@ import (
 
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/events"
+	"github.com/underhood/underhood/files"
 	"github.com/underhood/underhood/mail"
 	"github.com/underhood/underhood/outbound"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
-	"github.com/underhood/underhood/sqlstore"
-	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
 // shutdownTimeout bounds how long serve waits for in-flight requests after
@@ -33,12 +32,14 @@ const shutdownTimeout = 10 * time.Second
 // serve runs the HTTP server until ctx is cancelled or the process gets
 // SIGINT/SIGTERM, then stops accepting connections, waits for in-flight
 // requests and closes the store.
-func serve(ctx context.Context, e env, dir string, args []string) (err error) {
+func serve(ctx context.Context, e env, dir, db string, args []string) (err error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	addr := fs.String("http", envOr(e.getenv, "UH_HTTP", defaultHTTP), "address to listen on (host:port; port 0 picks a free one)")
 	fs.StringVar(&dir, "dir", dir, "data directory")
+	fs.StringVar(&db, "db", db, dbUsage)
 	origins := fs.String("origins", "*", "comma-separated origins allowed by CORS")
+	storage := fs.String("storage", envOr(e.getenv, "UH_STORAGE", ""), storageUsage)
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
 	positional, err := parseInterleaved(fs, args)
@@ -62,9 +63,9 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	defer logOut.Close()
 	log := slog.New(slog.NewTextHandler(logOut, nil))
 
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
+	store, err := openStore(ctx, dir, db)
 	if err != nil {
-		return fmt.Errorf("open data directory %s: %w", dir, err)
+		return err
 	}
 	// The store closes last, after every request that could use it.
 	defer func() {
@@ -76,6 +77,12 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	fileStore, err := openStorage(ctx, dir, *storage, records.Settings().S3)
+	if err != nil {
+		return err
+	}
+	fileSvc := files.New(fileStore, records, log, files.Options{})
+	defer fileSvc.Close()
 	// Webhooks get every committed change through the outbox relay; the
 	// relay stops first, then the deliveries, both before the store.
 	webhooks, err := events.NewWebhooks(ctx, records, log, events.WebhookOptions{
@@ -107,7 +114,7 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	broker := realtime.New(records, log)
 	defer broker.Close()
 	handler := server.New(server.Deps{
-		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks}),
+		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks, Files: fileSvc}),
 		Auth:           authSvc,
 		Log:            log,
 		BodyLimit:      server.DefaultBodyLimit,
@@ -136,7 +143,7 @@ func serve(ctx context.Context, e env, dir string, args []string) (err error) {
 	if err := printInstallLink(ctx, e.stdout, authSvc, base); err != nil {
 		log.Error("install link", "err", err)
 	}
-	fmt.Fprintf(e.stdout, "Server started at %s\n├─ REST API: %s/api/\n└─ Data:     %s\n", base, base, dir)
+	fmt.Fprintf(e.stdout, "Server started at %s\n├─ REST API: %s/api/\n└─ Data:     %s\n", base, base, dataLocation(dir, db))
 
 	select {
 	case err := <-served:

@@ -12,16 +12,15 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/record"
-	"github.com/underhood/underhood/sqlstore"
-	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
 // superuser manages the accounts of the _superusers collection directly in
-// the data directory (a running server may share it).
-func superuser(ctx context.Context, e env, dir string, args []string) error {
+// the database (a running server may share it).
+func superuser(ctx context.Context, e env, dir, db string, args []string) error {
 	fs := flag.NewFlagSet("superuser", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.StringVar(&dir, "dir", dir, "data directory")
+	fs.StringVar(&db, "db", db, dbUsage)
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -51,9 +50,9 @@ func superuser(ctx context.Context, e env, dir string, args []string) error {
 	}
 	email := positional[0]
 
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
+	store, err := openStore(ctx, dir, db)
 	if err != nil {
-		return fmt.Errorf("open data directory %s: %w", dir, err)
+		return err
 	}
 	defer store.Close()
 	records, err := record.New(ctx, store, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))

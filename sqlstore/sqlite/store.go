@@ -91,6 +91,9 @@ func (Dialect) Collate(expr, collation string) string { return expr + " COLLATE 
 // Unavailable returns false: an embedded database is never out of reach.
 func (Dialect) Unavailable(error) bool { return false }
 
+// LockWrites returns "": BEGIN IMMEDIATE takes the write lock.
+func (Dialect) LockWrites() string { return "" }
+
 // SystemSchema returns the migrations of the system tables.
 func (Dialect) SystemSchema() []string {
 	return []string{

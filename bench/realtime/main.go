@@ -1,0 +1,405 @@
+// Command realtime is the realtime benchmark: N Server-Sent Events
+// subscribers on posts/* of a running underhood server, a steady write
+// rate, and the delivery latency (from the start of the write request to
+// the event's arrival at a subscriber) at p50/p99/max, with the server's
+// resident memory per idle connection. run.sh builds and starts the
+// server, raises the open-files limit and runs this program.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	var (
+		base     = flag.String("url", "http://127.0.0.1:8090", "server base URL")
+		pid      = flag.Int("pid", 0, "server process id, for its memory (0: not measured)")
+		email    = flag.String("email", "bench@example.com", "superuser email")
+		password = flag.String("password", "benchbench123", "superuser password")
+		n        = flag.Int("n", 1000, "subscribers")
+		rate     = flag.Int("rate", 100, "writes per second")
+		duration = flag.Duration("duration", 20*time.Second, "how long to write")
+		rule     = flag.String("rule", "public = true", "list rule of the posts collection (every post is public)")
+		label    = flag.String("label", "", "label of the result line")
+	)
+	flag.Parse()
+	if err := run(*base, *pid, *email, *password, *n, *rate, *duration, *rule, *label); err != nil {
+		fmt.Fprintln(os.Stderr, "realtime bench:", err)
+		os.Exit(1)
+	}
+}
+
+// api is a JSON client of the server.
+type api struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func (a *api) call(method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if a.token != "" {
+		req.Header.Set("Authorization", a.token)
+	}
+	res, err := a.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// histogram counts latencies in buckets 2% wide from 10µs up.
+type histogram struct {
+	counts [800]uint32
+	max    time.Duration
+	n      uint64
+}
+
+func bucketOf(d time.Duration) int {
+	us := float64(d) / float64(time.Microsecond)
+	if us < 10 {
+		return 0
+	}
+	return min(int(math.Log(us/10)/math.Log(1.02))+1, 799)
+}
+
+func bucketValue(i int) time.Duration {
+	return time.Duration(10 * math.Pow(1.02, float64(i)) * float64(time.Microsecond))
+}
+
+func (h *histogram) add(d time.Duration) {
+	h.counts[bucketOf(d)]++
+	h.n++
+	h.max = max(h.max, d)
+}
+
+func (h *histogram) merge(o *histogram) {
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+	h.max = max(h.max, o.max)
+}
+
+func (h *histogram) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	want := uint64(math.Ceil(q * float64(h.n)))
+	var seen uint64
+	for i, c := range h.counts {
+		seen += uint64(c)
+		if seen >= want {
+			return bucketValue(i)
+		}
+	}
+	return h.max
+}
+
+// subscriber is one SSE connection. hist measures from the start of the
+// write request, afterAck from its response (0 when the event came first).
+type subscriber struct {
+	hist     histogram
+	afterAck histogram
+	received atomic.Int64
+	lost     atomic.Bool
+}
+
+// clock keeps, per write, when its request started and when it was
+// answered, in nanoseconds since the epoch (0: not yet).
+type clock struct {
+	epoch time.Time
+	start []atomic.Int64
+	ack   []atomic.Int64
+}
+
+// rss returns the resident memory of process pid in bytes.
+func rss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func run(base string, pid int, email, password string, n, rate int, duration time.Duration, rule, label string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}
+	a := &api{base: base, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	var login struct{ Token string }
+	if err := a.call("POST", "/api/collections/_superusers/auth-with-password", map[string]any{"identity": email, "password": password}, &login); err != nil {
+		return err
+	}
+	a.token = login.Token
+	err := a.call("POST", "/api/collections", map[string]any{
+		"name": "posts", "type": "base", "listRule": rule, "viewRule": rule, "createRule": nil,
+		"fields": []map[string]any{{"name": "title", "type": "text"}, {"name": "public", "type": "bool"}, {"name": "sent", "type": "number"}},
+	}, nil)
+	if err != nil && !strings.Contains(err.Error(), "validation_not_unique") && !strings.Contains(err.Error(), "exists") {
+		return err
+	}
+
+	runtime.GC()
+	rssBefore := rss(pid)
+	epoch := time.Now()
+	total := int(duration.Seconds()*float64(rate)) + rate
+	clk := &clock{epoch: epoch, start: make([]atomic.Int64, total), ack: make([]atomic.Int64, total)}
+
+	// Open the streams, 100 at a time. Each has its own connection.
+	subs := make([]*subscriber, n)
+	streamTr := &http.Transport{MaxIdleConnsPerHost: -1, DisableKeepAlives: false, DialContext: (&net.Dialer{Timeout: 30 * time.Second}).DialContext, ReadBufferSize: 4096, WriteBufferSize: 1024}
+	streams := &http.Client{Transport: streamTr}
+	ready := make(chan error, n)
+	sem := make(chan struct{}, 100)
+	var readers sync.WaitGroup
+	start := time.Now()
+	for i := range subs {
+		s := &subscriber{}
+		subs[i] = s
+		go func() {
+			sem <- struct{}{}
+			err := s.open(ctx, streams, a, clk, &readers)
+			<-sem
+			ready <- err
+		}()
+	}
+	var openErr error
+	for range n {
+		if err := <-ready; err != nil && openErr == nil {
+			openErr = err
+		}
+	}
+	if openErr != nil {
+		return fmt.Errorf("open streams: %w", openErr)
+	}
+	connectTime := time.Since(start)
+	time.Sleep(2 * time.Second)
+	rssIdle := rss(pid)
+
+	// Write at the rate: one request per tick, from a pool of writers.
+	ticks := make(chan int, rate)
+	var (
+		writes     atomic.Int64
+		writeErrs  atomic.Int64
+		writeHist  histogram
+		writeHistM sync.Mutex
+		wwg        sync.WaitGroup
+	)
+	for range 64 {
+		wwg.Add(1)
+		go func() {
+			defer wwg.Done()
+			for i := range ticks {
+				t0 := time.Now()
+				clk.start[i].Store(int64(t0.Sub(epoch)))
+				err := a.call("POST", "/api/collections/posts/records", map[string]any{
+					"title": "hello realtime", "public": true, "sent": i}, nil)
+				if err != nil {
+					writeErrs.Add(1)
+					continue
+				}
+				clk.ack[i].Store(int64(time.Since(epoch)))
+				writes.Add(1)
+				writeHistM.Lock()
+				writeHist.add(time.Since(t0))
+				writeHistM.Unlock()
+			}
+		}()
+	}
+	interval := time.Second / time.Duration(rate)
+	tick := time.NewTicker(interval)
+	deadline := time.Now().Add(duration)
+	var rssPeak int64
+	lastSample := time.Now()
+	seq := 0
+	for now := range tick.C {
+		if now.After(deadline) || seq == len(clk.start) {
+			break
+		}
+		select {
+		case ticks <- seq:
+			seq++
+		default: // the writers are behind: the rate is not met
+		}
+		if now.Sub(lastSample) > time.Second {
+			rssPeak = max(rssPeak, rss(pid))
+			lastSample = now
+		}
+	}
+	tick.Stop()
+	close(ticks)
+	wwg.Wait()
+	// Let the last events arrive.
+	want := writes.Load()
+	settle := time.Now().Add(10 * time.Second)
+	for time.Now().Before(settle) {
+		done := true
+		for _, s := range subs {
+			if !s.lost.Load() && s.received.Load() < want {
+				done = false
+				break
+			}
+		}
+		if done {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	readers.Wait()
+
+	var all, afterAck histogram
+	var received, lost int64
+	for _, s := range subs {
+		all.merge(&s.hist)
+		afterAck.merge(&s.afterAck)
+		received += s.received.Load()
+		if s.lost.Load() {
+			lost++
+		}
+	}
+	expected := want * int64(n)
+	perConn := float64(rssIdle-rssBefore) / float64(n) / 1024
+	if label == "" {
+		label = fmt.Sprintf("N=%d", n)
+	}
+	fmt.Printf("| %s | %d | %d | %.0f | %.1f / %.1f ms | %.1f / %.1f ms | %.1f ms | %.1f ms | %d/%d (%.3f%%) | %d | %.1f KiB | %d MiB | %d MiB | %.1fs |\n",
+		label, n, rate, float64(want)/duration.Seconds(),
+		ms(all.quantile(0.5)), ms(afterAck.quantile(0.5)), ms(all.quantile(0.99)), ms(afterAck.quantile(0.99)), ms(all.max), ms(writeHist.quantile(0.5)),
+		received, expected, 100*float64(received)/float64(max(expected, 1)), lost,
+		perConn, rssIdle>>20, rssPeak>>20, connectTime.Seconds())
+	if writeErrs.Load() > 0 {
+		fmt.Fprintf(os.Stderr, "%d writes failed\n", writeErrs.Load())
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// open connects the stream, subscribes it to posts/* and starts reading
+// its events until ctx ends.
+func (s *subscriber) open(ctx context.Context, streams *http.Client, a *api, clk *clock, readers *sync.WaitGroup) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", a.base+"/api/realtime", nil)
+	res, err := streams.Do(req)
+	if err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(res.Body, 4096)
+	id, err := readConnect(br)
+	if err != nil {
+		res.Body.Close()
+		return err
+	}
+	if err := a.call("POST", "/api/realtime", map[string]any{"clientId": id, "subscriptions": []string{"posts/*"}}, nil); err != nil {
+		res.Body.Close()
+		return err
+	}
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		defer res.Body.Close()
+		s.read(br, clk)
+		if ctx.Err() == nil {
+			s.lost.Store(true)
+		}
+	}()
+	return nil
+}
+
+// readConnect reads the PB_CONNECT event and returns the client id.
+func readConnect(br *bufio.Reader) (string, error) {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return "", err
+		}
+		if data, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			var m struct{ ClientID string }
+			if err := json.Unmarshal(data, &m); err != nil || m.ClientID == "" {
+				return "", errors.New("bad PB_CONNECT")
+			}
+			return m.ClientID, nil
+		}
+	}
+}
+
+var sentKey = []byte(`"sent":`)
+
+// read takes the latency of every event until the stream ends.
+func (s *subscriber) read(br *bufio.Reader, clk *clock) {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+		data, ok := bytes.CutPrefix(line, []byte("data:"))
+		if !ok {
+			continue
+		}
+		i := bytes.Index(data, sentKey)
+		if i < 0 {
+			continue
+		}
+		seq := 0
+		for _, c := range data[i+len(sentKey):] {
+			if c < '0' || c > '9' {
+				break
+			}
+			seq = seq*10 + int(c-'0')
+		}
+		if seq >= len(clk.start) {
+			continue
+		}
+		now := int64(time.Since(clk.epoch))
+		s.hist.add(time.Duration(now - clk.start[seq].Load()))
+		// An event that arrived before the write's answer (ack still 0)
+		// had no delay after it.
+		if ack := clk.ack[seq].Load(); ack != 0 {
+			s.afterAck.add(time.Duration(max(0, now-ack)))
+		} else {
+			s.afterAck.add(0)
+		}
+		s.received.Add(1)
+	}
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/underhood/underhood/sqlstore"
+	"github.com/underhood/underhood/sqlstore/postgres"
+	"github.com/underhood/underhood/sqlstore/sqlite"
+)
+
+// dbUsage documents --db for the flag sets of the commands.
+const dbUsage = "database: a postgres:// URL (default: SQLite in --dir; also $UNDERHOOD_DB)"
+
+// defaultDB is the --db default: $UNDERHOOD_DB, else "" (SQLite in --dir).
+func defaultDB(getenv func(string) string) string {
+	return envOr(getenv, "UNDERHOOD_DB", "")
+}
+
+// isPostgres reports whether db names a PostgreSQL database: a URL, or a
+// key=value connection string.
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") ||
+		strings.HasPrefix(db, "host=") || strings.HasPrefix(db, "dbname=")
+}
+
+// openStore opens the store of a command: PostgreSQL when db names one,
+// else SQLite in dir (db may then be "" or "sqlite").
+func openStore(ctx context.Context, dir, db string) (*sqlstore.Store, error) {
+	switch {
+	case isPostgres(db):
+		s, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: postgres.Dialect{}, DSN: db})
+		if err != nil {
+			return nil, fmt.Errorf("open database %s: %w", redactDB(db), err)
+		}
+		return s, nil
+	case db == "" || db == "sqlite":
+		s, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
+		if err != nil {
+			return nil, fmt.Errorf("open data directory %s: %w", dir, err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("--db %s: want a postgres:// URL, or nothing for SQLite in --dir", redactDB(db))
+}
+
+// dataLocation says where the data is, for the start banner.
+func dataLocation(dir, db string) string {
+	if isPostgres(db) {
+		return redactDB(db)
+	}
+	return dir
+}
+
+// redactDB is db without its password, fit for logs and errors.
+func redactDB(db string) string {
+	if u, err := url.Parse(db); err == nil && u.Scheme != "" {
+		u.RawQuery = ""
+		return u.Redacted()
+	}
+	if strings.Contains(db, "=") {
+		var kept []string
+		for _, kv := range strings.Fields(db) {
+			if k, _, _ := strings.Cut(kv, "="); k == "password" {
+				kv = "password=xxxxx"
+			}
+			kept = append(kept, kv)
+		}
+		return strings.Join(kept, " ")
+	}
+	return "(unreadable database name)"
+}

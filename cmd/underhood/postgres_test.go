@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/underhood/underhood/sqlstore/storetest"
+)
+
+// These tests run the real commands on PostgreSQL ($DATABASE_URL; each in
+// a schema of its own) and are skipped without it.
+
+// startServe runs "serve" with args in-process and waits until it is
+// healthy; it returns the base URL and what serve printed.
+func startServe(t *testing.T, env func(string) string, args ...string) (*running, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{stop: cancel, finished: make(chan struct{})}
+	var stdout, stderr syncBuffer
+	go func() {
+		defer close(r.finished)
+		r.err = run(ctx, append([]string{"underhood", "serve", "--http", "127.0.0.1:0"}, args...), env, nil, &stdout, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		r.wait(t)
+		if t.Failed() {
+			t.Logf("log of serve %v:\n%s", args, stderr.String())
+		}
+	})
+	started := regexp.MustCompile(`Server started at (http://\S+)`)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := started.FindStringSubmatch(stdout.String()); m != nil {
+			waitHealthy(t, m[1])
+			r.base = m[1]
+			return r, &stdout
+		}
+		select {
+		case <-r.finished:
+			t.Fatalf("serve exited early: %v\nstderr:\n%s", r.err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve did not start; stdout %q stderr %q", stdout.String(), stderr.String())
+	return nil, nil
+}
+
+// superuserToken logs the superuser in on base.
+func superuserToken(t *testing.T, base string) string {
+	t.Helper()
+	status, body := call(t, "POST", base+"/api/collections/_superusers/auth-with-password", "", map[string]any{"identity": "root@example.com", "password": "1234567890"})
+	token, _ := body["token"].(string)
+	if status != 200 || token == "" {
+		t.Fatalf("auth-with-password on %s = %d %v, want 200 with a token", base, status, body)
+	}
+	return token
+}
+
+func TestServeOnPostgres(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	withPassword := strings.Replace(dsn, "postgres://postgres@", "postgres://postgres:s3cret-pw@", 1)
+	// UNDERHOOD_DB for the CLI, --db (after the positionals) for another
+	// command, and for serve.
+	env := func(k string) string { return map[string]string{"UNDERHOOD_DB": dsn}[k] }
+	var stdout syncBuffer
+	if err := run(context.Background(), []string{"underhood", "superuser", "upsert", "root@example.com", "0000000000"}, env, nil, &stdout, io.Discard); err != nil {
+		t.Fatalf("superuser upsert with UNDERHOOD_DB: %v", err)
+	}
+	if err := run(context.Background(), []string{"underhood", "superuser", "update", "root@example.com", "1234567890", "--db", dsn}, noEnv, nil, &stdout, io.Discard); err != nil {
+		t.Fatalf("superuser update --db: %v", err)
+	}
+	srv, banner := startServe(t, noEnv, "--db", withPassword)
+	if strings.Contains(banner.String(), "s3cret-pw") || !strings.Contains(banner.String(), "127.0.0.1:5432/test") {
+		t.Errorf("banner = %q, want the database without its password", banner.String())
+	}
+	token := superuserToken(t, srv.base)
+	status, body := call(t, "POST", srv.base+"/api/collections", token, map[string]any{
+		"name": "notes", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
+		"fields":  []map[string]any{{"name": "title", "type": "text"}, {"name": "tags", "type": "select", "maxSelect": 2, "values": []string{"a", "b"}}},
+		"indexes": []string{"CREATE UNIQUE INDEX idx_notes_title ON notes (title)"},
+	})
+	if status != 200 {
+		t.Fatalf("create collection = %d %v", status, body)
+	}
+	for _, title := range []string{"Hello", "hello", "Other"} {
+		if status, body := call(t, "POST", srv.base+"/api/collections/notes/records", "", map[string]any{"title": title, "tags": []string{"a"}}); status != 200 {
+			t.Fatalf("create %s = %d %v", title, status, body)
+		}
+	}
+	status, body = call(t, "POST", srv.base+"/api/collections/notes/records", "", map[string]any{"title": "Hello"})
+	if data, _ := body["data"].(map[string]any); status != 400 || data["title"] == nil {
+		t.Errorf("duplicate title = %d %v, want 400 on title", status, body)
+	}
+	status, body = call(t, "GET", srv.base+"/api/collections/notes/records?filter="+urlQuery("title ~ 'HEL' && tags:each ?= 'a'")+"&sort=-title", "", nil)
+	if items, _ := body["items"].([]any); status != 200 || len(items) != 2 || items[0].(map[string]any)["title"] != "hello" {
+		t.Errorf("list with filter = %d %v, want hello and Hello (case-insensitive ~, binary sort)", status, body)
+	}
+}
+
+// urlQuery escapes a filter for a query string.
+func urlQuery(s string) string {
+	r := strings.NewReplacer(" ", "%20", "'", "%27", "&", "%26", "?", "%3F", "=", "%3D", "~", "%7E", ":", "%3A")
+	return r.Replace(s)
+}
+
+// TestTwoNodesOnePostgres runs two servers on one database: schema and
+// settings changes made through one are used by the other within a
+// second, and concurrent writes through both keep unique indexes.
+func TestTwoNodesOnePostgres(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	if err := run(context.Background(), []string{"underhood", "superuser", "upsert", "root@example.com", "1234567890", "--db", dsn}, noEnv, nil, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := startServe(t, noEnv, "--db", dsn)
+	b, _ := startServe(t, noEnv, "--db", dsn)
+	ta, tb := superuserToken(t, a.base), superuserToken(t, b.base)
+
+	// within retries fn until it holds, for at most a second.
+	within := func(what string, fn func() bool) {
+		t.Helper()
+		start := time.Now()
+		for !fn() {
+			if time.Since(start) > time.Second {
+				t.Fatalf("%s: not seen by the other node within 1s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("%s: seen by the other node after %v", what, time.Since(start).Round(time.Millisecond))
+	}
+
+	status, body := call(t, "POST", a.base+"/api/collections", ta, map[string]any{
+		"name": "items", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
+		"fields":  []map[string]any{{"name": "slug", "type": "text"}},
+		"indexes": []string{"CREATE UNIQUE INDEX idx_items_slug ON items (slug)"},
+	})
+	if status != 200 {
+		t.Fatalf("create collection on A = %d %v", status, body)
+	}
+	within("a collection created on A", func() bool {
+		status, _ := call(t, "GET", b.base+"/api/collections/items/records", "", nil)
+		return status == 200
+	})
+	status, body = call(t, "PATCH", a.base+"/api/collections/items", ta, map[string]any{
+		"fields": []map[string]any{{"name": "slug", "type": "text"}, {"name": "color", "type": "text"}},
+	})
+	if status != 200 {
+		t.Fatalf("add a field on A = %d %v", status, body)
+	}
+	within("a field added on A", func() bool {
+		_, body := call(t, "GET", b.base+"/api/collections/items", tb, nil)
+		fields, _ := body["fields"].([]any)
+		return len(fields) == 3
+	})
+	if status, body := call(t, "POST", b.base+"/api/collections/items/records", "", map[string]any{"slug": "first", "color": "red"}); status != 200 || body["color"] != "red" {
+		t.Fatalf("create with the new field on B = %d %v", status, body)
+	}
+	status, body = call(t, "PATCH", a.base+"/api/settings", ta, map[string]any{"meta": map[string]any{"appName": "Shared app"}})
+	if status != 200 {
+		t.Fatalf("settings on A = %d %v", status, body)
+	}
+	within("settings changed on A", func() bool {
+		_, body := call(t, "GET", b.base+"/api/settings", tb, nil)
+		meta, _ := body["meta"].(map[string]any)
+		return meta["appName"] == "Shared app"
+	})
+
+	// Every slug is created through both nodes at once: exactly one of
+	// each pair succeeds, the other is refused as not unique.
+	const slugs = 40
+	var mu sync.Mutex
+	codes := map[int]int{}
+	perSlug := map[string]int{}
+	var wg sync.WaitGroup
+	for _, base := range []string{a.base, b.base} {
+		for i := range slugs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				slug := fmt.Sprint("s", i)
+				status, _ := call(t, "POST", base+"/api/collections/items/records", "", map[string]any{"slug": slug})
+				mu.Lock()
+				defer mu.Unlock()
+				codes[status]++
+				if status == 200 {
+					perSlug[slug]++
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if codes[200] != slugs || codes[400] != slugs || len(codes) != 2 {
+		t.Errorf("statuses of %d concurrent creates = %v, want %d×200 and %d×400", 2*slugs, codes, slugs, slugs)
+	}
+	for slug, n := range perSlug {
+		if n != 1 {
+			t.Errorf("slug %s created %d times", slug, n)
+		}
+	}
+	_, body = call(t, "GET", b.base+"/api/collections/items/records?perPage=1", "", nil)
+	if body["totalItems"] != float64(slugs+1) {
+		t.Errorf("totalItems on B = %v, want %d", body["totalItems"], slugs+1)
+	}
+
+	status, _ = call(t, "DELETE", b.base+"/api/collections/items", tb, nil)
+	if status != 204 {
+		t.Fatalf("delete collection on B = %d", status)
+	}
+	within("a collection deleted on B", func() bool {
+		status, _ := call(t, "GET", a.base+"/api/collections/items/records", "", nil)
+		return status == 404
+	})
+}
