@@ -141,6 +141,9 @@ func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password
 	if err := checkCredentials(c, identity, password, identityField); err != nil {
 		return nil, err
 	}
+	if err := a.checkIPFailures(ctx); err != nil {
+		return nil, err
+	}
 	attempt := attemptKey(c, identity)
 	if err := a.limitAttempt(ctx, ScopePassword, attempt); err != nil {
 		return nil, err
@@ -151,9 +154,11 @@ func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password
 	}
 	if rec == nil {
 		a.equalizeTiming(c, password)
+		a.countIPFailure(ctx)
 		return nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
 	}
 	if !record.CheckPassword(rec.String("password"), password) {
+		a.countIPFailure(ctx)
 		return nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
 	}
 	a.clearAttempts(ctx, ScopePassword, attempt)

@@ -20,7 +20,9 @@ package record
 // governed by rules, not by rate.
 func defaultRateLimits() RateLimitSettings {
 	return RateLimitSettings{Enabled: true, Rules: []RateLimitRule{
-		{Label: "*:auth", Duration: 10, MaxRequests: 30},
+		// Logins cost a bcrypt hash each: this caps the CPU one address
+		// can take. Guessing is stopped by the failure limits below.
+		{Label: "*:auth", Duration: 10, MaxRequests: 300},
 		{Label: "*:request", Duration: 60, MaxRequests: 20},
 		{Label: "*:confirm", Duration: 60, MaxRequests: 20},
 		{Label: "*:totp", Duration: 60, MaxRequests: 20},
@@ -28,6 +30,9 @@ func defaultRateLimits() RateLimitSettings {
 		{Label: "/api/install", Duration: 60, MaxRequests: 10},
 		{Label: "identity:auth-with-password", Duration: 60, MaxRequests: 5},
 		{Label: "identity:auth-with-password", Duration: 3600, MaxRequests: 20},
+		// Failed password logins of one client address, over all accounts.
+		{Label: "identity:ip-failures", Duration: 60, MaxRequests: 20},
+		{Label: "identity:ip-failures", Duration: 3600, MaxRequests: 100},
 		// Authenticator codes have six digits: an hourly cap keeps guessing
 		// one account's codes hopeless.
 		{Label: "identity:totp", Duration: 60, MaxRequests: 5},

@@ -54,7 +54,7 @@ func (s *Service) newRecord(req *Request, c *underhood.Collection, data map[stri
 	for _, f := range c.Fields {
 		r.Data[f.Name] = ZeroValue(f)
 	}
-	errs, err := s.assignValues(req, r, nil, data, pre)
+	errs, err := s.assignValues(req, r, nil, data, pre, isSuperuser(req))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,7 +118,11 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 		return nil, err
 	}
 	r := old.Clone()
-	if err := s.assign(ctx, q, req, r, old, data, pre); err != nil {
+	manager, err := s.canManage(ctx, q, req, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.assign(ctx, q, req, r, old, data, pre, manager); err != nil {
 		return nil, withMessage(err, "Failed to update record.")
 	}
 	if err := s.store.UpdateRecord(ctx, q, r); err != nil {
@@ -133,8 +137,8 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 // assign applies a client's data to r (old is the stored record on
 // update, nil on create), fills automatic values and validates the result.
 // Field errors are collected so the client sees all of them at once.
-func (s *Service) assign(ctx context.Context, q sqlstore.Querier, req *Request, r, old *underhood.Record, data map[string]any, pre hashes) error {
-	errs, err := s.assignValues(req, r, old, data, pre)
+func (s *Service) assign(ctx context.Context, q sqlstore.Querier, req *Request, r, old *underhood.Record, data map[string]any, pre hashes, manager bool) error {
+	errs, err := s.assignValues(req, r, old, data, pre, manager)
 	if err != nil {
 		return err
 	}
@@ -156,7 +160,7 @@ func (s *Service) assign(ctx context.Context, q sqlstore.Querier, req *Request, 
 // create): values, modifiers, autodates, generated values and passwords,
 // then validates every field. It returns the field errors; err is an
 // internal error.
-func (s *Service) assignValues(req *Request, r, old *underhood.Record, data map[string]any, pre hashes) (errs map[string]any, err error) {
+func (s *Service) assignValues(req *Request, r, old *underhood.Record, data map[string]any, pre hashes, manager bool) (errs map[string]any, err error) {
 	c := r.Collection
 	creating := old == nil
 	errs = map[string]any{}
@@ -183,7 +187,7 @@ func (s *Service) assignValues(req *Request, r, old *underhood.Record, data map[
 	for _, key := range keys {
 		name, mod := splitModifier(key)
 		f := c.Field(name)
-		if f == nil || !s.canSet(req, r, f, creating) {
+		if f == nil || !s.canSet(r, f, creating, manager) {
 			continue
 		}
 		v := data[key]
@@ -234,7 +238,7 @@ func (s *Service) assignValues(req *Request, r, old *underhood.Record, data map[
 	}
 
 	if c.IsAuth() {
-		s.assignPasswords(req, r, old, data, passwords, pre, fail)
+		s.assignPasswords(req, r, old, data, passwords, pre, manager, fail)
 		// A new email address, like a new password, revokes every token
 		// issued before it.
 		if old != nil && !strings.EqualFold(r.String("email"), old.String("email")) {
@@ -273,7 +277,7 @@ func (s *Service) assignValues(req *Request, r, old *underhood.Record, data map[
 
 // canSet reports whether the caller may write field f of r. Fields the
 // system owns are silently left alone, as PocketBase does with them.
-func (s *Service) canSet(req *Request, r *underhood.Record, f *underhood.Field, creating bool) bool {
+func (s *Service) canSet(r *underhood.Record, f *underhood.Field, creating, manager bool) bool {
 	switch f.Type {
 	case underhood.FieldAutodate:
 		return false
@@ -285,11 +289,11 @@ func (s *Service) canSet(req *Request, r *underhood.Record, f *underhood.Field, 
 	case "tokenKey":
 		return false
 	case "verified":
-		return isSuperuser(req)
+		return manager
 	case "email":
 		// Changing an email needs the confirm-email-change flow unless a
-		// superuser does it.
-		return creating || isSuperuser(req)
+		// superuser or a manager (manageRule) does it.
+		return creating || manager
 	}
 	return true
 }
@@ -298,7 +302,7 @@ func (s *Service) canSet(req *Request, r *underhood.Record, f *underhood.Field, 
 // create, confirmed by passwordConfirm, and on update by the record
 // itself also by oldPassword. A new password rotates tokenKey, which
 // revokes every token issued before.
-func (s *Service) assignPasswords(req *Request, r, old *underhood.Record, data map[string]any, passwords map[string]string, pre hashes, fail func(string, error)) {
+func (s *Service) assignPasswords(req *Request, r, old *underhood.Record, data map[string]any, passwords map[string]string, pre hashes, manager bool, fail func(string, error)) {
 	f := r.Collection.Field("password")
 	if f == nil {
 		return
@@ -318,12 +322,20 @@ func (s *Service) assignPasswords(req *Request, r, old *underhood.Record, data m
 		fail("passwordConfirm", underhood.FieldError{Code: "validation_values_mismatch", Message: "Values don't match."})
 		return
 	}
-	if old != nil && !isSuperuser(req) && isSelf(req, old) {
+	switch {
+	case old == nil || manager:
+		// a new record, or a superuser or manager: no old password needed
+	case isSelf(req, old):
 		oldPlain, _ := data["oldPassword"].(string)
 		if !CheckPassword(old.String("password"), oldPlain) {
 			fail("oldPassword", underhood.FieldError{Code: "validation_invalid_old_password", Message: "Missing or invalid old password."})
 			return
 		}
+	default:
+		// An update rule may let others edit a record; its password is
+		// only its owner's, a superuser's or a manager's to change.
+		fail("password", underhood.FieldError{Code: "validation_forbidden", Message: "Only the record itself, a superuser or a manager (manageRule) can change the password."})
+		return
 	}
 	hash, err := pre.hash(f, plain)
 	if err != nil {
@@ -593,4 +605,25 @@ func removeString(list []string, v string) []string {
 		}
 	}
 	return out
+}
+
+// canManage reports whether the caller may manage auth record id of c as
+// a superuser would (change its email, password without the old one, or
+// verified state): a superuser, or a caller the collection's manageRule
+// lets through. A null manageRule lets nobody else; it never fails open.
+func (s *Service) canManage(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, id string) (bool, error) {
+	if isSuperuser(req) {
+		return true, nil
+	}
+	if !c.IsAuth() || c.Auth == nil || c.Auth.ManageRule == nil || req == nil || req.Auth == nil {
+		return false, nil
+	}
+	_, err := s.findVisible(ctx, q, req, c, c.Auth.ManageRule, id)
+	switch underhood.ErrorCode(err) {
+	case "":
+		return true, nil
+	case underhood.ENotFound, underhood.EForbidden:
+		return false, nil
+	}
+	return false, err
 }

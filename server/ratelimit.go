@@ -62,6 +62,8 @@ func limitRate(src RateLimitSource, store ratelimit.Store, log *slog.Logger) fun
 				rules = compileRateRules(st)
 				cache.Store(rules)
 			}
+			// The auth service counts failed logins per client address.
+			r = r.WithContext(auth.WithClientIP(r.Context(), clientIP(r, rules.proxy)))
 			rule := rules.find(r, src, auth.IdentityFrom(r.Context()) != nil)
 			if rule == nil {
 				next.ServeHTTP(w, r)
