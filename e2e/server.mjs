@@ -11,6 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import PocketBase from "pocketbase";
+import { DB, createSchema } from "./postgres.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -45,8 +46,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  */
 export async function startServer() {
     const dir = await mkdtemp(join(tmpdir(), "underhood-e2e-"));
+    // $UNDERHOOD_E2E_DB: the data is in a PostgreSQL schema of its own.
+    const db = DB ? await createSchema() : null;
+    const dbArgs = db ? ["--db", db.url] : [];
     try {
-        await promisify(execFile)(BIN, ["superuser", "upsert", SUPERUSER_EMAIL, SUPERUSER_PASSWORD, "--dir", dir], {
+        await promisify(execFile)(BIN, ["superuser", "upsert", SUPERUSER_EMAIL, SUPERUSER_PASSWORD, "--dir", dir, ...dbArgs], {
             timeout: STARTUP_TIMEOUT_MS,
         });
     } catch (err) {
@@ -58,7 +62,7 @@ export async function startServer() {
     for (let attempt = 1; ; attempt++) {
         const port = await freePort();
         const url = `http://127.0.0.1:${port}`;
-        const proc = spawn(BIN, ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], {
+        const proc = spawn(BIN, ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir, ...dbArgs], {
             stdio: ["ignore", "pipe", "pipe"],
         });
         let output = "";
@@ -70,7 +74,7 @@ export async function startServer() {
 
         const up = await waitHealthy(url, () => exitedEarly !== null);
         if (up) {
-            return makeHandle({ url, dir, proc, exited, output: () => output });
+            return makeHandle({ url, dir, db, proc, exited, output: () => output });
         }
         if (exitedEarly === null) {
             proc.kill("SIGKILL");
@@ -101,7 +105,7 @@ async function waitHealthy(url, hasExited) {
     return false;
 }
 
-function makeHandle({ url, dir, proc, exited, output }) {
+function makeHandle({ url, dir, db, proc, exited, output }) {
     let stopped = false;
     // A test run that dies must not leave a server behind.
     const killOnExit = () => proc.kill("SIGKILL");
@@ -136,6 +140,7 @@ function makeHandle({ url, dir, proc, exited, output }) {
                 clearTimeout(timer);
             }
             await rm(dir, { recursive: true, force: true });
+            await db?.drop();
         },
     };
 }
