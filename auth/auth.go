@@ -141,12 +141,23 @@ func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password
 	if err := checkCredentials(c, identity, password, identityField); err != nil {
 		return nil, err
 	}
-	if err := a.checkIPFailures(ctx); err != nil {
+	// Only failures count against an identity and against the client's
+	// address: the owner's successful logins never hold anyone up.
+	attempt, ip := attemptKey(c, identity), ClientIPFrom(ctx)
+	leave, err := a.enterAttempt(ctx, ScopePassword, attempt)
+	if err != nil {
 		return nil, err
 	}
-	attempt := attemptKey(c, identity)
-	if err := a.limitAttempt(ctx, ScopePassword, attempt); err != nil {
+	defer leave()
+	if err := a.checkFailures(ctx, ScopeIPFailures, ip); err != nil {
 		return nil, err
+	}
+	if err := a.checkFailures(ctx, ScopePassword, attempt); err != nil {
+		return nil, err
+	}
+	failed := func() {
+		a.countFailure(ctx, ScopePassword, attempt)
+		a.countFailure(ctx, ScopeIPFailures, ip)
 	}
 	rec, err := a.findByIdentity(ctx, c, identity, identityField)
 	if err != nil {
@@ -154,11 +165,11 @@ func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password
 	}
 	if rec == nil {
 		a.equalizeTiming(c, password)
-		a.countIPFailure(ctx)
+		failed()
 		return nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
 	}
 	if !record.CheckPassword(rec.String("password"), password) {
-		a.countIPFailure(ctx)
+		failed()
 		return nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
 	}
 	a.clearAttempts(ctx, ScopePassword, attempt)

@@ -22,7 +22,7 @@ func defaultRateLimits() RateLimitSettings {
 	return RateLimitSettings{Enabled: true, Rules: []RateLimitRule{
 		// Logins cost a bcrypt hash each: this caps the CPU one address
 		// can take. Guessing is stopped by the failure limits below.
-		{Label: "*:auth", Duration: 10, MaxRequests: 300},
+		{Label: "*:auth", Duration: 10, MaxRequests: 600},
 		{Label: "*:request", Duration: 60, MaxRequests: 20},
 		{Label: "*:confirm", Duration: 60, MaxRequests: 20},
 		{Label: "*:totp", Duration: 60, MaxRequests: 20},
