@@ -79,12 +79,15 @@ type Subscription struct {
 	Query      map[string]string
 }
 
-// Client is one connected subscriber.
+// Client is one connected subscriber. Its messages go to a channel
+// (Connect) or to a function (ConnectFunc).
 type Client struct {
-	ID   string
-	out  chan *Message
-	done chan struct{}
-	once sync.Once
+	ID      string
+	out     chan *Message
+	deliver func(*Message) bool
+	onClose func()
+	done    chan struct{}
+	once    sync.Once
 
 	mu     sync.Mutex
 	auth   *underhood.Record
@@ -99,7 +102,28 @@ func (c *Client) Messages() <-chan *Message { return c.out }
 // Done is closed when the client is disconnected by the broker.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-func (c *Client) close() { c.once.Do(func() { close(c.done) }) }
+func (c *Client) close() {
+	c.once.Do(func() {
+		close(c.done)
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+}
+
+// send hands m to the client without blocking; false means the client
+// is too far behind.
+func (c *Client) send(m *Message) bool {
+	if c.deliver != nil {
+		return c.deliver(m)
+	}
+	select {
+	case c.out <- m:
+		return true
+	default:
+		return false
+	}
+}
 
 // Subscriptions returns the client's current topics.
 func (c *Client) Subscriptions() []string {
@@ -197,10 +221,26 @@ func (b *Broker) Close() {
 // Connect registers a new client.
 func (b *Broker) Connect() *Client {
 	c := &Client{ID: underhood.RandomString(40), out: make(chan *Message, clientQueue), done: make(chan struct{}), subs: map[string]*Subscription{}}
+	b.add(c)
+	return c
+}
+
+// ConnectFunc registers a new client whose messages are handed to
+// deliver, on the broker's goroutine: deliver must not block, and returns
+// false when the client is too far behind to keep. onClose (may be nil)
+// runs once when the client is dropped, by Disconnect, for being too
+// slow, or because the broker closes. An adapter that writes from a pool
+// of its own needs no goroutine and no queue per idle client.
+func (b *Broker) ConnectFunc(deliver func(*Message) bool, onClose func()) *Client {
+	c := &Client{ID: underhood.RandomString(40), deliver: deliver, onClose: onClose, done: make(chan struct{}), subs: map[string]*Subscription{}}
+	b.add(c)
+	return c
+}
+
+func (b *Broker) add(c *Client) {
 	b.mu.Lock()
 	b.clients[c.ID] = c
 	b.mu.Unlock()
-	return c
 }
 
 // Disconnect removes a client.
@@ -392,9 +432,7 @@ func (b *Broker) dispatch(e underhood.Event) {
 		}
 		b.mu.RLock()
 		for c := range g.members {
-			select {
-			case c.out <- m:
-			default:
+			if !c.send(m) {
 				slow = append(slow, c)
 			}
 		}

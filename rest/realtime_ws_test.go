@@ -367,3 +367,42 @@ func TestRealtimeWebSocketProtocol(t *testing.T) {
 		}
 	})
 }
+
+// An SSE stream is taken over by the hub: it still speaks HTTP/1.1
+// (chunked), carries the middleware's headers, and a client that goes
+// away is removed at once.
+func TestRealtimeSSEStreamLifecycle(t *testing.T) {
+	e := newWSEnv(t)
+	res, err := http.Get(e.ws.URL + "/api/realtime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" || res.Header.Get("X-Request-Id") == "" ||
+		len(res.TransferEncoding) != 1 || res.TransferEncoding[0] != "chunked" {
+		t.Errorf("stream answered %d %v %v", res.StatusCode, res.Header, res.TransferEncoding)
+	}
+	br := bufio.NewReader(res.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data:") {
+			if !strings.Contains(line, "clientId") {
+				t.Errorf("PB_CONNECT data = %q", line)
+			}
+			break
+		}
+	}
+	if n := e.broker.Clients(); n != 1 {
+		t.Errorf("Clients() = %d with one stream open, want 1", n)
+	}
+	res.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.broker.Clients() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := e.broker.Clients(); n != 0 {
+		t.Errorf("Clients() = %d after the client went away, want 0", n)
+	}
+}
