@@ -32,6 +32,10 @@ Commands:
   superuser create EMAIL PASSWORD    create a superuser
   superuser update EMAIL PASSWORD    change a superuser's password
   superuser delete EMAIL             delete a superuser
+  export --out FILE  write the project (collections, settings, records,
+                     password hashes) to a portable archive
+  import FILE        restore an archive into an empty database of either
+                     engine (SQLite in --dir, or --db)
   version            print the version
   help               print this help
 
@@ -83,6 +87,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, e, *dir, *db, rest)
 	case "superuser":
 		return superuser(ctx, e, *dir, *db, rest)
+	case "export":
+		return exportCmd(ctx, e, *dir, *db, rest)
+	case "import":
+		return importCmd(ctx, e, *dir, *db, rest)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "underhood %s\n", fullVersion())
 		return nil

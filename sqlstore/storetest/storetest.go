@@ -57,6 +57,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"CollectionsAndParamsPersist", testCollectionsAndParamsPersist},
 		{"MigrationsSurviveBrokenViews", testMigrationsSurviveBrokenViews},
 		{"ViewsFollowTheirTables", testViewsFollowTheirTables},
+		{"ArchiveRoundTrip", testArchiveRoundTrip},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
