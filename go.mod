@@ -27,4 +27,7 @@ require (
 	// PostgreSQL for --db postgres://…: its database/sql driver
 	// (pgx/v5/stdlib) and LISTEN/NOTIFY between nodes (sqlstore/postgres).
 	github.com/jackc/pgx/v5 v5.12.0
+	// Thumbnails (files/): WebP decoding and a high-quality scaler
+	// (draw.CatmullRom), which the standard library lacks.
+	golang.org/x/image v0.47.0
 )

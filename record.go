@@ -78,4 +78,5 @@ type Event struct {
 	Action     string  // "create" | "update" | "delete"
 	Collection string  // collection name
 	Record     *Record // the record after the change (before, for delete)
+	Old        *Record // for an update, the record before it (nil when unknown)
 }

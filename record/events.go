@@ -40,6 +40,16 @@ func withChanges(ctx context.Context) (context.Context, *changes) {
 // deleted by the write running in ctx on q: it appends the event to the
 // outbox in that transaction (outbox.go) and keeps it for the listeners.
 func (s *Service) noteChange(ctx context.Context, q sqlstore.Querier, action string, r *underhood.Record) error {
+	return s.noteChangeFrom(ctx, q, action, nil, r)
+}
+
+// noteUpdate is noteChange for an update of old (which the write no
+// longer changes) into r; listeners see both.
+func (s *Service) noteUpdate(ctx context.Context, q sqlstore.Querier, old, r *underhood.Record) error {
+	return s.noteChangeFrom(ctx, q, ActionUpdate, old, r)
+}
+
+func (s *Service) noteChangeFrom(ctx context.Context, q sqlstore.Querier, action string, old, r *underhood.Record) error {
 	e := underhood.Event{ID: underhood.NewID(), Action: action, Collection: r.Collection.Name}
 	if err := s.appendOutbox(ctx, q, &e, r); err != nil {
 		return err
@@ -49,6 +59,7 @@ func (s *Service) noteChange(ctx context.Context, q sqlstore.Querier, action str
 		return nil
 	}
 	e.Record = r.Clone()
+	e.Old = old
 	ch.mu.Lock()
 	ch.list = append(ch.list, e)
 	ch.mu.Unlock()

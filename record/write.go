@@ -80,6 +80,9 @@ func (s *Service) invalidRecord(ctx context.Context, q sqlstore.Querier, r *unde
 // which sees the stored record.
 func (s *Service) insert(ctx context.Context, q sqlstore.Querier, req *Request, r *underhood.Record) error {
 	c := r.Collection
+	if err := s.checkFiles(ctx, r, nil); err != nil {
+		return withMessage(err, "Failed to create record.")
+	}
 	errs := map[string]any{}
 	fail := func(name string, err error) {
 		if _, seen := errs[name]; !seen {
@@ -125,10 +128,13 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 	if err := s.assign(ctx, q, req, r, old, data, pre, manager); err != nil {
 		return nil, withMessage(err, "Failed to update record.")
 	}
+	if err := s.checkFiles(ctx, r, old); err != nil {
+		return nil, withMessage(err, "Failed to update record.")
+	}
 	if err := s.store.UpdateRecord(ctx, q, r); err != nil {
 		return nil, withMessage(err, "Failed to update record.")
 	}
-	if err := s.noteChange(ctx, q, ActionUpdate, r); err != nil {
+	if err := s.noteUpdate(ctx, q, old, r); err != nil {
 		return nil, err
 	}
 	return r, nil

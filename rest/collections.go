@@ -186,16 +186,20 @@ func (a *api) handleCollectionUpdate(w http.ResponseWriter, r *http.Request) err
 }
 
 func (a *api) handleCollectionDelete(w http.ResponseWriter, r *http.Request) error {
+	dropFiles := a.dropCollectionFiles(r.PathValue("c"))
 	if err := a.records.DeleteCollection(r.Context(), callerOf(r), r.PathValue("c")); err != nil {
 		return err
 	}
+	dropFiles()
 	return noContent(w)
 }
 
 func (a *api) handleCollectionTruncate(w http.ResponseWriter, r *http.Request) error {
+	dropFiles := a.dropCollectionFiles(r.PathValue("c"))
 	if err := a.records.TruncateCollection(r.Context(), callerOf(r), r.PathValue("c")); err != nil {
 		return err
 	}
+	dropFiles()
 	return noContent(w)
 }
 

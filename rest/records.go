@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -158,11 +159,11 @@ func (a *api) handleCreate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
+	var rec *underhood.Record
+	err = a.readWrite(r, "", func(ctx context.Context, body map[string]any) (err error) {
+		rec, err = a.records.Create(ctx, newRequest(r, body), r.PathValue("c"), body, r.URL.Query().Get("expand"))
 		return err
-	}
-	rec, err := a.records.Create(r.Context(), newRequest(r, body), r.PathValue("c"), body, r.URL.Query().Get("expand"))
+	})
 	if err != nil {
 		return err
 	}
@@ -174,11 +175,11 @@ func (a *api) handleUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
+	var rec *underhood.Record
+	err = a.readWrite(r, r.PathValue("id"), func(ctx context.Context, body map[string]any) (err error) {
+		rec, err = a.records.Update(ctx, newRequest(r, body), r.PathValue("c"), r.PathValue("id"), body, r.URL.Query().Get("expand"))
 		return err
-	}
-	rec, err := a.records.Update(r.Context(), newRequest(r, body), r.PathValue("c"), r.PathValue("id"), body, r.URL.Query().Get("expand"))
+	})
 	if err != nil {
 		return err
 	}

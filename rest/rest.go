@@ -15,6 +15,7 @@ import (
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/events"
+	"github.com/underhood/underhood/files"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
 )
@@ -28,6 +29,9 @@ type Deps struct {
 	Realtime *realtime.Broker
 	// Webhooks serves /api/webhooks; nil leaves webhooks out.
 	Webhooks *events.Webhooks
+	// Files stores uploads and serves /api/files; nil leaves files out
+	// (multipart bodies are then read without their files).
+	Files *files.Service
 }
 
 // api holds the dependencies the handlers share.
@@ -37,6 +41,7 @@ type api struct {
 	log      *slog.Logger
 	realtime *realtime.Broker
 	webhooks *events.Webhooks
+	files    *files.Service
 	mux      *http.ServeMux
 }
 
@@ -45,10 +50,11 @@ func NewHandler(d Deps) http.Handler {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	a := &api{records: d.Records, auth: d.Auth, log: d.Log, realtime: d.Realtime, webhooks: d.Webhooks, mux: http.NewServeMux()}
+	a := &api{records: d.Records, auth: d.Auth, log: d.Log, realtime: d.Realtime, webhooks: d.Webhooks, files: d.Files, mux: http.NewServeMux()}
 	a.routes()
 	a.realtimeRoutes()
 	a.webhookRoutes()
+	a.fileRoutes()
 	return a.mux
 }
 

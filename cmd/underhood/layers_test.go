@@ -32,6 +32,7 @@ var layers = map[string]int{
 	"events":             5,
 	"mail":               5,
 	"mail/mailpittest":   1, // test helper running a real SMTP server; standard library only
+	"files/s3test":       1, // test helper running a real S3-compatible server; standard library only
 	"rest":               6, // adapters, and the server that mounts them
 	"graphql":            6,
 	"realtime":           5, // the broker; its SSE protocol is in rest
@@ -45,7 +46,7 @@ var layers = map[string]int{
 
 // stdlibOnly are layers that may import nothing outside the standard
 // library and the module.
-var stdlibOnly = map[string]bool{"": true, "filter": true, "outbound": true, "mail/mailpittest": true}
+var stdlibOnly = map[string]bool{"": true, "filter": true, "outbound": true, "mail/mailpittest": true, "files/s3test": true}
 
 func TestImportLayers(t *testing.T) {
 	goBin, err := exec.LookPath("go")

@@ -1,0 +1,300 @@
+package files
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/files/s3test"
+)
+
+// backends are the storages every conformance test runs on: the local
+// disk and a bucket of a real S3-compatible server on loopback.
+var backends = []struct {
+	name string
+	open func(t *testing.T) Storage
+}{
+	{"local", func(t *testing.T) Storage {
+		st, err := NewLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}},
+	{"s3", func(t *testing.T) Storage {
+		srv := s3test.Start(t)
+		st, err := NewS3(S3Config{Endpoint: srv.Endpoint, Bucket: "uh-" + underhood.RandomString(12),
+			Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.EnsureBucket(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}},
+}
+
+func eachBackend(t *testing.T, fn func(t *testing.T, st Storage)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { fn(t, b.open(t)) })
+	}
+}
+
+func put(t *testing.T, st Storage, key, content string) {
+	t.Helper()
+	if err := st.Put(context.Background(), key, strings.NewReader(content), int64(len(content)), "text/plain"); err != nil {
+		t.Fatalf("Put(%q) = %v", key, err)
+	}
+}
+
+func read(t *testing.T, st Storage, key string) string {
+	t.Helper()
+	o, err := st.Open(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Open(%q) = %v", key, err)
+	}
+	defer o.Close()
+	b, err := io.ReadAll(o)
+	if err != nil {
+		t.Fatalf("read %q: %v", key, err)
+	}
+	return string(b)
+}
+
+func keys(list []Info) string {
+	var ks []string
+	for _, i := range list {
+		ks = append(ks, i.Key)
+	}
+	return strings.Join(ks, " ")
+}
+
+func TestStoragePutOpenOverwrite(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st Storage) {
+		ctx := context.Background()
+		put(t, st, "c1/r1/hello.txt", "hello, world")
+		o, err := st.Open(ctx, "c1/r1/hello.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := o.Info()
+		o.Close()
+		if info.Size != 12 || info.ETag == "" || time.Since(info.ModTime) > time.Minute {
+			t.Errorf("Info() = %+v, want size 12, an ETag and a recent time", info)
+		}
+		if got := read(t, st, "c1/r1/hello.txt"); got != "hello, world" {
+			t.Errorf("read = %q", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+		put(t, st, "c1/r1/hello.txt", "replaced")
+		o, err = st.Open(ctx, "c1/r1/hello.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		if b, _ := io.ReadAll(o); string(b) != "replaced" || o.Info().ETag == info.ETag {
+			t.Errorf("after overwrite: %q, ETag %s (was %s)", b, o.Info().ETag, info.ETag)
+		}
+	})
+}
+
+func TestStorageSeekReadsFromOffset(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st Storage) {
+		content := strings.Repeat("0123456789", 1000)
+		put(t, st, "c/r/digits.txt", content)
+		o, err := st.Open(context.Background(), "c/r/digits.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(o, buf); err != nil || string(buf) != "0123" {
+			t.Fatalf("first read = %q, %v", buf, err)
+		}
+		for _, off := range []int64{5005, 17, 9996} {
+			if _, err := o.Seek(off, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(o, buf); err != nil || string(buf) != content[off:off+4] {
+				t.Errorf("read at %d = %q, %v; want %q", off, buf, err, content[off:off+4])
+			}
+		}
+		if end, _ := o.Seek(0, io.SeekEnd); end != int64(len(content)) {
+			t.Errorf("Seek(0, end) = %d, want %d", end, len(content))
+		}
+		if n, err := o.Read(buf); n != 0 || err != io.EOF {
+			t.Errorf("read at end = %d, %v; want 0, EOF", n, err)
+		}
+	})
+}
+
+func TestStorageListAndDelete(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st Storage) {
+		ctx := context.Background()
+		for _, k := range []string{"a/b/1", "a/b/2", "a/c/thumbs_x/3", "ab/4"} {
+			put(t, st, k, k)
+		}
+		tests := []struct{ prefix, want string }{
+			{"a/b/", "a/b/1 a/b/2"},
+			{"a/", "a/b/1 a/b/2 a/c/thumbs_x/3"},
+			{"a/c/thumbs_", "a/c/thumbs_x/3"},
+			{"", "a/b/1 a/b/2 a/c/thumbs_x/3 ab/4"},
+			{"zz/", ""},
+		}
+		for _, tt := range tests {
+			list, err := st.List(ctx, tt.prefix)
+			if err != nil {
+				t.Fatalf("List(%q) = %v", tt.prefix, err)
+			}
+			if got := keys(list); got != tt.want {
+				t.Errorf("List(%q) = %q, want %q", tt.prefix, got, tt.want)
+			}
+		}
+		if err := st.Delete(ctx, "a/b/1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Delete(ctx, "a/b/1"); err != nil {
+			t.Errorf("second Delete = %v, want nil", err)
+		}
+		if _, err := st.Open(ctx, "a/b/1"); !IsNotExist(err) {
+			t.Errorf("Open(deleted) = %v, want not-exist", err)
+		}
+		if err := deletePrefix(ctx, st, "a/", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if list, _ := st.List(ctx, ""); keys(list) != "ab/4" {
+			t.Errorf("after deletePrefix(a/): %q, want %q", keys(list), "ab/4")
+		}
+	})
+}
+
+func TestStorageRefusesKeysOutsideItsRoot(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st Storage) {
+		ctx := context.Background()
+		for _, key := range []string{"../escape", "/abs", "a//b", "a/./b", "a/../../b", "", "a/", `a\..\b`} {
+			if err := st.Put(ctx, key, strings.NewReader("x"), 1, ""); err == nil {
+				t.Errorf("Put(%q) = nil, want an error", key)
+			}
+			if _, err := st.Open(ctx, key); err == nil {
+				t.Errorf("Open(%q) = nil error", key)
+			}
+		}
+		if _, err := st.Open(ctx, "missing/key"); !IsNotExist(err) {
+			t.Errorf("Open(missing) = %v, want not-exist", err)
+		}
+	})
+}
+
+// TestStorageServeContent checks what Serve relies on: http.ServeContent
+// over an Object answers ranges and conditional requests on both backends.
+func TestStorageServeContent(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st Storage) {
+		content := strings.Repeat("abcdefghij", 100)
+		put(t, st, "c/r/f.txt", content)
+		serve := func(h http.Header) *httptest.ResponseRecorder {
+			o, err := st.Open(context.Background(), "c/r/f.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			req := httptest.NewRequest("GET", "/f", nil)
+			req.Header = h
+			w := httptest.NewRecorder()
+			w.Header().Set("ETag", o.Info().ETag)
+			http.ServeContent(w, req, "", o.Info().ModTime, o)
+			return w
+		}
+		full := serve(http.Header{})
+		if full.Code != 200 || full.Body.String() != content {
+			t.Fatalf("full = %d (%d bytes)", full.Code, full.Body.Len())
+		}
+		etag := full.Header().Get("ETag")
+		if w := serve(http.Header{"Range": {"bytes=100-109"}}); w.Code != 206 || w.Body.String() != content[100:110] {
+			t.Errorf("range = %d %q, want 206 %q", w.Code, w.Body.String(), content[100:110])
+		}
+		if w := serve(http.Header{"Range": {"bytes=-5"}}); w.Code != 206 || w.Body.String() != content[995:] {
+			t.Errorf("suffix range = %d %q", w.Code, w.Body.String())
+		}
+		if w := serve(http.Header{"If-None-Match": {etag}}); w.Code != 304 {
+			t.Errorf("If-None-Match = %d, want 304", w.Code)
+		}
+		if w := serve(http.Header{"If-Match": {`"other"`}}); w.Code != 412 {
+			t.Errorf("If-Match other = %d, want 412", w.Code)
+		}
+		if w := serve(http.Header{"Range": {"bytes=0-1"}, "If-Range": {`"other"`}}); w.Code != 200 || w.Body.Len() != len(content) {
+			t.Errorf("If-Range stale = %d, want the whole file", w.Code)
+		}
+		if w := serve(http.Header{"Range": {"bytes=5000-"}}); w.Code != 416 {
+			t.Errorf("unsatisfiable range = %d, want 416", w.Code)
+		}
+	})
+}
+
+func TestLocalPutIsAtomic(t *testing.T) {
+	dir := t.TempDir()
+	st, err := NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reader that fails half-way must leave neither a partial file nor
+	// a temporary one.
+	r := io.MultiReader(strings.NewReader("partial"), errReader{})
+	if err := st.Put(context.Background(), "c/r/f", r, 100, ""); err == nil {
+		t.Fatal("Put with a failing reader = nil")
+	}
+	list, _ := st.List(context.Background(), "")
+	entries, _ := os.ReadDir(dir + "/c/r")
+	if len(list) != 0 || len(entries) != 0 {
+		t.Errorf("after a failed Put: listed %q, directory holds %d entries", keys(list), len(entries))
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+
+func TestParseS3URL(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    S3Config
+		wantErr bool
+	}{
+		{in: "s3://AK:S%2Fx@127.0.0.1:7070/bucket?region=eu-west-1&tls=false",
+			want: S3Config{Endpoint: "http://127.0.0.1:7070", Bucket: "bucket", Region: "eu-west-1", AccessKey: "AK", SecretKey: "S/x"}},
+		{in: "s3://AK:SK@s3.example.com/b",
+			want: S3Config{Endpoint: "https://s3.example.com", Bucket: "b", AccessKey: "AK", SecretKey: "SK"}},
+		{in: "s3://s3.example.com/b", wantErr: true},
+		{in: "s3://AK:SK@s3.example.com/", wantErr: true},
+		{in: "s3://AK:SK@s3.example.com/a/b", wantErr: true},
+		{in: "http://AK:SK@s3.example.com/b", wantErr: true},
+		{in: "s3://AK:SK@h/b?tls=maybe", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseS3URL(tt.in)
+		if (err != nil) != tt.wantErr || (!tt.wantErr && got != tt.want) {
+			t.Errorf("ParseS3URL(%q) = %+v, %v; want %+v (error %v)", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestS3WrongSecretIsRefused(t *testing.T) {
+	srv := s3test.Start(t)
+	st, err := NewS3(S3Config{Endpoint: srv.Endpoint, Bucket: "uh-" + underhood.RandomString(12),
+		AccessKey: srv.AccessKey, SecretKey: "not-the-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Put(context.Background(), "k", bytes.NewReader([]byte("x")), 1, "")
+	t.Logf("Put with a wrong secret: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "Signature") && !strings.Contains(err.Error(), "Access") && !strings.Contains(err.Error(), "403") {
+		t.Errorf("Put with a wrong secret = %v, want a signature error", err)
+	}
+}
