@@ -81,7 +81,6 @@ type Relay struct {
 	log     *slog.Logger
 	opts    RelayOptions
 
-	mu    sync.Mutex
 	wakes []chan struct{}
 	names []string
 

@@ -103,10 +103,10 @@ func TestRelayDeliversInOrderThroughFailures(t *testing.T) {
 		}
 	}
 	for _, c := range []*collector{healthy, flaky} {
-		got := c.wait(t, len(want))
+		c.wait(t, len(want))
 		time.Sleep(100 * time.Millisecond)
 		c.mu.Lock()
-		got = append([]string(nil), c.got...)
+		got := append([]string(nil), c.got...)
 		c.mu.Unlock()
 		if strings.Join(got, ",") != strings.Join(order, ",") {
 			t.Errorf("%s consumed %v, want every event once in commit order %v", c.name, got, order)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/events"
+	"github.com/underhood/underhood/files"
 	"github.com/underhood/underhood/mail"
 	"github.com/underhood/underhood/outbound"
 	"github.com/underhood/underhood/realtime"
@@ -38,6 +39,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	fs.StringVar(&dir, "dir", dir, "data directory")
 	fs.StringVar(&db, "db", db, dbUsage)
 	origins := fs.String("origins", "*", "comma-separated origins allowed by CORS")
+	storage := fs.String("storage", envOr(e.getenv, "UH_STORAGE", ""), storageUsage)
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
 	positional, err := parseInterleaved(fs, args)
@@ -75,6 +77,12 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err != nil {
 		return err
 	}
+	fileStore, err := openStorage(ctx, dir, *storage, records.Settings().S3)
+	if err != nil {
+		return err
+	}
+	fileSvc := files.New(fileStore, records, log, files.Options{})
+	defer fileSvc.Close()
 	// Webhooks get every committed change through the outbox relay; the
 	// relay stops first, then the deliveries, both before the store.
 	webhooks, err := events.NewWebhooks(ctx, records, log, events.WebhookOptions{
@@ -106,7 +114,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	broker := realtime.New(records, log)
 	defer broker.Close()
 	handler := server.New(server.Deps{
-		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks}),
+		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks, Files: fileSvc}),
 		Auth:           authSvc,
 		Log:            log,
 		BodyLimit:      server.DefaultBodyLimit,
