@@ -92,7 +92,9 @@ func TestValidName(t *testing.T) {
 	}
 }
 
-func encoded(t *testing.T, format string, w, h int) []byte {
+func encoded(t *testing.T, format string, w, h int) []byte { return encodedTB(t, format, w, h) }
+
+func encodedTB(t testing.TB, format string, w, h int) []byte {
 	t.Helper()
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for y := 0; y < h; y++ {

@@ -126,6 +126,19 @@ func newFileEnv(t *testing.T, st files.Storage, opts files.Options) *fileEnv {
 		e.staging = l.StagingDir()
 	}
 
+	// The cheapest bcrypt cost: the suite signs in a dozen accounts, and
+	// the default cost makes that slow under the race detector.
+	for _, name := range []string{"_superusers", "users"} {
+		c, err := records.Collection(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = c.Clone()
+		c.Field("password").Cost = 4
+		if _, err := records.SaveCollection(ctx, records.SystemRequest().Auth, c.ID, c); err != nil {
+			t.Fatalf("lower the password cost of %s: %v", name, err)
+		}
+	}
 	if _, err := records.Create(ctx, records.SystemRequest(), "_superusers", map[string]any{
 		"email": "admin@example.com", "password": "1234567890", "passwordConfirm": "1234567890"}, ""); err != nil {
 		t.Fatal(err)
@@ -290,9 +303,9 @@ func names(v any) []string {
 	return nil
 }
 
-func pngImage(t *testing.T, w, h int) []byte { return encodeImage(t, "png", w, h) }
+func pngImage(t testing.TB, w, h int) []byte { return encodeImage(t, "png", w, h) }
 
-func encodeImage(t *testing.T, format string, w, h int) []byte {
+func encodeImage(t testing.TB, format string, w, h int) []byte {
 	t.Helper()
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for y := 0; y < h; y++ {

@@ -90,6 +90,7 @@ func start(bin, dir string) (*Server, func(), error) {
 		"--port", addr, "--quiet", "posix", dir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
 	}
