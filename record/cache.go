@@ -15,8 +15,8 @@ import (
 // the same questions again and again. An entry is keyed by the exact SQL
 // condition and arguments (the caller's rule and identity included) and is
 // valid only for the store version it was computed at: any committed write
-// makes every entry stale. The store's version only counts this process's
-// writes, so a store shared by several processes must not use the cache.
+// makes every entry stale. The store's version counts the writes of every
+// process sharing the database (sqlstore.Store.Version).
 type resultCache struct {
 	mu    sync.Mutex
 	m     map[string]cacheEntry

@@ -38,8 +38,7 @@ type Service struct {
 	parsedMu sync.Mutex
 	parsed   map[string]filter.Expr
 
-	// cache holds read results until the next write; nil when the store
-	// is shared with other processes.
+	// cache holds read results until the next write.
 	cache *resultCache
 
 	// listeners receive every committed change (events.go).
@@ -78,9 +77,9 @@ func New(ctx context.Context, store *sqlstore.Store, log *slog.Logger) (*Service
 		log = slog.Default()
 	}
 	s := &Service{store: store, dialect: store.Dialect(), log: log, now: func() time.Time { return time.Now().UTC() }, parsed: map[string]filter.Expr{}}
-	if store.Dialect().Name() == "sqlite" {
-		s.cache = newResultCache()
-	}
+	// The store's version counts the writes of every process sharing the
+	// database, so the cache is right on PostgreSQL too.
+	s.cache = newResultCache()
 	err := store.Write(ctx, func(q sqlstore.Querier) error {
 		// Nodes starting together on one database bootstrap it once.
 		if err := store.LockSchema(ctx, q); err != nil {

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/filter"
@@ -81,8 +82,13 @@ type Dialect interface {
 	Unavailable(err error) bool
 	// LockWrites is the statement that a write transaction runs after
 	// BeginWrite to exclude the writers of other processes sharing the
-	// database until it ends ("" when BeginWrite already does).
+	// database until it ends and to count the transaction in the version
+	// ReadVersion reads ("" when BeginWrite already excludes them).
 	LockWrites() string
+	// ReadVersion is the query of the number of write transactions that
+	// the processes sharing the database have committed ("" when this
+	// process is the only writer and counts them itself).
+	ReadVersion() string
 	// SystemSchema lists the statements that create the system tables, one
 	// migration each; their index in the list is their version minus one,
 	// so statements are only ever appended.
@@ -171,12 +177,58 @@ type Store struct {
 	listenDone chan struct{}
 }
 
-// Version counts the write transactions this Store has committed. It
+// Version counts the write transactions committed to the database. It
 // changes before any caller of a Write learns that its write committed, so
 // a result computed in a Read begun after loading Version n describes the
 // data of version n or later: callers may cache derived results (counts)
-// under it. It only sees this process's writes.
-func (s *Store) Version() uint64 { return s.version.Load() }
+// under it. On an engine that several processes share (ReadVersion) it
+// counts the transactions of all of them and costs a round trip; when the
+// database cannot be read it returns a number no earlier call returned.
+func (s *Store) Version() uint64 {
+	query := s.dialect.ReadVersion()
+	if query == "" {
+		return s.version.Load()
+	}
+	v, err := s.readVersion(query)
+	if err != nil {
+		return 1<<63 | s.version.Add(1)
+	}
+	return v
+}
+
+// readVersion runs query, outside any transaction, on a read connection.
+func (s *Store) readVersion(query string) (uint64, error) {
+	if s.closed.Load() {
+		return 0, errClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var cn *conn
+	select {
+	case cn = <-s.readers:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.closing:
+		return 0, errClosed
+	}
+	var v int64
+	err := cn.open(ctx)
+	if err == nil {
+		var rows *sql.Rows
+		var release func()
+		rows, release, err = cn.query(ctx, query)
+		if err == nil {
+			if rows.Next() {
+				err = rows.Scan(&v)
+			}
+			rows.Close()
+			release()
+		}
+	}
+	s.checkConn(cn, err)
+	s.readers <- cn
+	return uint64(v), err
+}
 
 // Open opens (creating if needed) the database that cfg describes, runs the
 // system migrations and starts the writer.

@@ -155,23 +155,22 @@ func dsnParam(dsn, key string) string {
 // BeginWrite is a plain BEGIN (read committed); LockWrites follows it.
 func (Dialect) BeginWrite() string { return "BEGIN" }
 
-// writeLockKey is the advisory lock that the write transactions of every
-// node take ("uhwrites").
-const writeLockKey = 0x7568777269746573
+// LockWrites makes the write transactions of all nodes take turns and
+// counts them: it takes the row lock of the one row of _uh_version,
+// which it increments. Each node already runs its writes one
+// group-committed transaction at a time; the lock extends that to the
+// cluster. Two reasons: the events of a collection get gapless sequence
+// numbers inside the transaction that writes them (record's outbox), which
+// concurrent transactions would contend for, and two transactions that
+// each hold the rows of several group-committed writes could deadlock on
+// each other's unique keys, failing writes that are valid. Reads are not
+// affected and scale with nodes; the database's write throughput is that
+// of one node's writer, which group commit keeps high. The count lets
+// every node cache read results until any node writes (ReadVersion).
+func (Dialect) LockWrites() string { return `UPDATE _uh_version SET v = v + 1 WHERE id = 1` }
 
-// LockWrites makes the write transactions of all nodes take turns. Each
-// node already runs its writes one group-committed transaction at a time;
-// this lock extends that to the cluster. Two reasons: the events of a
-// collection get gapless sequence numbers inside the transaction that
-// writes them (record's outbox), which concurrent transactions would
-// contend for, and two transactions that each hold the rows of several
-// group-committed writes could deadlock on each other's unique keys,
-// failing writes that are valid. Reads are not affected and scale with
-// nodes; the database's write throughput is that of one node's writer,
-// which group commit keeps high.
-func (Dialect) LockWrites() string {
-	return "SELECT pg_advisory_xact_lock(" + strconv.FormatInt(writeLockKey, 10) + ")"
-}
+// ReadVersion reads the count LockWrites keeps.
+func (Dialect) ReadVersion() string { return `SELECT v FROM _uh_version WHERE id = 1` }
 
 // BeginRead starts a read-only transaction on one snapshot.
 func (Dialect) BeginRead() string { return "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" }
@@ -220,6 +219,8 @@ func (Dialect) SystemSchema() []string {
 			updated TEXT COLLATE "C" DEFAULT '' NOT NULL
 		)`,
 		functions,
+		`CREATE TABLE _uh_version (id INTEGER PRIMARY KEY, v BIGINT NOT NULL);
+		INSERT INTO _uh_version (id, v) VALUES (1, 0)`,
 	}
 }
 

@@ -94,6 +94,9 @@ func (Dialect) Unavailable(error) bool { return false }
 // LockWrites returns "": BEGIN IMMEDIATE takes the write lock.
 func (Dialect) LockWrites() string { return "" }
 
+// ReadVersion returns "": one process writes, and counts its commits.
+func (Dialect) ReadVersion() string { return "" }
+
 // SystemSchema returns the migrations of the system tables.
 func (Dialect) SystemSchema() []string {
 	return []string{
