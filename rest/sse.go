@@ -70,7 +70,7 @@ type sseStream struct {
 // serve takes over r's connection as an event stream; it reports false
 // when the connection cannot be taken over (then nothing was written).
 func (h *sseHub) serve(w http.ResponseWriter, r *http.Request) bool {
-	if r.ProtoMajor != 1 {
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 { // chunked needs HTTP/1.1
 		return false
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
