@@ -10,7 +10,10 @@ require (
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/klauspost/compress v1.20.0 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	golang.org/x/crypto v0.58.0 // indirect
@@ -30,4 +33,7 @@ require (
 	// Thumbnails (files/): WebP decoding and a high-quality scaler
 	// (draw.CatmullRom), which the standard library lacks.
 	golang.org/x/image v0.47.0
+	// NATS for serve --nats: every event to underhood.<collection>.<action>
+	// for other services, and realtime across nodes (events/nats.go).
+	github.com/nats-io/nats.go v1.55.0
 )

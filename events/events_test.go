@@ -291,7 +291,7 @@ func TestWebhooksDeliverMatchingEventsSigned(t *testing.T) {
 func TestWebhookRetriesThenDeadLetters(t *testing.T) {
 	e := newEnv(t)
 	opts := fast()
-	opts.GiveUpAfter = 400 * time.Millisecond
+	opts.GiveUpAfter = 2 * time.Second
 	hooks := e.start(opts)
 	ctx := context.Background()
 

@@ -71,6 +71,9 @@ const (
 	maxConsumerPause = 30 * time.Second
 )
 
+// errMoved is a position that another node moved first.
+var errMoved = errors.New("events: consumer position moved by another node")
+
 // cursorTable keeps each consumer's position.
 const cursorTable = "_eventConsumers"
 
@@ -262,12 +265,23 @@ func (r *Relay) step(ctx context.Context, c Consumer, pos int64) (int64, error) 
 				return err
 			}
 		}
-		// The position only moves forward, even if two relays on one
-		// database ran the same consumer.
-		_, err := q.ExecContext(ctx, `UPDATE `+cursorTable+` SET position = `+p(1)+`, updated = `+p(2)+
-			` WHERE name = `+p(3)+` AND position < `+p(1), next, now(), c.Name())
-		return err
+		// Nodes sharing a database run the same consumers: the work of
+		// a batch commits only if no other node has moved the position
+		// meanwhile, so each batch's work commits once.
+		res, err := q.ExecContext(ctx, `UPDATE `+cursorTable+` SET position = `+p(1)+`, updated = `+p(2)+
+			` WHERE name = `+p(3)+` AND position = `+p(4), next, now(), c.Name(), pos)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n != 1 {
+			return errMoved
+		}
+		return nil
 	})
+	if errors.Is(err, errMoved) {
+		moved, err := r.position(ctx, c.Name())
+		return moved, err
+	}
 	if err != nil {
 		return pos, fmt.Errorf("commit position %d: %w", next, err)
 	}

@@ -181,6 +181,10 @@ func New(records *record.Service, log *slog.Logger) *Broker {
 	return b
 }
 
+// Inject dispatches a change committed elsewhere (by another node, as
+// NATS tells): the same rules apply as to the changes of this node.
+func (b *Broker) Inject(e underhood.Event) { b.enqueue(e) }
+
 // enqueue takes a change from the writer without blocking it.
 func (b *Broker) enqueue(e underhood.Event) {
 	select {

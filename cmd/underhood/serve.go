@@ -40,6 +40,8 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	fs.StringVar(&db, "db", db, dbUsage)
 	origins := fs.String("origins", "*", "comma-separated origins allowed by CORS")
 	storage := fs.String("storage", envOr(e.getenv, "UH_STORAGE", ""), storageUsage)
+	natsURL := fs.String("nats", envOr(e.getenv, "UH_NATS", ""),
+		"NATS server (nats://host:port): every event is published to underhood.<collection>.<action>, and realtime reaches the subscribers of every node")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
 	positional, err := parseInterleaved(fs, args)
@@ -92,7 +94,16 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		return err
 	}
 	defer webhooks.Close()
-	relay, err := events.NewRelay(ctx, records, log, events.RelayOptions{}, webhooks)
+	consumers := []events.Consumer{webhooks}
+	var bus *events.NATS
+	if *natsURL != "" {
+		if bus, err = events.NewNATS(ctx, *natsURL, records, log); err != nil {
+			return fmt.Errorf("serve: --nats: %w", err)
+		}
+		defer bus.Close()
+		consumers = append(consumers, bus)
+	}
+	relay, err := events.NewRelay(ctx, records, log, events.RelayOptions{}, consumers...)
 	if err != nil {
 		return err
 	}
@@ -113,6 +124,12 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	// when the server shuts down (RegisterOnShutdown below).
 	broker := realtime.New(records, log)
 	defer broker.Close()
+	if bus != nil {
+		// The changes other nodes commit reach this node's subscribers.
+		if err := bus.OnRemote(broker.Inject); err != nil {
+			return fmt.Errorf("serve: --nats: %w", err)
+		}
+	}
 	handler := server.New(server.Deps{
 		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks, Files: fileSvc}),
 		Auth:           authSvc,
