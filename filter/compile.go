@@ -494,7 +494,8 @@ func CompileSort(src string, o Options) (string, []any, error) {
 		if len(r.aliases) > 0 {
 			return "", nil, errAt("sort", start, "cannot sort by an @collection field")
 		}
-		terms = append(terms, c.value(v).expr+dir)
+		val := c.value(v)
+		terms = append(terms, c.d.Order(val.operand(), val.nullable, dir == " DESC"))
 	}
 	return strings.Join(terms, ", "), c.args, nil
 }

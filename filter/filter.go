@@ -73,6 +73,10 @@ type Dialect interface {
 	JSONPath(keys []string) any
 	// Strftime is SQLite's strftime(format, time, modifiers...), text.
 	Strftime(args []SQLValue) string
+	// Order is a term of an ORDER BY on o, ascending or descending, in
+	// SQLite's order: NULL first, then numbers, then text byte by byte.
+	// nullable tells whether o can be NULL.
+	Order(o SQLValue, nullable, desc bool) string
 	// Random is an expression that orders rows randomly.
 	Random() string
 	// RowID is the insertion order of the rows of the table aliased alias.

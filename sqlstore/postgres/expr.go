@@ -173,6 +173,34 @@ func (Dialect) Strftime(args []filter.SQLValue) string {
 	return "uh_strftime(" + strings.Join(list, ", ") + ")"
 }
 
+// Order sorts as SQLite does: NULL before everything (PostgreSQL puts it
+// last), values of run-time type numbers before text, and whole JSON
+// documents by their text. Columns that cannot be NULL get a plain term,
+// which an index can serve.
+func (Dialect) Order(o filter.SQLValue, nullable, desc bool) string {
+	dir, nulls := " ASC", " NULLS FIRST"
+	if desc {
+		dir, nulls = " DESC", " NULLS LAST"
+	}
+	if !nullable {
+		nulls = ""
+	}
+	switch o.Type {
+	case filter.TypeAny:
+		v := dynamic(o)
+		return "(jsonb_typeof(" + v + ") = 'string')" + dir + nulls +
+			", (CASE WHEN jsonb_typeof(" + v + ") = 'number' THEN (" + v + ")::double precision END)" + dir +
+			", (" + v + ` #>> '{}') COLLATE "C"` + dir
+	case filter.TypeJSON:
+		return `(uh_json_text(` + o.SQL + `)) COLLATE "C"` + dir + nulls
+	case filter.TypeText:
+		if nullable { // a subquery or expression: the collation spelled out
+			return "(" + o.SQL + `) COLLATE "C"` + dir + nulls
+		}
+	}
+	return o.SQL + dir + nulls
+}
+
 // Random orders rows randomly.
 func (Dialect) Random() string { return "random()" }
 

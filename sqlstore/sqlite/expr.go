@@ -96,6 +96,14 @@ func (Dialect) Strftime(args []filter.SQLValue) string {
 	return "strftime(" + strings.Join(list, ", ") + ")"
 }
 
+// Order is SQLite's own ORDER BY term.
+func (Dialect) Order(o filter.SQLValue, nullable, desc bool) string {
+	if desc {
+		return o.SQL + " DESC"
+	}
+	return o.SQL + " ASC"
+}
+
 // Random orders rows randomly.
 func (Dialect) Random() string { return "RANDOM()" }
 
