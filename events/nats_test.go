@@ -227,10 +227,10 @@ func TestRelayMissesNothingWhenNodesWriteAtOnce(t *testing.T) {
 	}
 	wg.Wait()
 	want := 6 * perWorker
-	got := c.wait(t, want)
+	c.wait(t, want)
 	time.Sleep(200 * time.Millisecond)
 	c.mu.Lock()
-	got = append([]string(nil), c.got...)
+	got := append([]string(nil), c.got...)
 	c.mu.Unlock()
 	seen := map[string]bool{}
 	for _, id := range got {
