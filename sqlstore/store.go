@@ -85,6 +85,10 @@ type Dialect interface {
 	// database until it ends and to count the transaction in the version
 	// ReadVersion reads ("" when BeginWrite already excludes them).
 	LockWrites() string
+	// JoinStatements reports whether statements without parameters that
+	// control transactions should be sent together, as one: on a server
+	// engine each statement costs a round trip.
+	JoinStatements() bool
 	// ReadVersion is the query of the number of write transactions that
 	// the processes sharing the database have committed ("" when this
 	// process is the only writer and counts them itself).
@@ -151,6 +155,10 @@ type Store struct {
 	writer  *conn
 	readers chan *conn
 	nread   int
+	// versions are the connections of Version on an engine where read
+	// connections wait inside a transaction (JoinStatements).
+	versions chan *conn
+	nversion int
 
 	writes   chan *writeReq
 	closing  chan struct{}
@@ -203,9 +211,13 @@ func (s *Store) readVersion(query string) (uint64, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	pool := s.readers
+	if s.versions != nil {
+		pool = s.versions
+	}
 	var cn *conn
 	select {
-	case cn = <-s.readers:
+	case cn = <-pool:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	case <-s.closing:
@@ -226,7 +238,7 @@ func (s *Store) readVersion(query string) (uint64, error) {
 		}
 	}
 	s.checkConn(cn, err)
-	s.readers <- cn
+	pool <- cn
 	return uint64(v), err
 }
 
@@ -294,8 +306,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if s.rdb, err = sql.Open(d.DriverName(), rdsn); err != nil {
 		return fail(fmt.Errorf("open database: %w", err))
 	}
-	s.rdb.SetMaxOpenConns(n)
-	s.rdb.SetMaxIdleConns(n)
+	nv := 0
+	if d.JoinStatements() && d.ReadVersion() != "" {
+		nv = 2
+	}
+	s.rdb.SetMaxOpenConns(n + nv)
+	s.rdb.SetMaxIdleConns(n + nv)
 	s.rdb.SetConnMaxLifetime(0)
 	s.readers = make(chan *conn, n)
 	for range n {
@@ -305,6 +321,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		s.readers <- &conn{c: c, db: s.rdb}
 		s.nread++
+	}
+	if nv > 0 {
+		s.versions = make(chan *conn, nv)
+		for range nv {
+			c, err := s.rdb.Conn(ctx)
+			if err != nil {
+				return fail(fmt.Errorf("open read connection: %w", err))
+			}
+			s.versions <- &conn{c: c, db: s.rdb}
+			s.nversion++
+		}
 	}
 	if l, ok := d.(Listener); ok {
 		lctx, cancel := context.WithCancel(context.Background())
@@ -382,6 +409,9 @@ func (s *Store) closeConns() error {
 	for ; s.nread > 0; s.nread-- {
 		errs = append(errs, ignoreBroken(s.dialect, (<-s.readers).close()))
 	}
+	for ; s.nversion > 0; s.nversion-- {
+		errs = append(errs, ignoreBroken(s.dialect, (<-s.versions).close()))
+	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}
@@ -419,12 +449,27 @@ func (s *Store) Read(ctx context.Context, fn func(q Querier) error) (err error) 
 		return errClosed
 	}
 	bg := context.WithoutCancel(ctx)
-	began := false
+	chain := s.dialect.JoinStatements()
 	defer func() {
 		// Runs on panics too: the connection goes back without a
-		// transaction.
-		if began {
-			if _, rerr := cn.exec(bg, "ROLLBACK"); rerr != nil && err == nil {
+		// transaction, or, on a server engine, inside the BEGIN of the
+		// next read, sent with this one's ROLLBACK in one round trip. A
+		// transaction takes its snapshot at its first statement, so the
+		// waiting one holds none and the next read sees every write
+		// committed before it starts.
+		if cn.inRead {
+			end := "ROLLBACK"
+			if chain {
+				end = "ROLLBACK; " + s.dialect.BeginRead()
+			}
+			var rerr error
+			if chain {
+				_, rerr = cn.c.ExecContext(bg, end)
+			} else {
+				_, rerr = cn.exec(bg, end)
+			}
+			cn.inRead = chain && rerr == nil
+			if rerr != nil && err == nil {
 				err = fmt.Errorf("end read: %w", rerr)
 			}
 		}
@@ -436,10 +481,12 @@ func (s *Store) Read(ctx context.Context, fn func(q Querier) error) (err error) 
 		return fmt.Errorf("begin read: %w", err)
 	}
 	cn.checkGen(s.schemaGen.Load())
-	if _, err := cn.exec(bg, s.dialect.BeginRead()); err != nil {
-		return fmt.Errorf("begin read: %w", err)
+	if !cn.inRead {
+		if _, err := cn.exec(bg, s.dialect.BeginRead()); err != nil {
+			return fmt.Errorf("begin read: %w", err)
+		}
+		cn.inRead = true
 	}
-	began = true
 	return fn(&querier{cn: cn})
 }
 
@@ -568,54 +615,44 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 		return nil
 	}
 	w.checkGen(s.schemaGen.Load())
-	if _, err := w.exec(ctx, s.dialect.BeginWrite()); err != nil {
-		s.checkConn(w, err)
-		answer(batch, fmt.Errorf("begin write: %w", err))
-		return nil
-	}
+	// The statements that control the transaction wait in pending until
+	// the next statement of a fn, or the COMMIT, needs them sent; on a
+	// server engine they then go in one round trip.
+	pending := []string{s.dialect.BeginWrite()}
 	if lock := s.dialect.LockWrites(); lock != "" {
-		if _, err := w.exec(ctx, lock); err != nil {
-			s.abort(w)
-			answer(batch, fmt.Errorf("begin write: %w", err))
-			return nil
-		}
+		pending = append(pending, lock)
 	}
+	began := false
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
 		}
-		if _, err := w.exec(ctx, "SAVEPOINT w"); err != nil {
+		pending = append(pending, "SAVEPOINT w")
+		if err := s.control(ctx, w, pending); err != nil {
 			s.abort(w)
+			if !began {
+				answer(batch, fmt.Errorf("begin write: %w", err))
+				return nil
+			}
+			// The end of an earlier fn's savepoint failed: the
+			// transaction, and the work of the callers before, is lost.
 			answer(batch[:i], fmt.Errorf("write transaction lost: %w", err))
 			return batch[i:]
 		}
+		began, pending = true, pending[:0]
 		s.runFn(r, w)
 		if r.err == nil && !r.panicked {
-			if _, err := w.exec(ctx, "RELEASE w"); err != nil {
-				s.abort(w)
-				answer(batch[:i+1], fmt.Errorf("write transaction lost: %w", err))
-				return batch[i+1:]
-			}
 			r.ok = true
+			pending = append(pending, "RELEASE w")
 			continue
 		}
-		_, err := w.exec(ctx, "ROLLBACK TO w")
-		if err == nil {
-			_, err = w.exec(ctx, "RELEASE w")
-		}
-		if err != nil {
-			// The error of fn ended the whole transaction: the work of
-			// the callers before it is gone too.
-			s.abort(w)
-			answer(batch[:i+1], fmt.Errorf("write transaction lost: %w", err))
-			return batch[i+1:]
-		}
+		pending = append(pending, "ROLLBACK TO w", "RELEASE w")
 	}
 	if s.onBatch != nil {
 		s.onBatch(len(batch))
 	}
-	if _, err := w.exec(ctx, "COMMIT"); err != nil {
+	if err := s.control(ctx, w, append(pending, "COMMIT")); err != nil {
 		s.abort(w)
 		s.checkConn(w, err)
 		s.version.Add(1)
@@ -626,6 +663,22 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 	answer(batch, nil)
 	if v%optimizeEvery == 0 {
 		s.optimize(w)
+	}
+	return nil
+}
+
+// control runs statements that control a transaction (BEGIN, SAVEPOINT,
+// RELEASE, COMMIT…): one at a time through the statement cache, or, on an
+// engine where every statement costs a round trip, all in one.
+func (s *Store) control(ctx context.Context, w *conn, stmts []string) error {
+	if s.dialect.JoinStatements() {
+		_, err := w.c.ExecContext(ctx, strings.Join(stmts, "; "))
+		return err
+	}
+	for _, st := range stmts {
+		if _, err := w.exec(ctx, st); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -666,10 +719,11 @@ func (s *Store) abort(w *conn) {
 // by one goroutine at a time. c is nil after the connection was lost; open
 // gets a new one from db.
 type conn struct {
-	c     *sql.Conn
-	db    *sql.DB
-	gen   uint64
-	stmts map[string]*cachedStmt
+	c      *sql.Conn
+	db     *sql.DB
+	gen    uint64
+	stmts  map[string]*cachedStmt
+	inRead bool // a read transaction is open (Read)
 }
 
 // open makes sure cn has a connection.
@@ -681,7 +735,7 @@ func (cn *conn) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cn.c, cn.stmts = c, nil
+	cn.c, cn.stmts, cn.inRead = c, nil, false
 	return nil
 }
 

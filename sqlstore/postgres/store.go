@@ -57,6 +57,10 @@ func (Dialect) DataSource(dir, dsn, synchronous string, readOnly bool) (string, 
 	}
 	if readOnly {
 		params["default_transaction_read_only"] = "on"
+		// Read connections wait between reads inside a BEGIN that holds
+		// no snapshot (sqlstore.Store.Read); a server-wide timeout of
+		// idle transactions must not close them.
+		params["idle_in_transaction_session_timeout"] = "0"
 	}
 	switch synchronous {
 	case "OFF":
@@ -168,6 +172,10 @@ func (Dialect) BeginWrite() string { return "BEGIN" }
 // of one node's writer, which group commit keeps high. The count lets
 // every node cache read results until any node writes (ReadVersion).
 func (Dialect) LockWrites() string { return `UPDATE _uh_version SET v = v + 1 WHERE id = 1` }
+
+// JoinStatements returns true: each statement is a round trip to the
+// server, and BEGIN, SAVEPOINT, RELEASE and COMMIT can share one.
+func (Dialect) JoinStatements() bool { return true }
 
 // ReadVersion reads the count LockWrites keeps.
 func (Dialect) ReadVersion() string { return `SELECT v FROM _uh_version WHERE id = 1` }

@@ -94,6 +94,10 @@ func (Dialect) Unavailable(error) bool { return false }
 // LockWrites returns "": BEGIN IMMEDIATE takes the write lock.
 func (Dialect) LockWrites() string { return "" }
 
+// JoinStatements returns false: SQLite runs in the process, and its
+// prepared statements are cheaper one at a time.
+func (Dialect) JoinStatements() bool { return false }
+
 // ReadVersion returns "": one process writes, and counts its commits.
 func (Dialect) ReadVersion() string { return "" }
 
