@@ -196,9 +196,16 @@ func (s *Store) Find(ctx context.Context, q Querier, qq Query) ([]*underhood.Rec
 		b.WriteString(s.quote(f.Name))
 	}
 	s.writeFrom(&b, qq, qa)
-	if qq.OrderBy != "" {
+	order := qq.OrderBy
+	if order == "" && !c.IsView() && len(s.dialect.HiddenColumns()) > 0 {
+		// Without a rowid an engine returns rows in no set order:
+		// insertion order, which SQLite's table scans give, keeps pages
+		// of an unsorted list stable.
+		order = s.dialect.RowID(qa)
+	}
+	if order != "" {
 		b.WriteString(" ORDER BY ")
-		b.WriteString(qq.OrderBy)
+		b.WriteString(order)
 	}
 	b.WriteString(s.dialect.LimitOffset(qq.Limit, qq.Offset))
 

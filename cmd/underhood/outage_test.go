@@ -178,6 +178,7 @@ type outcome struct {
 	took    time.Duration
 	status  int // 0: no HTTP answer
 	message string
+	what    string
 }
 
 var goroutineTotal = regexp.MustCompile(`goroutine profile: total (\d+)`)
@@ -273,7 +274,10 @@ func TestPostgresOutage(t *testing.T) {
 				} else {
 					status, body = request(client, "POST", srv.base+"/api/collections/items/records", map[string]any{"n": counter.Add(1)})
 				}
-				o := outcome{at: start, took: time.Since(start), status: status}
+				o := outcome{at: start, took: time.Since(start), status: status, what: "create"}
+				if (w+i)%3 == 0 {
+					o.what = "list"
+				}
 				o.message, _ = body["message"].(string)
 				mu.Lock()
 				outcomes = append(outcomes, o)
@@ -288,8 +292,8 @@ func TestPostgresOutage(t *testing.T) {
 
 	time.Sleep(2 * time.Second)
 	beforeG := goroutines(t, srv.base, token)
-	cutAt := time.Now()
 	proxy.cut()
+	cutAt := time.Now() // after the cut: a starved test must not count requests before it
 	time.Sleep(outageLength)
 	restoredAt := time.Now()
 	proxy.restore(t)
@@ -308,7 +312,8 @@ func TestPostgresOutage(t *testing.T) {
 		case o.at.After(cutAt.Add(200*time.Millisecond)) && o.at.Before(restoredAt):
 			during++
 			if o.status != http.StatusServiceUnavailable || !strings.Contains(o.message, "database is unavailable") {
-				t.Errorf("during the outage: %d %q, want 503 saying the database is unavailable", o.status, o.message)
+				t.Errorf("during the outage: %s at %v took %v: %d %q, want 503 saying the database is unavailable",
+					o.what, o.at.Sub(cutAt).Round(time.Millisecond), o.took.Round(time.Millisecond), o.status, o.message)
 			}
 			if o.took > outageFailFast {
 				t.Errorf("during the outage a request took %v, want under %v", o.took, outageFailFast)

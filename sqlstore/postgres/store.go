@@ -200,9 +200,10 @@ func (Dialect) RebuildsTables() bool { return false }
 // tables are changed with the views dropped and created again after.
 func (Dialect) StrictViews() bool { return true }
 
-// HiddenColumns is the identity column that keeps the insertion order.
+// HiddenColumns is the identity column that keeps the insertion order,
+// indexed: it is the order of lists without a sort.
 func (Dialect) HiddenColumns() []string {
-	return []string{quote(rowIDColumn) + " BIGINT GENERATED ALWAYS AS IDENTITY"}
+	return []string{quote(rowIDColumn) + " BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE"}
 }
 
 // SystemSchema returns the migrations of the system tables and of the SQL

@@ -227,3 +227,25 @@ func testFindReusesStatementsSafely(t *testing.T, newDB NewDB) {
 		t.Errorf("new column after migration (-want +got):\n%s", diff)
 	}
 }
+
+// testUnsortedFindKeepsInsertionOrder: without a sort, records come in the
+// order they were inserted, also after updates (SQLite's rowid order,
+// which clients paging through a list without a sort rely on).
+func testUnsortedFindKeepsInsertionOrder(t *testing.T, newDB NewDB) {
+	s := openStore(t, newDB)
+	c := newCollection("posts", field("f1", "title", "text"))
+	saveCollection(t, s, nil, c)
+	for _, id := range []string{"c", "a", "e", "b", "d"} {
+		insert(t, s, c, map[string]any{"id": id, "title": id})
+	}
+	write(t, s, func(q sqlstore.Querier) error {
+		return s.UpdateRecord(context.Background(), q, &underhood.Record{Collection: c, Data: map[string]any{"id": "c", "title": "changed"}})
+	})
+	want := []any{"c", "a", "e", "b", "d"}
+	if got := column(find(t, s, sqlstore.Query{Collection: c}), "id"); !cmp.Equal(got, want) {
+		t.Errorf("unsorted Find = %v, want the insertion order %v", got, want)
+	}
+	if got := column(find(t, s, sqlstore.Query{Collection: c, Limit: 2, Offset: 2}), "id"); !cmp.Equal(got, want[2:4]) {
+		t.Errorf("unsorted page 2 = %v, want %v", got, want[2:4])
+	}
+}

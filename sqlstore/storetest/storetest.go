@@ -46,6 +46,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"UpdateAndDeleteMissingRecord", testUpdateAndDeleteMissingRecord},
 		{"FindAndCount", testFindAndCount},
 		{"FindReusesStatementsSafely", testFindReusesStatementsSafely},
+		{"UnsortedFindKeepsInsertionOrder", testUnsortedFindKeepsInsertionOrder},
 		{"SaveCollectionMigratesColumns", testSaveCollectionMigratesColumns},
 		{"RenameCollectionKeepsDataAndIndexes", testRenameCollectionKeepsDataAndIndexes},
 		{"UniqueViolationNamesTheColumns", testUniqueViolationNamesTheColumns},
