@@ -176,6 +176,8 @@ type Store struct {
 
 	// version counts committed write transactions; see Version.
 	version atomic.Uint64
+	// polls shares the round trips of Version on a shared engine.
+	polls versionPolls
 
 	// node names this process in its change notices; onChange is told of
 	// the changes of other processes (see OnChange).
@@ -197,11 +199,60 @@ func (s *Store) Version() uint64 {
 	if query == "" {
 		return s.version.Load()
 	}
-	v, err := s.readVersion(query)
+	v, err := s.polls.read(func() (uint64, error) { return s.readVersion(query) })
 	if err != nil {
 		return 1<<63 | s.version.Add(1)
 	}
 	return v
+}
+
+// versionPolls lets concurrent callers of Version share one query. A
+// caller may only take the answer of a query sent after it arrived (an
+// earlier one could miss a write that was answered before the caller
+// began), so a caller that finds a query in flight queues for the next
+// one, which any number of callers then share: at most one query runs
+// and one waits, however many requests ask.
+type versionPolls struct {
+	mu      sync.Mutex
+	running *versionPoll // sent, not yet answered
+	next    *versionPoll // to be sent when running is answered
+}
+
+type versionPoll struct {
+	done chan struct{}
+	v    uint64
+	err  error
+}
+
+// read returns the answer of a call of query sent after read was called.
+func (p *versionPolls) read(query func() (uint64, error)) (uint64, error) {
+	p.mu.Lock()
+	if c := p.next; c != nil {
+		p.mu.Unlock()
+		<-c.done
+		return c.v, c.err
+	}
+	c := &versionPoll{done: make(chan struct{})}
+	prev := p.running
+	if prev == nil {
+		p.running = c
+	} else {
+		p.next = c
+	}
+	p.mu.Unlock()
+	if prev != nil {
+		<-prev.done
+		p.mu.Lock()
+		p.next = nil
+		p.running = c
+		p.mu.Unlock()
+	}
+	c.v, c.err = query()
+	p.mu.Lock()
+	p.running = nil
+	p.mu.Unlock()
+	close(c.done)
+	return c.v, c.err
 }
 
 // readVersion runs query, outside any transaction, on a read connection.
