@@ -80,6 +80,10 @@ type Dialect interface {
 	// Unavailable reports whether err means that the database cannot be
 	// reached, as opposed to a failed statement.
 	Unavailable(err error) bool
+	// TimedOut reports whether err is a statement that the database gave
+	// up on (a statement or lock timeout): the connection is sound, the
+	// caller may try again later.
+	TimedOut(err error) bool
 	// LockWrites is the statement that a write transaction runs after
 	// BeginWrite to exclude the writers of other processes sharing the
 	// database until it ends and to count the transaction in the version
@@ -544,16 +548,28 @@ func (s *Store) Read(ctx context.Context, fn func(q Querier) error) (err error) 
 // msgUnavailable is what a client is told while the database is unreachable.
 const msgUnavailable = "The database is unavailable. Please try again later."
 
-// unavailable turns an error of an unreachable database into EUnavailable.
+// msgTimedOut is what a client is told when a statement ran out of time.
+const msgTimedOut = "The database did not answer in time. Please try again later."
+
+// unavailable turns an error of an unreachable database, or of a statement
+// the database gave up on, into EUnavailable.
 func (s *Store) unavailable(err error) error {
-	if err == nil || !s.dialect.Unavailable(err) {
+	if err == nil {
+		return nil
+	}
+	msg := msgUnavailable
+	switch {
+	case s.dialect.Unavailable(err):
+	case s.dialect.TimedOut(err):
+		msg = msgTimedOut
+	default:
 		return err
 	}
 	var ue *underhood.Error
 	if errors.As(err, &ue) && ue.Code == underhood.EUnavailable {
 		return err
 	}
-	return &underhood.Error{Code: underhood.EUnavailable, Message: msgUnavailable, Err: err}
+	return &underhood.Error{Code: underhood.EUnavailable, Message: msg, Err: err}
 }
 
 // checkConn drops cn's connection when err says it is broken, so that the

@@ -417,6 +417,13 @@ func keyColumns(detail string) ([]string, bool) {
 	return cols, len(cols) > 0
 }
 
+// TimedOut reports whether err is PostgreSQL cancelling a statement that
+// ran past statement_timeout (57014) or waited past lock_timeout (55P03).
+func (Dialect) TimedOut(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "57014" || pe.Code == "55P03")
+}
+
 // Unavailable reports whether err means the database cannot be reached or
 // is shutting down, rather than that a statement failed.
 func (Dialect) Unavailable(err error) bool {

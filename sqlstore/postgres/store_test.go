@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/sqlstore"
 	"github.com/underhood/underhood/sqlstore/postgres"
 	"github.com/underhood/underhood/sqlstore/storetest"
@@ -92,7 +93,8 @@ func TestSimultaneousOpens(t *testing.T) {
 }
 
 // TestStatementTimeout: a statement that runs longer than the DSN's
-// statement_timeout is cancelled by the server.
+// statement_timeout is cancelled by the server, the caller learns that the
+// database is unavailable for now (503), and the store goes on working.
 func TestStatementTimeout(t *testing.T) {
 	dsn := storetest.WithParam(storetest.PostgresDSN(t), "statement_timeout", "200ms")
 	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn})
@@ -100,11 +102,25 @@ func TestStatementTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	err = s.Read(context.Background(), func(q sqlstore.Querier) error {
-		_, err := q.ExecContext(context.Background(), `SELECT pg_sleep(2)`)
+	ctx := context.Background()
+	slow := func(q sqlstore.Querier) error {
+		_, err := q.ExecContext(ctx, `SELECT pg_sleep(2)`)
 		return err
-	})
-	if err == nil || !strings.Contains(err.Error(), "statement timeout") {
-		t.Errorf("a 2s statement with statement_timeout=200ms = %v, want it cancelled", err)
+	}
+	for name, run := range map[string]func() error{
+		"read":  func() error { return s.Read(ctx, slow) },
+		"write": func() error { return s.Write(ctx, slow) },
+	} {
+		err := run()
+		if code := underhood.ErrorCode(err); code != underhood.EUnavailable || !strings.Contains(err.Error(), "statement timeout") {
+			t.Errorf("a 2s %s with statement_timeout=200ms = %v (code %q), want it cancelled as %q", name, err, code, underhood.EUnavailable)
+		}
+	}
+	var one int
+	if err := s.Read(ctx, func(q sqlstore.Querier) error { return q.QueryRowContext(ctx, `SELECT 1`).Scan(&one) }); err != nil || one != 1 {
+		t.Errorf("a read after the timeouts = %d, %v; want 1", one, err)
+	}
+	if err := s.Write(ctx, func(q sqlstore.Querier) error { _, err := q.ExecContext(ctx, `SELECT 1`); return err }); err != nil {
+		t.Errorf("a write after the timeouts = %v", err)
 	}
 }

@@ -91,6 +91,10 @@ func (Dialect) Collate(expr, collation string) string { return expr + " COLLATE 
 // Unavailable returns false: an embedded database is never out of reach.
 func (Dialect) Unavailable(error) bool { return false }
 
+// TimedOut returns false: SQLite sets no statement timeouts (one writer
+// in the process, readers that never wait for it).
+func (Dialect) TimedOut(error) bool { return false }
+
 // LockWrites returns "": BEGIN IMMEDIATE takes the write lock.
 func (Dialect) LockWrites() string { return "" }
 
