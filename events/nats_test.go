@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/events"
@@ -54,7 +55,7 @@ func TestNATSPublishesEveryEvent(t *testing.T) {
 	defer sub.Unsubscribe()
 	watcher.Flush()
 
-	bus, err := events.NewNATS(ctx, url, e.records, quiet)
+	bus, err := events.NewNATS(ctx, url, e.records, quiet, events.NATSOptions{Stream: events.DefaultStream})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +92,39 @@ func TestNATSPublishesEveryEvent(t *testing.T) {
 			t.Fatalf("message %d (%s) not published within 5s", i, w.Action)
 		}
 	}
+
+	// The JetStream stream keeps each event once, also when a batch is
+	// published again (a retry after a crash, or another node).
+	if _, err := bus.Consume(ctx, want); err != nil {
+		t.Fatalf("publishing the batch again: %v", err)
+	}
+	js, err := jetstream.New(watcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, events.DefaultStream)
+	if err != nil {
+		t.Fatalf("the events' stream: %v", err)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectPrefix + "." + coll + ".>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.FetchNoWait(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for m := range batch.Messages() {
+		kept = append(kept, m.Headers().Get(nats.MsgIdHdr))
+	}
+	var wantIDs []string
+	for _, w := range want {
+		wantIDs = append(wantIDs, w.ID)
+	}
+	if strings.Join(kept, ",") != strings.Join(wantIDs, ",") {
+		t.Errorf("the stream keeps events %v, want %v, each once", kept, wantIDs)
+	}
 }
 
 // node is one server process's share of a cluster: its own store
@@ -114,7 +148,7 @@ func startNode(t *testing.T, dsn, url string) *node {
 	}
 	broker := realtime.New(records, quiet)
 	t.Cleanup(broker.Close)
-	bus, err := events.NewNATS(ctx, url, records, quiet)
+	bus, err := events.NewNATS(ctx, url, records, quiet, events.NATSOptions{Stream: events.DefaultStream})
 	if err != nil {
 		t.Fatal(err)
 	}

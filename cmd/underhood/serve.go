@@ -42,6 +42,8 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	storage := fs.String("storage", envOr(e.getenv, "UH_STORAGE", ""), storageUsage)
 	natsURL := fs.String("nats", envOr(e.getenv, "UH_NATS", ""),
 		"NATS server (nats://host:port): every event is published to underhood.<collection>.<action>, and realtime reaches the subscribers of every node")
+	natsStream := fs.String("nats-stream", envOr(e.getenv, "UH_NATS_STREAM", events.DefaultStream),
+		"with --nats on a server that runs JetStream: the stream to create for the events when none captures underhood.> yet (empty: no stream)")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
 	positional, err := parseInterleaved(fs, args)
@@ -97,7 +99,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	consumers := []events.Consumer{webhooks}
 	var bus *events.NATS
 	if *natsURL != "" {
-		if bus, err = events.NewNATS(ctx, *natsURL, records, log); err != nil {
+		if bus, err = events.NewNATS(ctx, *natsURL, records, log, events.NATSOptions{Stream: *natsStream}); err != nil {
 			return fmt.Errorf("serve: --nats: %w", err)
 		}
 		defer bus.Close()
