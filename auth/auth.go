@@ -86,8 +86,17 @@ func errInvalidToken(cause error) error {
 func (a *Service) Identify(ctx context.Context, token string) (*underhood.Record, error) {
 	token = strings.TrimSpace(token)
 	if len(token) >= 7 && strings.EqualFold(token[:7], "Bearer ") {
-		token = strings.TrimSpace(token[7:])
+		token = token[7:]
 	}
+	return a.identifyKind(ctx, token, KindAuth)
+}
+
+// identifyKind returns the record that token, a token of kind, was issued
+// to; an empty token is a guest: (nil, nil). A malformed, expired or
+// revoked token, one of another kind, or a missing record is
+// EUnauthorized.
+func (a *Service) identifyKind(ctx context.Context, token, kind string) (*underhood.Record, error) {
+	token = strings.TrimSpace(token)
 	if token == "" {
 		return nil, nil
 	}
@@ -95,8 +104,8 @@ func (a *Service) Identify(ctx context.Context, token string) (*underhood.Record
 	if err != nil {
 		return nil, errInvalidToken(err)
 	}
-	if cl.Type != KindAuth {
-		return nil, errInvalidToken(fmt.Errorf("token of type %q is not an auth token", cl.Type))
+	if cl.Type != kind {
+		return nil, errInvalidToken(fmt.Errorf("token of type %q is not a %s token", cl.Type, kind))
 	}
 	c, err := a.records.Collection(cl.CollectionID)
 	if err != nil || !c.IsAuth() || c.ID != cl.CollectionID {
@@ -107,9 +116,9 @@ func (a *Service) Identify(ctx context.Context, token string) (*underhood.Record
 		return nil, errInvalidToken(fmt.Errorf("token names missing record %q", cl.RecordID))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("identify: %w", err)
+		return nil, fmt.Errorf("identify %s token: %w", kind, err)
 	}
-	if err := verifyToken(token, rec, KindAuth, a.now()); err != nil {
+	if err := verifyToken(token, rec, kind, a.now()); err != nil {
 		return nil, errInvalidToken(err)
 	}
 	return rec, nil
