@@ -83,6 +83,37 @@ func (f *Field) IsMulti() bool {
 	return false
 }
 
+// Storage is the kind of column a field is kept in, which every engine
+// maps to a column type of its own.
+type Storage int
+
+// Storage kinds.
+const (
+	StoredText   Storage = iota // text, email, url, editor, date, select, file, relation (one value), password, autodate
+	StoredNumber                // number
+	StoredBool                  // bool
+	StoredMulti                 // a JSON array: select, file and relation fields with MaxSelect > 1
+	StoredJSON                  // json
+	StoredGeo                   // geoPoint: a JSON object {lon, lat}
+)
+
+// Storage returns the kind of column the field is kept in.
+func (f *Field) Storage() Storage {
+	switch {
+	case f.Type == FieldNumber:
+		return StoredNumber
+	case f.Type == FieldBool:
+		return StoredBool
+	case f.Type == FieldJSON:
+		return StoredJSON
+	case f.Type == FieldGeoPoint:
+		return StoredGeo
+	case f.IsMulti():
+		return StoredMulti
+	}
+	return StoredText
+}
+
 // HasColumn reports whether the field is stored in a column of the
 // collection's table (every field type is).
 func (f *Field) HasColumn() bool { return true }

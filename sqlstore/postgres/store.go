@@ -233,32 +233,6 @@ func (Dialect) SystemSchema() []string {
 	}
 }
 
-// column kinds: how a field is stored.
-const (
-	storedText = iota
-	storedNumber
-	storedBool
-	storedMulti
-	storedJSON
-	storedGeo
-)
-
-func storageKind(f *underhood.Field) int {
-	switch {
-	case f.Type == underhood.FieldNumber:
-		return storedNumber
-	case f.Type == underhood.FieldBool:
-		return storedBool
-	case f.Type == underhood.FieldJSON:
-		return storedJSON
-	case f.Type == underhood.FieldGeoPoint:
-		return storedGeo
-	case f.IsMulti():
-		return storedMulti
-	}
-	return storedText
-}
-
 // ColumnDefinition returns the column type of f: text in the "C"
 // collation, double precision, boolean, and jsonb for JSON, geo points and
 // multi-value fields.
@@ -266,16 +240,16 @@ func (Dialect) ColumnDefinition(f *underhood.Field) string {
 	if f.Name == "id" && f.Type == underhood.FieldText {
 		return `TEXT COLLATE "C" PRIMARY KEY DEFAULT ('r' || substr(md5(random()::text), 1, 14)) NOT NULL`
 	}
-	switch storageKind(f) {
-	case storedNumber:
+	switch f.Storage() {
+	case underhood.StoredNumber:
 		return `DOUBLE PRECISION DEFAULT 0 NOT NULL`
-	case storedBool:
+	case underhood.StoredBool:
 		return `BOOLEAN DEFAULT FALSE NOT NULL`
-	case storedMulti:
+	case underhood.StoredMulti:
 		return `JSONB DEFAULT '[]' NOT NULL`
-	case storedJSON:
+	case underhood.StoredJSON:
 		return `JSONB DEFAULT NULL`
-	case storedGeo:
+	case underhood.StoredGeo:
 		return `JSONB DEFAULT '{"lon":0,"lat":0}' NOT NULL`
 	}
 	return `TEXT COLLATE "C" DEFAULT '' NOT NULL`
@@ -285,56 +259,56 @@ func (Dialect) ColumnDefinition(f *underhood.Field) string {
 // of field from to that of field to, as the SQLite dialect does: most
 // pairs go through text.
 func (Dialect) ConvertColumn(from, to *underhood.Field, expr string) string {
-	fk, tk := storageKind(from), storageKind(to)
+	fk, tk := from.Storage(), to.Storage()
 	if fk == tk {
 		return expr
 	}
 	switch {
-	case fk == storedNumber && tk == storedBool:
+	case fk == underhood.StoredNumber && tk == underhood.StoredBool:
 		return `(` + expr + ` <> 0)`
-	case fk == storedBool && tk == storedNumber:
+	case fk == underhood.StoredBool && tk == underhood.StoredNumber:
 		return `(CASE WHEN ` + expr + ` THEN 1 ELSE 0 END)`
-	case fk == storedNumber && tk == storedJSON:
+	case fk == underhood.StoredNumber && tk == underhood.StoredJSON:
 		return `to_jsonb(` + expr + `)`
-	case fk == storedBool && tk == storedJSON:
+	case fk == underhood.StoredBool && tk == underhood.StoredJSON:
 		return `to_jsonb(` + expr + `)`
-	case fk == storedMulti && tk == storedJSON:
+	case fk == underhood.StoredMulti && tk == underhood.StoredJSON:
 		return expr
 	}
 	return convertFromText(tk, convertToText(fk, expr))
 }
 
 // convertToText converts expr of kind k to text (never NULL).
-func convertToText(k int, expr string) string {
+func convertToText(k underhood.Storage, expr string) string {
 	switch k {
-	case storedNumber:
+	case underhood.StoredNumber:
 		return `uh_num_text(` + expr + `)`
-	case storedBool:
+	case underhood.StoredBool:
 		return `(CASE WHEN ` + expr + ` THEN 'true' ELSE 'false' END)`
-	case storedMulti:
+	case underhood.StoredMulti:
 		return `COALESCE(uh_any_text(uh_norm(` + expr + ` -> 0)), '')`
-	case storedJSON:
+	case underhood.StoredJSON:
 		return `COALESCE(CASE WHEN jsonb_typeof(` + expr + `) = 'string' THEN ` + expr + ` #>> '{}' ELSE uh_json_text(` + expr + `) END, '')`
-	case storedGeo:
+	case underhood.StoredGeo:
 		return `uh_json_text(` + expr + `)`
 	}
 	return expr
 }
 
 // convertFromText converts text expr to kind k.
-func convertFromText(k int, expr string) string {
+func convertFromText(k underhood.Storage, expr string) string {
 	switch k {
-	case storedNumber:
+	case underhood.StoredNumber:
 		return `uh_cast_num(` + expr + `)`
-	case storedBool:
+	case underhood.StoredBool:
 		return `(lower(btrim(` + expr + `)) IN ('true', 'yes', 'on') OR uh_cast_num(` + expr + `) <> 0)`
-	case storedMulti:
+	case underhood.StoredMulti:
 		return `(CASE WHEN ` + expr + ` = '' THEN '[]'::jsonb WHEN jsonb_typeof(uh_try_jsonb(` + expr + `)) = 'array' ` +
 			`THEN (SELECT COALESCE(jsonb_agg(COALESCE(uh_any_text(uh_norm(e)), '')), '[]'::jsonb) FROM jsonb_array_elements(uh_try_jsonb(` + expr + `)) AS e) ` +
 			`ELSE jsonb_build_array(` + expr + `) END)`
-	case storedJSON:
+	case underhood.StoredJSON:
 		return `(CASE WHEN ` + expr + ` = '' THEN NULL ELSE COALESCE(uh_try_jsonb(` + expr + `), to_jsonb(` + expr + `)) END)`
-	case storedGeo:
+	case underhood.StoredGeo:
 		return `(CASE WHEN jsonb_typeof(uh_try_jsonb(` + expr + `)) = 'object' THEN jsonb_build_object(` +
 			`'lon', COALESCE(uh_any_num(uh_norm(uh_try_jsonb(` + expr + `) -> 'lon')), 0), ` +
 			`'lat', COALESCE(uh_any_num(uh_norm(uh_try_jsonb(` + expr + `) -> 'lat')), 0)) ` +

@@ -126,47 +126,21 @@ func (Dialect) SystemSchema() []string {
 	}
 }
 
-// column kinds: how a field is stored.
-const (
-	storedText = iota
-	storedNumber
-	storedBool
-	storedMulti
-	storedJSON
-	storedGeo
-)
-
-func storageKind(f *underhood.Field) int {
-	switch {
-	case f.Type == underhood.FieldNumber:
-		return storedNumber
-	case f.Type == underhood.FieldBool:
-		return storedBool
-	case f.Type == underhood.FieldJSON:
-		return storedJSON
-	case f.Type == underhood.FieldGeoPoint:
-		return storedGeo
-	case f.IsMulti():
-		return storedMulti
-	}
-	return storedText
-}
-
 // ColumnDefinition returns the column type of f, as in the storage layout.
 func (Dialect) ColumnDefinition(f *underhood.Field) string {
 	if f.Name == "id" && f.Type == underhood.FieldText {
 		return `TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL`
 	}
-	switch storageKind(f) {
-	case storedNumber:
+	switch f.Storage() {
+	case underhood.StoredNumber:
 		return `NUMERIC DEFAULT 0 NOT NULL`
-	case storedBool:
+	case underhood.StoredBool:
 		return `BOOLEAN DEFAULT FALSE NOT NULL`
-	case storedMulti:
+	case underhood.StoredMulti:
 		return `JSON DEFAULT '[]' NOT NULL`
-	case storedJSON:
+	case underhood.StoredJSON:
 		return `JSON DEFAULT NULL`
-	case storedGeo:
+	case underhood.StoredGeo:
 		return `JSON DEFAULT '{"lon":0,"lat":0}' NOT NULL`
 	}
 	return `TEXT DEFAULT '' NOT NULL`
@@ -179,54 +153,54 @@ func (Dialect) ColumnDefinition(f *underhood.Field) string {
 // a one-element array (or the array it spells), JSON (itself when valid,
 // else a JSON string) or a geo point (when it is a JSON object with lon/lat).
 func (Dialect) ConvertColumn(from, to *underhood.Field, expr string) string {
-	fk, tk := storageKind(from), storageKind(to)
+	fk, tk := from.Storage(), to.Storage()
 	if fk == tk {
 		return expr
 	}
 	switch {
-	case fk == storedNumber && tk == storedBool:
+	case fk == underhood.StoredNumber && tk == underhood.StoredBool:
 		return `(CASE WHEN ` + expr + ` <> 0 THEN 1 ELSE 0 END)`
-	case fk == storedBool && tk == storedNumber:
+	case fk == underhood.StoredBool && tk == underhood.StoredNumber:
 		return `(CASE WHEN ` + expr + ` THEN 1 ELSE 0 END)`
-	case fk == storedNumber && tk == storedJSON:
+	case fk == underhood.StoredNumber && tk == underhood.StoredJSON:
 		return `json_quote(` + expr + `)`
-	case fk == storedBool && tk == storedJSON:
+	case fk == underhood.StoredBool && tk == underhood.StoredJSON:
 		return `(CASE WHEN ` + expr + ` THEN 'true' ELSE 'false' END)`
-	case fk == storedMulti && tk == storedJSON:
+	case fk == underhood.StoredMulti && tk == underhood.StoredJSON:
 		return `(CASE WHEN json_valid(` + expr + `) THEN ` + expr + ` ELSE '[]' END)`
 	}
 	return convertFromText(tk, convertToText(fk, expr))
 }
 
 // convertToText converts expr of kind k to text (never NULL).
-func convertToText(k int, expr string) string {
+func convertToText(k underhood.Storage, expr string) string {
 	switch k {
-	case storedNumber:
+	case underhood.StoredNumber:
 		return `CAST(` + expr + ` AS TEXT)`
-	case storedBool:
+	case underhood.StoredBool:
 		return `(CASE WHEN ` + expr + ` THEN 'true' ELSE 'false' END)`
-	case storedMulti:
+	case underhood.StoredMulti:
 		return `COALESCE((SELECT CAST(value AS TEXT) FROM json_each(CASE WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'array' THEN ` + expr + ` ELSE '[]' END) ORDER BY key LIMIT 1), '')`
-	case storedJSON:
+	case underhood.StoredJSON:
 		return `(CASE WHEN ` + expr + ` IS NULL THEN '' WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'text' THEN json_extract(` + expr + `, '$') ELSE CAST(` + expr + ` AS TEXT) END)`
-	case storedGeo:
+	case underhood.StoredGeo:
 		return `CAST(` + expr + ` AS TEXT)`
 	}
 	return expr
 }
 
 // convertFromText converts text expr to kind k.
-func convertFromText(k int, expr string) string {
+func convertFromText(k underhood.Storage, expr string) string {
 	switch k {
-	case storedNumber:
+	case underhood.StoredNumber:
 		return `CAST(` + expr + ` AS NUMERIC)`
-	case storedBool:
+	case underhood.StoredBool:
 		return `(CASE WHEN lower(trim(` + expr + `)) IN ('true', 'yes', 'on') OR CAST(` + expr + ` AS NUMERIC) <> 0 THEN 1 ELSE 0 END)`
-	case storedMulti:
+	case underhood.StoredMulti:
 		return `(CASE WHEN ` + expr + ` = '' THEN '[]' WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'array' THEN (SELECT json_group_array(CAST(value AS TEXT)) FROM json_each(` + expr + `)) ELSE json_array(` + expr + `) END)`
-	case storedJSON:
+	case underhood.StoredJSON:
 		return `(CASE WHEN ` + expr + ` = '' THEN NULL WHEN json_valid(` + expr + `) THEN json(` + expr + `) ELSE json_quote(` + expr + `) END)`
-	case storedGeo:
+	case underhood.StoredGeo:
 		return `(CASE WHEN json_valid(` + expr + `) AND json_type(` + expr + `) = 'object' THEN json_object('lon', COALESCE(json_extract(` + expr + `, '$.lon'), 0) + 0, 'lat', COALESCE(json_extract(` + expr + `, '$.lat'), 0) + 0) ELSE '{"lon":0,"lat":0}' END)`
 	}
 	return expr
