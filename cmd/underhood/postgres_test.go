@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -238,4 +243,71 @@ func TestTwoNodesOnePostgres(t *testing.T) {
 		status, _ := call(t, "GET", a.base+"/api/collections/items/records", "", nil)
 		return status == 404
 	})
+}
+
+// TestTwoNodesShareLimits runs two servers on one database and one Redis
+// (--redis): the failed logins of an account count once, whichever node
+// they reach, so spreading guesses over nodes buys no more of them.
+func TestTwoNodesShareLimits(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	redis := os.Getenv("REDIS_URL")
+	if redis == "" {
+		t.Skip("REDIS_URL is not set: skipping the shared rate-limit test (.ci/run sets it to the local server)")
+	}
+	// An account and a client address of this run's own: Redis keeps
+	// counts between runs.
+	email := fmt.Sprintf("limits-%d@example.com", rand.Int64())
+	clientIP := fmt.Sprintf("10.%d.%d.%d", rand.IntN(256), rand.IntN(256), 1+rand.IntN(254))
+	for _, args := range [][]string{
+		{"superuser", "upsert", "root@example.com", "1234567890"},
+		{"superuser", "upsert", email, "right-password-1"},
+	} {
+		if err := run(context.Background(), append(append([]string{"underhood"}, args...), "--db", dsn), noEnv, nil, io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := startServe(t, noEnv, "--db", dsn, "--redis", redis)
+	b, _ := startServe(t, noEnv, "--db", dsn, "--redis", redis)
+	ta, tb := superuserToken(t, a.base), superuserToken(t, b.base)
+
+	// Both nodes take the client address from X-Real-IP.
+	if status, body := call(t, "PATCH", a.base+"/api/settings", ta, map[string]any{"trustedProxy": map[string]any{"headers": []string{"X-Real-IP"}}}); status != 200 {
+		t.Fatalf("PATCH settings = %d %v", status, body)
+	}
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		_, body := call(t, "GET", b.base+"/api/settings", tb, nil)
+		if tp, _ := body["trustedProxy"].(map[string]any); fmt.Sprint(tp["headers"]) == "[X-Real-IP]" {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatal("the trusted proxy setting did not reach node B within 1s")
+		}
+	}
+
+	login := func(base string) int {
+		t.Helper()
+		body, _ := json.Marshal(map[string]string{"identity": email, "password": "wrong-password"})
+		req, _ := http.NewRequest("POST", base+"/api/collections/_superusers/auth-with-password", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Real-IP", clientIP)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	// The default limit is 5 failed logins a minute per account.
+	var got []int
+	for i := range 7 {
+		base := a.base
+		if i%2 == 1 {
+			base = b.base
+		}
+		got = append(got, login(base))
+	}
+	want := []int{400, 400, 400, 400, 400, 429, 429}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("7 failed logins alternating between two nodes answered %v, want %v", got, want)
+	}
 }

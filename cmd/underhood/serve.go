@@ -19,6 +19,7 @@ import (
 	"github.com/underhood/underhood/files"
 	"github.com/underhood/underhood/mail"
 	"github.com/underhood/underhood/outbound"
+	"github.com/underhood/underhood/ratelimit"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/rest"
@@ -44,6 +45,8 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		"NATS server (nats://host:port): every event is published to underhood.<collection>.<action>, and realtime reaches the subscribers of every node")
 	natsStream := fs.String("nats-stream", envOr(e.getenv, "UH_NATS_STREAM", events.DefaultStream),
 		"with --nats on a server that runs JetStream: the stream to create for the events when none captures underhood.> yet (empty: no stream)")
+	redisURL := fs.String("redis", envOr(e.getenv, "UH_REDIS", ""),
+		"Redis server (redis://[user:password@]host:port[/db]) that keeps the rate-limit and failed-login counts, so that every node counts against the same limits")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
 	positional, err := parseInterleaved(fs, args)
@@ -110,7 +113,19 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		return err
 	}
 	defer relay.Close()
+	var limits ratelimit.Store // nil: each node counts in its memory
+	if *redisURL != "" {
+		rs, err := ratelimit.NewRedis(ctx, *redisURL)
+		if err != nil {
+			return fmt.Errorf("serve: --redis: %w", err)
+		}
+		defer rs.Close()
+		limits = rs
+	}
 	authSvc := auth.New(records, log)
+	if limits != nil {
+		authSvc.UseLimiter(limits)
+	}
 	authSvc.UseOutbound(outbound.New(outbound.Options{Allow: allow}))
 	authSvc.UseMailer(mail.New(records))
 	// Emails still being sent (they may write one-time passwords) finish
@@ -139,6 +154,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		BodyLimit:      server.DefaultBodyLimit,
 		AllowedOrigins: splitList(*origins),
 		RateLimits:     records,
+		RateLimitStore: limits,
 	})
 
 	ln, err := net.Listen("tcp", *addr)
