@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/underhood/underhood/events"
 	"github.com/underhood/underhood/sqlstore/storetest"
 )
 
@@ -309,5 +311,110 @@ func TestTwoNodesShareLimits(t *testing.T) {
 	want := []int{400, 400, 400, 400, 400, 429, 429}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("7 failed logins alternating between two nodes answered %v, want %v", got, want)
+	}
+}
+
+// TestTwoNodesDeliverWebhooksOnce runs two servers on one database (and
+// NATS when NATS_URL is set) with one webhook whose receiver fails the
+// first attempt of every event: writes through both nodes are each
+// delivered exactly twice, one request per attempt, never by both nodes,
+// every one signed.
+func TestTwoNodesDeliverWebhooksOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a retry (5 s); skipped with -short")
+	}
+	dsn := storetest.PostgresDSN(t)
+	if err := run(context.Background(), []string{"underhood", "superuser", "upsert", "root@example.com", "1234567890", "--db", dsn}, noEnv, nil, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--db", dsn, "--outbound-allow", "127.0.0.1/32"}
+	if u := os.Getenv("NATS_URL"); u != "" {
+		args = append(args, "--nats", u)
+	}
+	a, _ := startServe(t, noEnv, args...)
+	b, _ := startServe(t, noEnv, args...)
+	ta := superuserToken(t, a.base)
+
+	var (
+		mu       sync.Mutex
+		attempts = map[string][]int{} // event id -> statuses answered
+		secret   string
+		badSig   int
+	)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id := r.Header.Get("webhook-id")
+		mu.Lock()
+		defer mu.Unlock()
+		if err := events.Verify(secret, id, r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature"), body, time.Now(), 5*time.Minute); err != nil {
+			badSig++
+		}
+		status := http.StatusOK
+		if len(attempts[id]) == 0 {
+			status = http.StatusServiceUnavailable
+		}
+		attempts[id] = append(attempts[id], status)
+		w.WriteHeader(status)
+	}))
+	defer receiver.Close()
+
+	if status, body := call(t, "POST", a.base+"/api/collections", ta, map[string]any{
+		"name": "items", "type": "base", "createRule": "",
+		"fields": []map[string]any{{"name": "n", "type": "number"}},
+	}); status != 200 {
+		t.Fatalf("create collection = %d %v", status, body)
+	}
+	status, hook := call(t, "POST", a.base+"/api/webhooks", ta, map[string]any{"name": "both", "url": receiver.URL, "collections": []string{"items"}})
+	secrets, _ := hook["secrets"].([]any)
+	if status != 200 || len(secrets) == 0 {
+		t.Fatalf("create webhook = %d %v", status, hook)
+	}
+	mu.Lock()
+	secret, _ = secrets[0].(string)
+	mu.Unlock()
+
+	const writes = 20
+	var wg sync.WaitGroup
+	for i := range writes {
+		base := a.base
+		if i%2 == 1 {
+			base = b.base
+		}
+		wg.Go(func() {
+			if status, body := call(t, "POST", base+"/api/collections/items/records", "", map[string]any{"n": i}); status != 200 {
+				t.Errorf("create through %s = %d %v", base, status, body)
+			}
+		})
+	}
+	wg.Wait()
+
+	// The retries come after 5 s ±25%.
+	delivered := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, st := range attempts {
+			if st[len(st)-1] == http.StatusOK {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(30 * time.Second); delivered() < writes && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a duplicate would come now
+	mu.Lock()
+	defer mu.Unlock()
+	if len(attempts) != writes {
+		t.Errorf("the receiver heard of %d events, want %d", len(attempts), writes)
+	}
+	for id, st := range attempts {
+		if fmt.Sprint(st) != "[503 200]" {
+			t.Errorf("event %s was sent %d times, answered %v; want one request per attempt: [503 200]", id, len(st), st)
+		}
+	}
+	if badSig > 0 {
+		t.Errorf("%d requests with a bad signature", badSig)
 	}
 }
