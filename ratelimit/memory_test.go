@@ -100,16 +100,32 @@ func TestMemoryIsBounded(t *testing.T) {
 }
 
 func TestMemoryConcurrent(t *testing.T) {
-	ctx := context.Background()
 	m := NewMemory(0, nil)
-	l := Limit{Max: 100, Window: time.Hour}
+	if allowed := hitConcurrently(t, "shared", 100, m); allowed != 100 {
+		t.Errorf("%d of 400 concurrent hits allowed, want exactly 100", allowed)
+	}
+}
+
+// hitConcurrently sends 400 hits of key from 8 goroutines, spread over
+// stores (nodes sharing one count), against a limit of max an hour, and
+// returns how many were allowed.
+func hitConcurrently(t *testing.T, key string, max int, stores ...Store) int {
+	t.Helper()
+	ctx := context.Background()
+	l := Limit{Max: max, Window: time.Hour}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	allowed := 0
-	for range 8 {
+	for i := range 8 {
+		s := stores[i%len(stores)]
 		wg.Go(func() {
 			for range 50 {
-				if w, _ := Allow(ctx, m, "shared", l, time.Now()); w == 0 {
+				w, err := Allow(ctx, s, key, l, time.Now())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if w == 0 {
 					mu.Lock()
 					allowed++
 					mu.Unlock()
@@ -118,7 +134,5 @@ func TestMemoryConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if allowed != 100 {
-		t.Errorf("%d of 400 concurrent hits allowed, want exactly 100", allowed)
-	}
+	return allowed
 }

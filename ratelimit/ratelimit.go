@@ -51,7 +51,9 @@ func check(ctx context.Context, s Store, key string, l Limit, n int, now time.Ti
 	if count+1-n <= l.Max {
 		return 0, nil
 	}
-	wait := ends.Sub(now)
+	// A window never lasts longer than l.Window; a shared store's clock
+	// (ends) may run a little ahead of now.
+	wait := min(ends.Sub(now), l.Window)
 	if wait < time.Second {
 		// Retry-After counts whole seconds; never tell a client "now".
 		wait = time.Second

@@ -84,6 +84,7 @@ func NewRedis(ctx context.Context, rawURL string) (*Redis, error) {
 // Add implements Store.
 func (r *Redis) Add(ctx context.Context, key string, n int, window time.Duration) (int, time.Time, error) {
 	ms := max(window.Milliseconds(), 1)
+	sent := time.Now()
 	v, err := r.do(ctx, "EVAL", addScript, "1", redisKeyPrefix+key, strconv.Itoa(n), strconv.FormatInt(ms, 10))
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("redis: %w", err)
@@ -97,7 +98,7 @@ func (r *Redis) Add(ctx context.Context, key string, n int, window time.Duration
 	if !ok1 || !ok2 {
 		return 0, time.Time{}, fmt.Errorf("redis: unexpected answer %v", v)
 	}
-	return int(count), time.Now().Add(time.Duration(ttl) * time.Millisecond), nil
+	return int(count), sent.Add(time.Duration(ttl) * time.Millisecond), nil
 }
 
 // Reset implements Store.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -83,33 +82,7 @@ func TestRedisSharesLimits(t *testing.T) {
 // through than the limit.
 func TestRedisConcurrent(t *testing.T) {
 	a, b, p := twoNodes(t)
-	ctx := context.Background()
-	l := Limit{Max: 100, Window: time.Hour}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	allowed := 0
-	for i := range 8 {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		wg.Go(func() {
-			for range 50 {
-				w, err := Allow(ctx, s, p+"shared", l, time.Now())
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if w == 0 {
-					mu.Lock()
-					allowed++
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if allowed != 100 {
+	if allowed := hitConcurrently(t, p+"shared", 100, a, b); allowed != 100 {
 		t.Errorf("%d of 400 concurrent hits through two nodes allowed, want exactly 100", allowed)
 	}
 }
