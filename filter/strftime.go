@@ -106,6 +106,43 @@ func strftime(format, timeValue any, modifiers []any) any {
 			b.WriteString(strconv.Itoa(int(t.Weekday())))
 		case 'Y':
 			fmt.Fprintf(&b, "%04d", t.Year())
+		case 'G', 'g', 'V':
+			year, week := isoWeek(t)
+			switch f[i] {
+			case 'G':
+				fmt.Fprintf(&b, "%04d", year)
+			case 'g':
+				fmt.Fprintf(&b, "%02d", year%100) // C semantics: -76 for year -2976
+			default:
+				fmt.Fprintf(&b, "%02d", week)
+			}
+		case 'U': // weeks starting on Sunday; days before the first are week 0
+			fmt.Fprintf(&b, "%02d", (t.YearDay()-1-int(t.Weekday())+7)/7)
+		case 'W': // weeks starting on Monday
+			fmt.Fprintf(&b, "%02d", (t.YearDay()-1-(int(t.Weekday())+6)%7+7)/7)
+		case 'k':
+			fmt.Fprintf(&b, "%2d", t.Hour())
+		case 'I', 'l':
+			h := t.Hour() % 12
+			if h == 0 {
+				h = 12
+			}
+			if f[i] == 'I' {
+				fmt.Fprintf(&b, "%02d", h)
+			} else {
+				fmt.Fprintf(&b, "%2d", h)
+			}
+		case 'p', 'P':
+			ampm := "AM"
+			if t.Hour() >= 12 {
+				ampm = "PM"
+			}
+			if f[i] == 'P' {
+				ampm = strings.ToLower(ampm)
+			}
+			b.WriteString(ampm)
+		case 'J':
+			b.WriteString(strconv.FormatFloat(float64(t.UnixMilli()+unixEpochJD)/86400000, 'g', 16, 64))
 		case '%':
 			b.WriteByte('%')
 		default:
@@ -113,6 +150,15 @@ func strftime(format, timeValue any, modifiers []any) any {
 		}
 	}
 	return b.String()
+}
+
+// isoWeek returns the ISO 8601 year and week of t: weeks start on Monday,
+// and week 1 holds the year's first Thursday. Unlike time.ISOWeek it
+// counts years before 1 as SQLite does (proleptic, with a year 0).
+func isoWeek(t time.Time) (year, week int) {
+	// The Thursday of t's week decides the year.
+	thu := t.AddDate(0, 0, 3-(int(t.Weekday())+6)%7)
+	return thu.Year(), (thu.YearDay()-1)/7 + 1
 }
 
 // unixEpochJD is 1970-01-01 00:00:00 as a Julian day number in

@@ -75,7 +75,7 @@ func strftimeCases(t *testing.T, db *testDB) []strftimeCase {
 		{"+1 day", "unixepoch"}, {"unixepoch", "auto"}, {"auto", "+1 hour"}, {"unixepoch", "start of year"},
 		{"+10000 years"}, {"-5000 years"}, {"weekday 0"},
 	}
-	formats := []string{"%Y-%m-%d %H:%M:%f", "%s", "%j %w %u", "%F %T %R"}
+	formats := []string{"%Y-%m-%d %H:%M:%f", "%s", "%j %w %u", "%F %T %R", "%G-W%V %g %U %W", "%k %l %I %p %P", "%J"}
 	for _, format := range formats {
 		for _, tv := range times {
 			for _, mods := range modifiers {

@@ -457,6 +457,71 @@ BEGIN
 END
 $f$;
 
+-- uh_julian_text is SQLite's %J of the time jd (a Julian day number in
+-- milliseconds): the double jd / 86400000.0 printed as printf's %.16g does,
+-- computed exactly. The double is n / 2^k for the integer n nearest to
+-- jd * 2^k / 86400000 (ties to even), k giving it 53 bits; its 16
+-- significant digits are rounded from that exact value, ties to even.
+CREATE OR REPLACE FUNCTION uh_julian_text(jd bigint) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $f$
+DECLARE
+	e integer := 0;   -- 2^e <= jd / 86400000 < 2^(e+1)
+	twok numeric := 1;
+	n numeric;
+	r numeric;
+	d integer;        -- 10^(d-1) <= value < 10^d
+	q numeric;
+	txt text;
+	x integer;
+BEGIN
+	IF jd <= 0 THEN
+		RETURN '0';
+	END IF;
+	WHILE jd >= 86400000 * power(2::numeric, e + 1) LOOP
+		e := e + 1;
+	END LOOP;
+	WHILE e > -80 AND jd * power(2::numeric, -e) < 86400000 LOOP
+		e := e - 1;
+	END LOOP;
+	FOR i IN 1..(52 - e) LOOP
+		twok := twok * 2;
+	END LOOP;
+	n := div(jd * twok, 86400000);
+	r := mod(jd * twok, 86400000);
+	IF 2 * r > 86400000 OR (2 * r = 86400000 AND mod(n, 2) = 1) THEN
+		n := n + 1;
+	END IF;
+	IF n >= twok THEN
+		d := length(div(n, twok)::text);
+	ELSE
+		d := 0;
+		WHILE n * power(10::numeric, 1 - d) < twok LOOP
+			d := d - 1;
+		END LOOP;
+	END IF;
+	q := div(n * power(10::numeric, 16 - d), twok);
+	r := mod(n * power(10::numeric, 16 - d), twok);
+	IF 2 * r > twok OR (2 * r = twok AND mod(q, 2) = 1) THEN
+		q := q + 1;
+	END IF;
+	IF q >= power(10::numeric, 16) THEN -- rounded up to the next power of ten
+		q := div(q, 10);
+		d := d + 1;
+	END IF;
+	txt := q::text; -- 16 digits: the first is 10^(d-1)
+	IF d < -3 THEN -- printf's %g switches to an exponent below 1e-4
+		txt := rtrim(rtrim(substr(txt, 1, 1) || '.' || substr(txt, 2), '0'), '.');
+		x := d - 1;
+		RETURN txt || 'e-' || lpad((-x)::text, 2, '0');
+	ELSIF d <= 0 THEN
+		txt := '0.' || repeat('0', -d) || txt;
+	ELSE
+		txt := substr(txt, 1, d) || '.' || substr(txt, d + 1);
+	END IF;
+	RETURN rtrim(rtrim(txt, '0'), '.');
+END
+$f$;
+
 -- uh_strftime is SQLite's strftime(format, time, modifiers...) over values
 -- in normal form (as filter.strftime).
 CREATE OR REPLACE FUNCTION uh_strftime(VARIADIC args jsonb[]) RETURNS text
@@ -478,6 +543,10 @@ DECLARE
 	i integer := 1;
 	ch text;
 	wd bigint;
+	yd bigint;
+	thu bigint;
+	iso record;
+	h bigint;
 BEGIN
 	IF array_length(args, 1) IS NULL OR array_length(args, 1) < 2 OR jsonb_typeof(args[1]) IS DISTINCT FROM 'string' THEN
 		RETURN NULL;
@@ -533,6 +602,10 @@ BEGIN
 	tod := t - days::numeric * 86400000000000; -- nanoseconds of the day
 	c := uh_civil(days);
 	wd := ((days + 4) % 7 + 7) % 7;
+	yd := days - uh_days_from_civil(c.y, 1, 1); -- from 0
+	h := floor(tod / 3600000000000)::bigint;
+	thu := days + 3 - (wd + 6) % 7; -- the Thursday of the ISO week
+	iso := uh_civil(thu);
 	WHILE i <= length(fmt) LOOP
 		ch := substr(fmt, i, 1);
 		IF ch <> '%' THEN
@@ -562,6 +635,17 @@ BEGIN
 		WHEN 'u' THEN out := out || CASE WHEN wd = 0 THEN 7 ELSE wd END::text;
 		WHEN 'w' THEN out := out || wd::text;
 		WHEN 'Y' THEN out := out || uh_pad(c.y, 4);
+		WHEN 'G' THEN out := out || uh_pad(iso.y, 4);
+		WHEN 'g' THEN out := out || uh_pad(iso.y % 100, 2);
+		WHEN 'V' THEN out := out || uh_pad((thu - uh_days_from_civil(iso.y, 1, 1)) / 7 + 1, 2);
+		WHEN 'U' THEN out := out || uh_pad((yd - wd + 7) / 7, 2);
+		WHEN 'W' THEN out := out || uh_pad((yd - (wd + 6) % 7 + 7) / 7, 2);
+		WHEN 'k' THEN out := out || lpad(h::text, 2, ' ');
+		WHEN 'I' THEN out := out || uh_pad(CASE WHEN h % 12 = 0 THEN 12 ELSE h % 12 END, 2);
+		WHEN 'l' THEN out := out || lpad(CASE WHEN h % 12 = 0 THEN 12 ELSE h % 12 END::text, 2, ' ');
+		WHEN 'p' THEN out := out || CASE WHEN h < 12 THEN 'AM' ELSE 'PM' END;
+		WHEN 'P' THEN out := out || CASE WHEN h < 12 THEN 'am' ELSE 'pm' END;
+		WHEN 'J' THEN out := out || uh_julian_text(jd::bigint);
 		WHEN '%' THEN out := out || '%';
 		ELSE RETURN NULL;
 		END CASE;

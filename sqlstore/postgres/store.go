@@ -230,6 +230,10 @@ func (Dialect) SystemSchema() []string {
 		functions,
 		`CREATE TABLE _uh_version (id INTEGER PRIMARY KEY, v BIGINT NOT NULL);
 		INSERT INTO _uh_version (id, v) VALUES (1, 0)`,
+		// The functions again (CREATE OR REPLACE), for databases made
+		// before strftime knew %G %V %g %U %W %k %l %I %p %P and %J. A
+		// later change of the functions appends them once more.
+		functions,
 	}
 }
 
