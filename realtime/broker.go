@@ -6,8 +6,11 @@
 // moment. Subscribers with the same identity and the same topic (options
 // included) form a group: the rule, the filter and the expansion are
 // evaluated once per group per event, and the group's members share the
-// resulting message, down to its encoded bytes. The protocol (SSE,
-// WebSocket) lives in the adapters; this package knows none.
+// resulting message, down to its encoded bytes. Besides record topics, a
+// client may subscribe to a direct topic (TopicOAuth2), which no change
+// reaches: a message on it is sent by SendOnce to that one client only.
+// The protocol (SSE, WebSocket) lives in the adapters; this package knows
+// none.
 package realtime
 
 import (
@@ -37,15 +40,29 @@ const (
 	eventQueue = 8192
 )
 
+// TopicOAuth2 is the direct topic of PocketBase's OAuth2 popup flow: the
+// SDK subscribes its realtime client to it and uses the client id as the
+// OAuth2 state, and the provider's redirect (rest) sends the outcome to
+// that client with SendOnce. No access rule applies to it: the only
+// message it carries is for its own client.
+const TopicOAuth2 = "@oauth2"
+
+// isDirect reports whether topic is a direct topic, which takes no record
+// events.
+func isDirect(topic string) bool { return topic == TopicOAuth2 }
+
 // Message is one event for the clients of one group: Topic is the
 // subscription as the clients wrote it (the SSE event name), Record is
 // presented and expanded for their identity, Fields is the subscription's
-// projection. It is shared by the group's clients and must not be changed.
+// projection. A message on a direct topic has no Record: Data is its JSON,
+// sent as it is. A message is shared by the group's clients and must not
+// be changed.
 type Message struct {
 	Topic  string
 	Action string
 	Record *underhood.Record
 	Fields string
+	Data   []byte
 
 	encMu sync.Mutex
 	enc   map[string][]byte
@@ -70,6 +87,7 @@ func (m *Message) Encoded(kind string, encode func(*Message) []byte) []byte {
 // Subscription is one parsed topic.
 type Subscription struct {
 	Topic      string // as given
+	Direct     bool   // a direct topic (TopicOAuth2): no collection, no events
 	Collection string // name or id
 	RecordID   string // "*" for every record
 	Filter     string
@@ -230,10 +248,10 @@ func (b *Broker) Connect() *Client {
 }
 
 // ConnectFunc registers a new client whose messages are handed to
-// deliver, on the broker's goroutine: deliver must not block, and returns
-// false when the client is too far behind to keep. onClose (may be nil)
-// runs once when the client is dropped, by Disconnect, for being too
-// slow, or because the broker closes. An adapter that writes from a pool
+// deliver, on the broker's goroutine (or SendOnce's caller): deliver must
+// not block, and returns false when the client is too far behind to keep.
+// onClose (may be nil) runs once when the client is dropped, by
+// Disconnect, for being too slow, or because the broker closes. An adapter that writes from a pool
 // of its own needs no goroutine and no queue per idle client.
 func (b *Broker) ConnectFunc(deliver func(*Message) bool, onClose func()) *Client {
 	c := &Client{ID: underhood.RandomString(40), deliver: deliver, onClose: onClose, done: make(chan struct{}), subs: map[string]*Subscription{}}
@@ -276,6 +294,9 @@ func (b *Broker) leaveGroups(c *Client) {
 func (b *Broker) joinGroups(c *Client, auth *underhood.Record, subs map[string]*Subscription) {
 	ident := identityKey(auth)
 	for t, s := range subs {
+		if s.Direct {
+			continue // no change is dispatched to a direct topic
+		}
 		key := ident + "\x00" + t
 		byKey := b.groups[s.Collection]
 		if byKey == nil {
@@ -360,6 +381,9 @@ func (b *Broker) parse(auth *underhood.Record, topic string) (*Subscription, err
 	if topic == "" || len(topic) > maxTopicLength {
 		return nil, underhood.Errorf(underhood.EInvalid, "Invalid topic.")
 	}
+	if isDirect(topic) {
+		return &Subscription{Topic: topic, Direct: true}, nil
+	}
 	path, rawQuery, _ := strings.Cut(topic, "?")
 	coll, id, ok := strings.Cut(path, "/")
 	if !ok || coll == "" || id == "" {
@@ -395,6 +419,41 @@ func (b *Broker) parse(auth *underhood.Record, topic string) (*Subscription, err
 		}
 	}
 	return s, nil
+}
+
+// SendOnce sends data (JSON) on the direct topic to client id alone and
+// ends that subscription, so that one subscription gets one message: a
+// second send with the same id finds nothing. It fails with ENotFound,
+// sending nothing, when no connected client has that id or the client is
+// not subscribed to topic.
+func (b *Broker) SendOnce(id, topic string, data []byte) error {
+	if !isDirect(topic) {
+		return underhood.Errorf(underhood.EInvalid, "Not a direct topic.")
+	}
+	m := &Message{Topic: topic, Data: data}
+	b.mu.RLock()
+	c := b.clients[id]
+	if c == nil {
+		b.mu.RUnlock()
+		return underhood.Errorf(underhood.ENotFound, "Missing or invalid client id.")
+	}
+	// Taking the subscription and sending happen under the client's lock:
+	// two concurrent sends cannot both find it.
+	c.mu.Lock()
+	_, subscribed := c.subs[topic]
+	delete(c.subs, topic)
+	sent := subscribed && c.send(m)
+	c.mu.Unlock()
+	b.mu.RUnlock()
+	switch {
+	case !subscribed:
+		return underhood.Errorf(underhood.ENotFound, "The client is not subscribed to %s.", topic)
+	case !sent:
+		b.log.Warn("realtime: client too slow, disconnecting", "client", c.ID)
+		b.Disconnect(c)
+		return underhood.Errorf(underhood.ENotFound, "Missing or invalid client id.")
+	}
+	return nil
 }
 
 func (b *Broker) request(auth *underhood.Record, s *Subscription) *record.Request {

@@ -189,3 +189,66 @@ func TestBrokerDropsASlowClientOnly(t *testing.T) {
 		t.Errorf("the client that reads got %d events, want %d", n, posts)
 	}
 }
+
+func TestBrokerSendOnce(t *testing.T) {
+	e := newEnv(t)
+	waiting := e.connect("", realtime.TopicOAuth2)
+	other := e.connect("alice", realtime.TopicOAuth2)
+	both := e.connect("bob", realtime.TopicOAuth2, "posts/*")
+	postsOnly := e.connect("bob", "posts/*")
+
+	tests := []struct {
+		name     string
+		id       string
+		topic    string
+		wantCode string // "" = sent
+		to       *realtime.Client
+	}{
+		{"to the waiting client", waiting.ID, realtime.TopicOAuth2, "", waiting},
+		{"once only", waiting.ID, realtime.TopicOAuth2, underhood.ENotFound, nil},
+		{"an unknown client", "no-such-client", realtime.TopicOAuth2, underhood.ENotFound, nil},
+		{"a client not subscribed to the topic", postsOnly.ID, realtime.TopicOAuth2, underhood.ENotFound, nil},
+		{"a record topic is not direct", postsOnly.ID, "posts/*", underhood.EInvalid, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := []byte(`{"state":"` + tt.id + `","code":"c"}`)
+			err := e.broker.SendOnce(tt.id, tt.topic, data)
+			if got := underhood.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("SendOnce(%s) = %v, want code %q", tt.name, err, tt.wantCode)
+			}
+			// A channel client gets its message before SendOnce returns:
+			// every queue can be checked at once.
+			for _, c := range []*realtime.Client{waiting, other, both, postsOnly} {
+				n := len(c.Messages())
+				switch {
+				case c == tt.to && n != 1:
+					t.Errorf("the addressee has %d messages, want 1", n)
+				case c != tt.to && n != 0:
+					t.Errorf("client %s has %d messages, want none", c.ID, n)
+				}
+			}
+			if tt.to == nil {
+				return
+			}
+			m := <-tt.to.Messages()
+			if m.Topic != realtime.TopicOAuth2 || m.Record != nil || string(m.Data) != string(data) {
+				t.Errorf("message = {%s %v %s}, want {%s <nil> %s}", m.Topic, m.Record, m.Data, realtime.TopicOAuth2, data)
+			}
+		})
+	}
+
+	// A change reaches the record topic of a client that also waits on
+	// @oauth2, and nobody through @oauth2. The broker dispatches changes
+	// in order: once the second has arrived, the first went everywhere.
+	e.post("first", "bob", true)
+	e.post("second", "bob", true)
+	for _, want := range []string{"first", "second"} {
+		if m := <-both.Messages(); m.Record == nil || m.Record.String("title") != want {
+			t.Fatalf("posts/* subscriber got %+v, want the post %q", m, want)
+		}
+	}
+	if n := len(other.Messages()); n != 0 {
+		t.Errorf("a client subscribed to @oauth2 only got %d record events", n)
+	}
+}

@@ -109,14 +109,19 @@ func (a *api) handleRealtimeConnect(w http.ResponseWriter, r *http.Request) {
 }
 
 // encodeSSE renders the part of an event's SSE frame after its id line,
-// once for every client of the message.
+// once for every client of the message. A message of a direct topic
+// carries its data as it is.
 func encodeSSE(m *realtime.Message) []byte {
+	b := append([]byte("\nevent:"), m.Topic...)
+	b = append(b, "\ndata:"...)
+	if m.Record == nil {
+		b = append(b, m.Data...)
+		return append(b, "\n\n"...)
+	}
 	proj, err := parseFields(m.Fields)
 	if err != nil {
 		proj = nil
 	}
-	b := append([]byte("\nevent:"), m.Topic...)
-	b = append(b, "\ndata:"...)
 	b = append(b, `{"action":`...)
 	b = appendString(b, m.Action)
 	b = append(b, `,"record":`...)

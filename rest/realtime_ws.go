@@ -20,6 +20,7 @@ import (
 //	server → client  {"type":"connected","clientId":"…"}
 //	                 {"type":"subscribed","topics":[…]}
 //	                 {"type":"event","topic":"posts/*","action":"create","record":{…}}
+//	                 {"type":"message","topic":"@oauth2","data":{…}}
 //	                 {"type":"error","status":400,"message":"…","data":{…}}
 //	                 {"type":"pong"}
 
@@ -99,8 +100,15 @@ func (a *api) handleRealtimeWS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// encodeWSEvent renders an event message, once for every client of it.
+// encodeWSEvent renders an event message, once for every client of it;
+// a message of a direct topic is {"type":"message","topic","data"}.
 func encodeWSEvent(m *realtime.Message) []byte {
+	if m.Record == nil {
+		b := append([]byte(`{"type":"message","topic":`), appendString(nil, m.Topic)...)
+		b = append(b, `,"data":`...)
+		b = append(b, m.Data...)
+		return append(b, '}')
+	}
 	proj, err := parseFields(m.Fields)
 	if err != nil {
 		proj = nil
