@@ -4,18 +4,23 @@
 // userinfo, with RS256 id_tokens signed by node:crypto. The server may
 // reach it because this file starts the server with
 // UH_OUTBOUND_ALLOW=127.0.0.1/32; a second server without it shows the
-// provider refused.
+// provider refused. The popup flow, authWithOAuth2({provider}), runs with
+// a urlCallback that plays the browser's popup.
 
 import assert from "node:assert/strict";
 import { createHash, generateKeyPairSync, randomBytes, sign, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
+import { EventSource } from "eventsource";
 import { startServer } from "./server.mjs";
 import { assertNoSecrets, RECORD_ID, rejectsWith, signUp } from "./fixtures.mjs";
 
 const CLIENT_ID = "e2e-client";
 const CLIENT_SECRET = "e2e-client-secret";
 const REDIRECT_URL = "http://127.0.0.1:5173/oauth2-callback";
+
+// Node has no EventSource of its own; the SDK's popup flow needs one.
+globalThis.EventSource = EventSource;
 
 const b64url = (buf) => Buffer.from(buf).toString("base64url");
 const s256 = (s) => b64url(createHash("sha256").update(s).digest());
@@ -142,6 +147,20 @@ async function authorize(provider, login) {
     const back = new URL(res.headers.get("location"));
     assert.ok(back.href.startsWith(REDIRECT_URL), `redirected to ${back.href}`);
     return back.searchParams;
+}
+
+/**
+ * popup plays the browser window the SDK would open: it loads the auth
+ * URL as `login`, follows the provider's redirect to the server's
+ * /api/oauth2-redirect and returns that page's { res, html }.
+ */
+async function popup(url, login) {
+    const res = await fetch(`${url}&login_hint=${encodeURIComponent(login)}`, { redirect: "manual" });
+    assert.equal(res.status, 302, `authorize answered ${res.status}`);
+    const back = res.headers.get("location");
+    assert.ok(back.startsWith(`${server.url}/api/oauth2-redirect?`), `the provider sent the browser to ${back}`);
+    const page = await fetch(back);
+    return { res: page, html: await page.text() };
 }
 
 let idp;
@@ -319,6 +338,84 @@ describe("oauth2 sign-in", () => {
         const { pb } = await signUp(server, "frank");
         await rejectsWith(pb.collections.getOne("users"), 403, "user reads the collection");
         assert.ok(!server.output().includes(CLIENT_SECRET), "the server log holds the client secret");
+    });
+});
+
+describe("oauth2 popup flow (authWithOAuth2 over realtime)", () => {
+    test("a new user signs up through the popup and the SDK stores the login", async () => {
+        idp.users.set("erin", { sub: "sub-erin", email: "erin@example.com", email_verified: true, name: "Erin Popup" });
+        const before = await userCount();
+        const pb = server.client();
+        let authURL;
+        let browsing; // the popup's page may still load when the login is done
+        const auth = await pb.collection("users").authWithOAuth2({
+            provider: "oidc",
+            createData: { emailVisibility: true },
+            urlCallback: (url) => {
+                authURL = new URL(url);
+                browsing = popup(url, "erin");
+                return browsing;
+            },
+        });
+        const page = await browsing;
+        assert.equal(authURL.searchParams.get("redirect_uri"), `${server.url}/api/oauth2-redirect`);
+        assert.ok(authURL.searchParams.get("state")?.length >= 30, `state ${authURL.searchParams.get("state")}`);
+        assert.equal(page.res.status, 200, page.html);
+        assert.match(page.res.headers.get("content-type"), /^text\/html/);
+        assert.match(page.res.headers.get("content-security-policy"), /default-src 'none'/);
+        assert.equal(page.res.headers.get("cache-control"), "no-store");
+        assert.match(page.html, /window\.close\(\)/);
+        assert.ok(!page.html.includes(authURL.searchParams.get("state")), "the page shows the state");
+
+        assert.equal(auth.meta.isNew, true);
+        assert.equal(auth.record.email, "erin@example.com");
+        assert.equal(auth.record.name, "Erin Popup");
+        assert.equal(auth.record.emailVisibility, true);
+        assert.ok(pb.authStore.isValid, "the SDK did not store the token");
+        assert.equal(pb.authStore.record.id, auth.record.id);
+        assert.equal((await pb.collection("users").authRefresh()).record.email, "erin@example.com");
+        assert.equal(await userCount(), before + 1);
+
+        // The same account through the popup again: the same record.
+        const pb2 = server.client();
+        const again = await pb2.collection("users").authWithOAuth2({ provider: "oidc", urlCallback: (url) => popup(url, "erin") });
+        assert.equal(again.record.id, auth.record.id);
+        assert.equal(again.meta.isNew, false);
+        assert.equal(await userCount(), before + 1);
+    });
+
+    test("a denied consent reaches the SDK as an error and logs nobody in", async () => {
+        const before = await userCount();
+        const pb = server.client();
+        let browsing;
+        await assert.rejects(
+            pb.collection("users").authWithOAuth2({
+                provider: "oidc",
+                urlCallback: (url) => {
+                    browsing = popup(url, "nobody");
+                    return browsing;
+                },
+            }),
+            (err) => {
+                // The SDK wraps the redirect's error; its text is the cause's.
+                assert.match(err.originalError?.message ?? "", /OAuth2 redirect error.*access_denied/);
+                return true;
+            },
+        );
+        const page = await browsing;
+        assert.equal(page.res.status, 200, page.html);
+        assert.match(page.html, /Sign-in failed/);
+        assert.match(page.html, /access_denied/);
+        assert.equal(pb.authStore.isValid, false);
+        assert.equal(await userCount(), before);
+    });
+
+    test("a redirect with a state no client waits for sends nothing and shows an error page", async () => {
+        const res = await fetch(`${server.url}/api/oauth2-redirect?state=not-a-client&code=some-code`);
+        const html = await res.text();
+        assert.equal(res.status, 400, html);
+        assert.match(html, /Sign-in expired/);
+        assert.ok(!html.includes("window.close"), "an error page closes itself");
     });
 });
 

@@ -15,11 +15,20 @@ import (
 type sseEvent struct {
 	name string
 	data map[string]any
+	raw  string // the data line as sent
 }
 
 // subscribe opens a realtime stream as who, subscribes it to topics and
 // returns its events.
 func (e *env) subscribe(who string, topics ...string) <-chan sseEvent {
+	e.t.Helper()
+	_, events := e.stream(who, topics...)
+	return events
+}
+
+// stream opens a realtime stream as who, subscribes it to topics and
+// returns its client id and events.
+func (e *env) stream(who string, topics ...string) (string, <-chan sseEvent) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e.t.Cleanup(cancel)
@@ -44,7 +53,8 @@ func (e *env) subscribe(who string, topics ...string) <-chan sseEvent {
 			case strings.HasPrefix(line, "event:"):
 				ev.name = strings.TrimPrefix(line, "event:")
 			case strings.HasPrefix(line, "data:"):
-				json.Unmarshal([]byte(strings.TrimPrefix(line, "data:")), &ev.data)
+				ev.raw = strings.TrimPrefix(line, "data:")
+				json.Unmarshal([]byte(ev.raw), &ev.data)
 			case line == "" && ev.name != "":
 				events <- ev
 				ev = sseEvent{}
@@ -56,10 +66,16 @@ func (e *env) subscribe(who string, topics ...string) <-chan sseEvent {
 		e.t.Fatalf("first event = %q, want PB_CONNECT", first.name)
 	}
 	id, _ := first.data["clientId"].(string)
+	e.resubscribe(id, who, topics...)
+	return id, events
+}
+
+// resubscribe sets the subscriptions of client id, as who.
+func (e *env) resubscribe(id, who string, topics ...string) {
+	e.t.Helper()
 	if st, body := e.do("POST", "/api/realtime", who, map[string]any{"clientId": id, "subscriptions": topics}); st != 204 {
 		e.t.Fatalf("subscribe %v = %d %s", topics, st, body)
 	}
-	return events
 }
 
 func next(t *testing.T, events <-chan sseEvent) sseEvent {

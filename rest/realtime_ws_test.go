@@ -48,6 +48,7 @@ type wsClient struct {
 	t    *testing.T
 	conn net.Conn
 	br   *bufio.Reader
+	id   string // the client id of the connected message
 }
 
 // dialWS opens /api/realtime/ws with extra handshake headers and checks
@@ -78,9 +79,11 @@ func (e *wsEnv) dialWS(header map[string]string) *wsClient {
 		e.t.Fatalf("handshake = %d %v", res.StatusCode, res.Header)
 	}
 	c := &wsClient{t: e.t, conn: conn, br: br}
-	if m := c.next(); m["type"] != "connected" || m["clientId"] == "" {
+	m := c.next()
+	if m["type"] != "connected" || m["clientId"] == "" {
 		e.t.Fatalf("first message = %v, want connected with a clientId", m)
 	}
+	c.id, _ = m["clientId"].(string)
 	return c
 }
 

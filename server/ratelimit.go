@@ -173,12 +173,14 @@ func sameSlice[T any](a, b []T) bool {
 func (rs *rateRules) find(r *http.Request, src RateLimitSource, signedIn bool) *rateRule {
 	if len(rs.tags) > 0 {
 		if coll, tags := actionTags(r); len(tags) > 0 {
-			if c, err := src.Collection(coll); err == nil {
-				coll = c.Name
-			}
-			for _, t := range tags {
-				if rule := pickAudience(rs.tags[coll+":"+t], signedIn); rule != nil {
-					return rule
+			if coll != "" {
+				if c, err := src.Collection(coll); err == nil {
+					coll = c.Name
+				}
+				for _, t := range tags {
+					if rule := pickAudience(rs.tags[coll+":"+t], signedIn); rule != nil {
+						return rule
+					}
 				}
 			}
 			for _, t := range tags {
@@ -238,8 +240,14 @@ func audienceMatches(audience string, signedIn bool) bool {
 // family: "auth" for a login, "request" for one that sends mail, "confirm"
 // for one that redeems an emailed token, "totp" for authenticator-app
 // endpoints. The tags are derived from the path so that an endpoint added
-// later falls into its family without a change here.
+// later falls into its family without a change here. The OAuth2 popup
+// flow's redirect (GET or POST /api/oauth2-redirect), part of a login but
+// of no collection, is tagged "oauth2Redirect" and "auth": only "*:" rules
+// apply to it.
 func actionTags(r *http.Request) (coll string, tags []string) {
+	if r.URL.Path == "/api/oauth2-redirect" {
+		return "", []string{"oauth2Redirect", "auth"}
+	}
 	if r.Method != http.MethodPost {
 		return "", nil
 	}

@@ -65,6 +65,9 @@ func TestFindRateRule(t *testing.T) {
 		{"POST", "/api/collections/users/auth-with-totp", false, "users:auth@guest"},
 		{"POST", "/api/collections/_superusers/impersonate/abc", true, "*:impersonate"},
 		{"GET", "/api/collections/users/auth-methods", false, "/api/collections/"},
+		{"GET", "/api/oauth2-redirect", false, "*:auth"},
+		{"POST", "/api/oauth2-redirect", false, "*:auth"},
+		{"GET", "/api/oauth2-redirect", true, "*:auth"},
 		{"POST", "/api/collections/users/records", false, "/api/collections/"},
 	}
 	for _, tt := range tests {

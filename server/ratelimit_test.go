@@ -106,3 +106,26 @@ func TestRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// The OAuth2 popup flow's redirect counts as an auth endpoint: the "*:auth"
+// rule limits it, GET and POST alike, per client address.
+func TestRateLimitOAuth2Redirect(t *testing.T) {
+	src := &settingsSource{st: limits(true, record.RateLimitRule{Label: "*:auth", Duration: 60, MaxRequests: 3})}
+	ts := newServer(t, server.Deps{RateLimits: src})
+	tests := []struct {
+		method string
+		want   int
+	}{
+		{"GET", 200},
+		{"POST", 200},
+		{"GET", 200},
+		{"GET", 429},
+		{"POST", 429},
+	}
+	for i, tt := range tests {
+		res, _ := ts.do(t, tt.method, "/api/oauth2-redirect?state=s&code=c", nil, nil)
+		if res.StatusCode != tt.want {
+			t.Errorf("request %d: %s /api/oauth2-redirect = %d, want %d", i+1, tt.method, res.StatusCode, tt.want)
+		}
+	}
+}
