@@ -65,8 +65,9 @@ type NATS struct {
 	remote     *idSet // events of other nodes already handed on
 	stopListen func()
 
-	mu  sync.Mutex
-	sub *nats.Subscription
+	mu     sync.Mutex
+	sub    *nats.Subscription
+	direct *nats.Subscription
 }
 
 // NewNATS connects to the NATS server at url and finds or creates the
@@ -189,9 +190,11 @@ func subjectMatches(p, subject string) bool {
 func (n *NATS) Close() {
 	n.stopListen()
 	n.mu.Lock()
-	if n.sub != nil {
-		_ = n.sub.Unsubscribe()
-		n.sub = nil
+	for _, sub := range []**nats.Subscription{&n.sub, &n.direct} {
+		if *sub != nil {
+			_ = (*sub).Unsubscribe()
+			*sub = nil
+		}
 	}
 	n.mu.Unlock()
 	_ = n.nc.FlushTimeout(5 * time.Second)
@@ -284,6 +287,60 @@ func (n *NATS) OnRemote(fn func(underhood.Event)) error {
 	n.sub = sub
 	n.mu.Unlock()
 	return n.nc.Flush()
+}
+
+// directSubject carries direct realtime messages between nodes (the
+// OAuth2 popup's code, realtime.Broker.SendOnce) as requests: the node
+// whose client it is answers. It is outside underhood.>, so no events'
+// stream captures it.
+const directSubject = "_underhood.realtime.direct"
+
+// directWait is how long SendOnce waits for the node of a client.
+const directWait = 2 * time.Second
+
+// directMessage is a direct message on the wire.
+type directMessage struct {
+	ID    string          `json:"id"`
+	Topic string          `json:"topic"`
+	Data  json.RawMessage `json:"data"`
+}
+
+// OnDirect answers the direct messages other nodes send (SendOnce) with
+// send, the broker's SendOnceHere: a node replies only when its client
+// took the message.
+func (n *NATS) OnDirect(send func(id, topic string, data []byte) error) error {
+	sub, err := n.nc.Subscribe(directSubject, func(m *nats.Msg) {
+		var d directMessage
+		if err := json.Unmarshal(m.Data, &d); err != nil || m.Reply == "" {
+			return
+		}
+		if send(d.ID, d.Topic, d.Data) == nil {
+			_ = m.Respond([]byte("ok"))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to nats: %w", err)
+	}
+	n.mu.Lock()
+	n.direct = sub
+	n.mu.Unlock()
+	return n.nc.Flush()
+}
+
+// SendOnce hands a direct message to the node whose client id is, as
+// realtime.Peers: ENotFound when no node took it within directWait.
+func (n *NATS) SendOnce(id, topic string, data []byte) error {
+	b, err := json.Marshal(directMessage{ID: id, Topic: topic, Data: data})
+	if err != nil {
+		return fmt.Errorf("direct message: %w", err)
+	}
+	if _, err := n.nc.Request(directSubject, b, directWait); err != nil {
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) {
+			return underhood.Errorf(underhood.ENotFound, "Missing or invalid client id.")
+		}
+		return fmt.Errorf("direct message over nats: %w", err)
+	}
+	return nil
 }
 
 // idSet remembers the last max ids added.

@@ -156,6 +156,10 @@ func startNode(t *testing.T, dsn, url string) *node {
 	if err := bus.OnRemote(broker.Inject); err != nil {
 		t.Fatal(err)
 	}
+	if err := bus.OnDirect(broker.SendOnceHere); err != nil {
+		t.Fatal(err)
+	}
+	broker.UsePeers(bus)
 	relay, err := events.NewRelay(ctx, records, quiet, events.RelayOptions{Poll: 50 * time.Millisecond}, bus)
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +214,45 @@ func TestNATSRealtimeAcrossNodes(t *testing.T) {
 		if strings.Join(got, ",") != "create shown" {
 			t.Errorf("a guest on %s received %q, want the public create once", name, got)
 		}
+	}
+}
+
+// TestNATSDirectAcrossNodes: the OAuth2 popup's redirect reaches node A
+// while the SDK's realtime client waits on node B: A hands the code to B's
+// client, once; an unknown client is not found anywhere.
+func TestNATSDirectAcrossNodes(t *testing.T) {
+	url := natsURL(t)
+	dsn := storetest.PostgresDSN(t)
+	a, b := startNode(t, dsn, url), startNode(t, dsn, url)
+	waiting, other := b.broker.Connect(), b.broker.Connect()
+	if err := b.broker.Subscribe(waiting.ID, nil, []string{realtime.TopicOAuth2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.broker.Subscribe(other.ID, nil, []string{realtime.TopicOAuth2}); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(`{"state":"` + waiting.ID + `","code":"c0de"}`)
+	if err := a.broker.SendOnce(waiting.ID, realtime.TopicOAuth2, data); err != nil {
+		t.Fatalf("SendOnce on node A to a client of node B = %v", err)
+	}
+	select {
+	case m := <-waiting.Messages():
+		if m.Topic != realtime.TopicOAuth2 || string(m.Data) != string(data) {
+			t.Errorf("the waiting client got %s %s, want %s on %s", m.Topic, m.Data, data, realtime.TopicOAuth2)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting client on node B got nothing")
+	}
+	if err := a.broker.SendOnce(waiting.ID, realtime.TopicOAuth2, data); underhood.ErrorCode(err) != underhood.ENotFound {
+		t.Errorf("a second SendOnce to the same client = %v, want not found (one message per subscription)", err)
+	}
+	if err := a.broker.SendOnce("no-such-client", realtime.TopicOAuth2, data); underhood.ErrorCode(err) != underhood.ENotFound {
+		t.Errorf("SendOnce to an unknown client = %v, want not found", err)
+	}
+	select {
+	case m := <-other.Messages():
+		t.Errorf("another client got %s %s", m.Topic, m.Data)
+	default:
 	}
 }
 

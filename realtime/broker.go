@@ -16,6 +16,7 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -177,7 +178,20 @@ type Broker struct {
 	quit     chan struct{}
 	finished chan struct{}
 	closed   sync.Once
+
+	// peers reaches the clients of the other nodes (UsePeers).
+	peers Peers
 }
+
+// Peers sends a direct message to a client connected to another node:
+// SendOnce's contract, across the cluster (events.NATS).
+type Peers interface {
+	SendOnce(id, topic string, data []byte) error
+}
+
+// UsePeers makes SendOnce try the other nodes when the client is not
+// connected here. Call it before serving.
+func (b *Broker) UsePeers(p Peers) { b.peers = p }
 
 // New returns a broker fed by every committed change of records. Close
 // stops it.
@@ -423,10 +437,24 @@ func (b *Broker) parse(auth *underhood.Record, topic string) (*Subscription, err
 
 // SendOnce sends data (JSON) on the direct topic to client id alone and
 // ends that subscription, so that one subscription gets one message: a
-// second send with the same id finds nothing. It fails with ENotFound,
-// sending nothing, when no connected client has that id or the client is
-// not subscribed to topic.
+// second send with the same id finds nothing. A client that is not
+// connected to this node is looked for on the others (UsePeers). It fails
+// with ENotFound, sending nothing, when no connected client has that id or
+// the client is not subscribed to topic.
 func (b *Broker) SendOnce(id, topic string, data []byte) error {
+	err := b.SendOnceHere(id, topic, data)
+	if b.peers != nil && errors.Is(err, errNoClient) {
+		return b.peers.SendOnce(id, topic, data)
+	}
+	return err
+}
+
+// errNoClient is SendOnce's error for an id no client of this node has.
+var errNoClient = underhood.Errorf(underhood.ENotFound, "Missing or invalid client id.")
+
+// SendOnceHere is SendOnce among the clients of this node only: how a
+// node answers the others' Peers.
+func (b *Broker) SendOnceHere(id, topic string, data []byte) error {
 	if !isDirect(topic) {
 		return underhood.Errorf(underhood.EInvalid, "Not a direct topic.")
 	}
@@ -435,7 +463,7 @@ func (b *Broker) SendOnce(id, topic string, data []byte) error {
 	c := b.clients[id]
 	if c == nil {
 		b.mu.RUnlock()
-		return underhood.Errorf(underhood.ENotFound, "Missing or invalid client id.")
+		return errNoClient
 	}
 	// Taking the subscription and sending happen under the client's lock:
 	// two concurrent sends cannot both find it.

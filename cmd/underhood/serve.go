@@ -146,6 +146,12 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		if err := bus.OnRemote(broker.Inject); err != nil {
 			return fmt.Errorf("serve: --nats: %w", err)
 		}
+		// The OAuth2 popup's redirect may reach another node than the
+		// one holding the waiting client.
+		if err := bus.OnDirect(broker.SendOnceHere); err != nil {
+			return fmt.Errorf("serve: --nats: %w", err)
+		}
+		broker.UsePeers(bus)
 	}
 	handler := server.New(server.Deps{
 		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks, Files: fileSvc}),
