@@ -116,6 +116,14 @@ type Dialect interface {
 	// statistics, which the writer runs every optimizeEvery commits and at
 	// open ("" = none).
 	Optimize() string
+	// StatsDigest is the query of a text that changes whenever Optimize
+	// has changed the planner's statistics ("" = none).
+	StatsDigest() string
+	// ReloadStats is the statement that makes a connection plan its next
+	// statements with the newest statistics, on an engine where a
+	// connection keeps the ones it loaded with the schema until the schema
+	// changes ("" = none).
+	ReloadStats() string
 	// UniqueViolation reports whether err is a unique constraint violation
 	// and names the columns ("slug") or, failing that, the index at fault.
 	UniqueViolation(err error) (columns []string, index string, ok bool)
@@ -174,8 +182,9 @@ type Store struct {
 	// before its COMMIT.
 	onBatch func(size int)
 
-	// schemaGen counts schema changes; a connection whose statement cache
-	// was filled under another generation drops it.
+	// schemaGen counts changes of the schema and of the planner's
+	// statistics; a connection whose statement cache was filled under
+	// another generation drops it.
 	schemaGen atomic.Uint64
 
 	// version counts committed write transactions; see Version.
@@ -346,7 +355,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open database: %w", err))
 	}
-	s.writer = &conn{c: c, db: s.db}
+	s.writer = &conn{c: c, db: s.db, reload: d.ReloadStats()}
 
 	// Migrate before opening readers, so they see the system tables.
 	if err := s.migrateSystem(ctx); err != nil {
@@ -374,7 +383,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if err != nil {
 			return fail(fmt.Errorf("open read connection: %w", err))
 		}
-		s.readers <- &conn{c: c, db: s.rdb}
+		s.readers <- &conn{c: c, db: s.rdb, reload: d.ReloadStats()}
 		s.nread++
 	}
 	if nv > 0 {
@@ -384,7 +393,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			if err != nil {
 				return fail(fmt.Errorf("open read connection: %w", err))
 			}
-			s.versions <- &conn{c: c, db: s.rdb}
+			s.versions <- &conn{c: c, db: s.rdb, reload: d.ReloadStats()}
 			s.nversion++
 		}
 	}
@@ -756,11 +765,36 @@ func (s *Store) control(ctx context.Context, w *conn, stmts []string) error {
 const optimizeEvery = 256
 
 // optimize refreshes the planner's statistics, outside any transaction.
-// A failure only leaves the statistics as they were.
+// A failure only leaves the statistics as they were. When the statistics
+// changed, every connection drops its statements and plans again with the
+// new ones (conn.checkGen): a reader that kept the statistics of a table
+// it saw nearly empty would scan the whole table where an index or a
+// rowid range serves.
 func (s *Store) optimize(w *conn) {
-	if stmt := s.dialect.Optimize(); stmt != "" {
-		_, _ = w.c.ExecContext(context.Background(), stmt) // not cached: it may hold several statements
+	stmt := s.dialect.Optimize()
+	if stmt == "" {
+		return
 	}
+	ctx := context.Background()
+	before := s.statsDigest(ctx, w)
+	_, _ = w.c.ExecContext(ctx, stmt) // not cached: it may hold several statements
+	if after := s.statsDigest(ctx, w); after != before {
+		s.schemaGen.Add(1)
+	}
+}
+
+// statsDigest returns the dialect's digest of the planner's statistics, or
+// "" when it has none or it cannot be read.
+func (s *Store) statsDigest(ctx context.Context, w *conn) string {
+	query := s.dialect.StatsDigest()
+	if query == "" {
+		return ""
+	}
+	var digest sql.NullString
+	if err := w.c.QueryRowContext(ctx, query).Scan(&digest); err != nil {
+		return ""
+	}
+	return digest.String
 }
 
 // runFn runs r.fn, turning a panic into r.panicked.
@@ -790,7 +824,8 @@ type conn struct {
 	db     *sql.DB
 	gen    uint64
 	stmts  map[string]*cachedStmt
-	inRead bool // a read transaction is open (Read)
+	inRead bool   // a read transaction is open (Read)
+	reload string // Dialect.ReloadStats
 }
 
 // open makes sure cn has a connection.
@@ -813,10 +848,19 @@ type cachedStmt struct {
 	busy atomic.Bool
 }
 
+// checkGen drops the cached statements when the schema or the planner's
+// statistics changed since they were prepared (gen is the store's
+// schemaGen), and makes the connection load the new statistics. It runs
+// outside any transaction but a waiting read's (JoinStatements).
 func (cn *conn) checkGen(gen uint64) {
-	if cn.gen != gen {
-		cn.clearStmts()
-		cn.gen = gen
+	if cn.gen == gen {
+		return
+	}
+	cn.clearStmts()
+	cn.gen = gen
+	if cn.reload != "" && cn.c != nil {
+		// A failure only leaves the old statistics in use.
+		_, _ = cn.c.ExecContext(context.Background(), cn.reload)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -333,5 +334,59 @@ func TestReadPanicReturnsConnection(t *testing.T) {
 	})
 	if err != nil || n != 1 {
 		t.Errorf("Read after panicking reads = %d, %v; want 1, nil (a fresh snapshot)", n, err)
+	}
+}
+
+// TestReadersPlanWithNewStatistics checks that once the writer has
+// refreshed the planner's statistics, every reader plans with them: a
+// reader that kept the statistics of a table it saw with one row would
+// scan the whole table for a rowid range, as the outbox relay asks for
+// after every commit.
+func TestReadersPlanWithNewStatistics(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, Config{Dialect: sqlite.Dialect{}, Dir: dir, Synchronous: "OFF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, s, `CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`, `INSERT INTO t (v) VALUES ('a')`)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Open analyzes t with its one row.
+	s, err = Open(ctx, Config{Dialect: sqlite.Dialect{}, Dir: dir, Synchronous: "OFF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const query = `EXPLAIN QUERY PLAN SELECT id, v FROM t WHERE id > ?1 ORDER BY id LIMIT 10`
+	plans := func() []string {
+		t.Helper()
+		var out []string
+		for range 2 * s.nread { // the pool hands out every reader in turn
+			var plan string
+			err := s.Read(ctx, func(q Querier) error {
+				var id, parent, unused int
+				return q.QueryRowContext(ctx, query, 5).Scan(&id, &parent, &unused, &plan)
+			})
+			if err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+			out = append(out, plan)
+		}
+		return out
+	}
+	for _, plan := range plans() {
+		if !strings.HasPrefix(plan, "SCAN") {
+			t.Fatalf("plan with the statistics of one row = %q, want a SCAN (the premise of this test)", plan)
+		}
+	}
+	for i := range optimizeEvery + 10 { // the writer refreshes the statistics meanwhile
+		mustExec(t, s, fmt.Sprintf(`INSERT INTO t (v) VALUES ('%d')`, i))
+	}
+	for i, plan := range plans() {
+		if !strings.Contains(plan, "rowid>?") {
+			t.Errorf("Read %d: plan = %q, want a SEARCH of the rowid range", i, plan)
+		}
 	}
 }

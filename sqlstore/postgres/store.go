@@ -329,6 +329,13 @@ func (Dialect) RenameTable(from, to string) []string {
 // Optimize returns "": autovacuum keeps the planner's statistics.
 func (Dialect) Optimize() string { return "" }
 
+// StatsDigest returns "": there is no Optimize to follow.
+func (Dialect) StatsDigest() string { return "" }
+
+// ReloadStats returns "": every statement is planned with the statistics
+// of the moment.
+func (Dialect) ReloadStats() string { return "" }
+
 // LimitOffset renders LIMIT and OFFSET.
 func (Dialect) LimitOffset(limit, offset int) string {
 	var b strings.Builder

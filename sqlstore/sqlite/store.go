@@ -222,6 +222,20 @@ func (Dialect) RenameTable(from, to string) []string {
 // analysis_limit bounding the rows ANALYZE reads per index.
 func (Dialect) Optimize() string { return "PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002" }
 
+// StatsDigest returns the query of every row of sqlite_stat1, which
+// ANALYZE (run by Optimize) rewrites. Before the first ANALYZE the table
+// does not exist and the query fails, which reads as "no statistics".
+func (Dialect) StatsDigest() string {
+	return "SELECT group_concat(tbl || ' ' || ifnull(idx, '') || ' ' || stat, ';') FROM sqlite_stat1"
+}
+
+// ReloadStats returns "PRAGMA writable_schema=RESET", which makes the
+// connection read the schema again, and with it the statistics, without
+// writing anything: a connection otherwise plans with the statistics it
+// loaded with the schema until the schema changes, as ANALYZE does not
+// change it.
+func (Dialect) ReloadStats() string { return "PRAGMA writable_schema=RESET" }
+
 // LimitOffset renders SQLite's LIMIT/OFFSET (an OFFSET needs a LIMIT: -1).
 func (Dialect) LimitOffset(limit, offset int) string {
 	switch {
