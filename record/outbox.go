@@ -104,10 +104,14 @@ func (s *Service) initOutbox(ctx context.Context) error {
 		return fmt.Errorf("create outbox: %w", err)
 	}
 	p := d.Placeholder
-	// The per-collection sequence is computed inside the transaction, so a
-	// write rolled back leaves no gap; retention keeps each collection's
-	// last event so the sequence never starts over.
+	// The per-collection sequence is taken inside the transaction, so a
+	// write rolled back leaves no gap: counted by the writer when it knows
+	// the last number (sqlstore's sequences), computed from the largest
+	// one stored otherwise. Retention keeps each collection's last event
+	// so the sequence never starts over.
 	s.outboxInsert = `INSERT INTO ` + OutboxTable + ` (eventId, collectionId, collection, seq, action, recordId, record, created)
+		VALUES (` + p(1) + `, ` + p(2) + `, ` + p(3) + `, ` + p(4) + `, ` + p(5) + `, ` + p(6) + `, ` + p(7) + `, ` + p(8) + `)`
+	s.outboxInsertNext = `INSERT INTO ` + OutboxTable + ` (eventId, collectionId, collection, seq, action, recordId, record, created)
 		SELECT ` + p(1) + `, ` + p(2) + `, ` + p(3) + `, COALESCE(MAX(seq), 0) + 1, ` + p(4) + `, ` + p(5) + `, ` + p(6) + `, ` + p(7) + `
 		FROM ` + OutboxTable + ` WHERE collectionId = ` + p(2) + ` RETURNING seq`
 	return nil
@@ -120,12 +124,21 @@ func (s *Service) appendOutbox(ctx context.Context, q sqlstore.Querier, e *under
 	if outboxSkips[c.Name] || s.outboxInsert == "" {
 		return nil
 	}
-	body := encodeEventRecord(r)
+	body := string(encodeEventRecord(r))
 	created := underhood.FormatTime(s.now())
-	args := []any{e.ID, c.ID, c.Name, e.Action, r.ID(), string(body), created}
-	if err := sqlstore.ScanRow(ctx, q, s.outboxInsert, args, &e.Sequence); err != nil {
+	sequence := OutboxTable + " " + c.ID
+	if seq, ok := s.store.NextInSequence(ctx, q, sequence); ok {
+		if _, err := q.ExecContext(ctx, s.outboxInsert, e.ID, c.ID, c.Name, seq, e.Action, r.ID(), body, created); err != nil {
+			return fmt.Errorf("append event: %w", err)
+		}
+		e.Sequence = seq
+		return nil
+	}
+	args := []any{e.ID, c.ID, c.Name, e.Action, r.ID(), body, created}
+	if err := sqlstore.ScanRow(ctx, q, s.outboxInsertNext, args, &e.Sequence); err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}
+	s.store.TookFromSequence(ctx, q, sequence, e.Sequence)
 	return nil
 }
 

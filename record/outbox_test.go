@@ -130,6 +130,86 @@ func TestOutboxRecordsEveryCommittedChange(t *testing.T) {
 	}
 }
 
+// TestOutboxSequencesOfConcurrentCreates checks that creates committed
+// together keep each collection's sequence gapless while some of them are
+// refused by the create rule after their event was appended: each
+// acknowledged create has exactly one event, a refused one none, and
+// listeners hear the numbers the outbox holds.
+func TestOutboxSequencesOfConcurrentCreates(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	guarded := mustCollection(t, s, &underhood.Collection{Name: "guarded", Type: underhood.TypeBase,
+		CreateRule: underhood.RuleOf("title != 'no'"), Fields: []*underhood.Field{{Name: "title", Type: underhood.FieldText}}})
+	var (
+		mu    sync.Mutex
+		heard = map[string]int64{} // record id → sequence
+	)
+	stop := s.Listen(func(e underhood.Event) {
+		if e.Collection == guarded.Name {
+			mu.Lock()
+			heard[e.Record.ID()] = e.Sequence
+			mu.Unlock()
+		}
+	})
+	defer stop()
+
+	const writers, each = 8, 25
+	guest := &record.Request{Context: "default", Method: "POST"}
+	created := make([][]string, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				title := "yes"
+				if (w+i)%3 == 0 {
+					title = "no"
+				}
+				r, err := s.Create(ctx, guest, guarded.Name, map[string]any{"title": title}, "")
+				switch {
+				case title == "no" && err == nil:
+					t.Errorf("Create(title=no) = %s, want the create rule to refuse it", r.ID())
+				case title == "yes" && err != nil:
+					t.Errorf("Create(title=yes) = %v", err)
+				case err == nil:
+					created[w] = append(created[w], r.ID())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	acknowledged := map[string]bool{}
+	for _, ids := range created {
+		for _, id := range ids {
+			acknowledged[id] = true
+		}
+	}
+	var seq int64
+	for _, e := range outboxAll(t, s) {
+		if e.Collection != guarded.Name {
+			continue
+		}
+		seq++
+		if e.Sequence != seq {
+			t.Errorf("event of %s has sequence %d, want %d", e.RecordID, e.Sequence, seq)
+		}
+		if !acknowledged[e.RecordID] {
+			t.Errorf("event of %s, which no create acknowledged (or a second one)", e.RecordID)
+		}
+		delete(acknowledged, e.RecordID)
+		mu.Lock()
+		if heard[e.RecordID] != e.Sequence {
+			t.Errorf("listeners heard %s as number %d, the outbox has %d", e.RecordID, heard[e.RecordID], e.Sequence)
+		}
+		mu.Unlock()
+	}
+	if len(acknowledged) > 0 {
+		t.Errorf("%d acknowledged creates have no event", len(acknowledged))
+	}
+}
+
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestOutboxHidesSecretsAndAuthState(t *testing.T) {

@@ -43,8 +43,10 @@ type Service struct {
 
 	// listeners receive every committed change (events.go).
 	listeners listeners
-	// outboxInsert appends an event to the outbox (outbox.go).
-	outboxInsert string
+	// outboxInsert appends an event to the outbox with its sequence
+	// number, outboxInsertNext with the number after the largest stored
+	// (outbox.go).
+	outboxInsert, outboxInsertNext string
 }
 
 // schema is an immutable snapshot of every collection.

@@ -124,6 +124,12 @@ type Dialect interface {
 	// connection keeps the ones it loaded with the schema until the schema
 	// changes ("" = none).
 	ReloadStats() string
+	// DataVersion is the query of a number that changes whenever another
+	// connection has committed to the database, cheap enough to run in
+	// every write transaction; it lets the writer count sequences itself
+	// (sequence.go). "" when there is none: sequences are then computed
+	// in SQL.
+	DataVersion() string
 	// UniqueViolation reports whether err is a unique constraint violation
 	// and names the columns ("slug") or, failing that, the index at fault.
 	UniqueViolation(err error) (columns []string, index string, ok bool)
@@ -191,6 +197,9 @@ type Store struct {
 	version atomic.Uint64
 	// polls shares the round trips of Version on a shared engine.
 	polls versionPolls
+
+	// seqs are the sequences the writer counts (sequence.go).
+	seqs sequences
 
 	// node names this process in its change notices; onChange is told of
 	// the changes of other processes (see OnChange).
@@ -691,6 +700,7 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 		return nil
 	}
 	w.checkGen(s.schemaGen.Load())
+	s.seqs.beginTransaction()
 	// The statements that control the transaction wait in pending until
 	// the next statement of a fn, or the COMMIT, needs them sent; on a
 	// server engine they then go in one round trip.
@@ -718,8 +728,9 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 		}
 		began, pending = true, pending[:0]
 		s.runFn(r, w)
-		if r.err == nil && !r.panicked {
-			r.ok = true
+		r.ok = r.err == nil && !r.panicked
+		s.seqs.endWrite(r.ok)
+		if r.ok {
 			pending = append(pending, "RELEASE w")
 			continue
 		}
@@ -735,6 +746,7 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 		answer(batch, fmt.Errorf("commit: %w", err))
 		return nil
 	}
+	s.seqs.committedTransaction()
 	v := s.version.Add(1)
 	answer(batch, nil)
 	if v%optimizeEvery == 0 {
@@ -808,12 +820,14 @@ func (s *Store) runFn(r *writeReq, w *conn) {
 }
 
 // abort rolls back whatever is left of the write transaction and drops the
-// cached statements, whose schema may have been rolled back too. A
-// connection the rollback finds broken is dropped.
+// cached statements, whose schema may have been rolled back too, and the
+// sequences the writer counts. A connection the rollback finds broken is
+// dropped.
 func (s *Store) abort(w *conn) {
 	_, err := w.exec(context.Background(), "ROLLBACK")
 	s.checkConn(w, err)
 	s.schemaGen.Add(1)
+	s.seqs.forget()
 }
 
 // conn is one database connection and its prepared statements. It is used

@@ -329,6 +329,11 @@ func (Dialect) RenameTable(from, to string) []string {
 // Optimize returns "": autovacuum keeps the planner's statistics.
 func (Dialect) Optimize() string { return "" }
 
+// DataVersion returns "": the nodes sharing the database write in turns,
+// and a sequence counted in memory would cost a round trip to check in
+// every transaction, where computing its number in SQL costs none.
+func (Dialect) DataVersion() string { return "" }
+
 // StatsDigest returns "": there is no Optimize to follow.
 func (Dialect) StatsDigest() string { return "" }
 

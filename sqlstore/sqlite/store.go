@@ -222,6 +222,11 @@ func (Dialect) RenameTable(from, to string) []string {
 // analysis_limit bounding the rows ANALYZE reads per index.
 func (Dialect) Optimize() string { return "PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002" }
 
+// DataVersion returns "PRAGMA data_version", which changes when another
+// connection commits: the store's own readers never do, so a change means
+// another process wrote to the database.
+func (Dialect) DataVersion() string { return "PRAGMA data_version" }
+
 // StatsDigest returns the query of every row of sqlite_stat1, which
 // ANALYZE (run by Optimize) rewrites. Before the first ANALYZE the table
 // does not exist and the query fails, which reads as "no statistics".
