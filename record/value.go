@@ -568,8 +568,11 @@ func checkPattern(pattern, s string) *underhood.FieldError {
 	if pattern == "" {
 		return nil
 	}
-	re, err := regexp.Compile(pattern)
-	if err != nil || !re.MatchString(s) {
+	re := defaultIDPatternRe
+	if pattern != defaultIDPattern {
+		re, _ = regexp.Compile(pattern) // nil when invalid: nothing matches
+	}
+	if re == nil || !re.MatchString(s) {
 		return fieldErrPtr(underhood.FieldError{Code: "validation_invalid_format", Message: "Invalid value format."})
 	}
 	return nil
@@ -872,9 +875,12 @@ func ValidatePassword(f *underhood.Field, plain string) *underhood.FieldError {
 // An unsupported pattern yields a 15 character [a-z0-9] string; use
 // PrepareCollection (which rejects such patterns) to catch them early.
 func Autogenerate(pattern string) string {
-	items, err := parseAutogenerate(pattern)
-	if err != nil {
-		return underhood.NewID()
+	items := defaultIDItems
+	if pattern != defaultIDGenerator {
+		var err error
+		if items, err = parseAutogenerate(pattern); err != nil {
+			return underhood.NewID()
+		}
 	}
 	// One read of the system's randomness seeds a ChaCha8 stream, itself
 	// a cryptographically secure generator, for the whole value.
@@ -892,6 +898,22 @@ func Autogenerate(pattern string) string {
 		}
 	}
 	return b.String()
+}
+
+// The id of every record is generated and checked with the default
+// patterns unless its collection sets others: they are parsed once, not
+// on every create.
+var (
+	defaultIDPatternRe = regexp.MustCompile(defaultIDPattern)
+	defaultIDItems     = mustParseAutogenerate(defaultIDGenerator)
+)
+
+func mustParseAutogenerate(pattern string) []genItem {
+	items, err := parseAutogenerate(pattern)
+	if err != nil {
+		panic(fmt.Sprintf("autogenerate pattern %q: %v", pattern, err))
+	}
+	return items
 }
 
 // genItem is one element of an autogenerate pattern: a set of characters
