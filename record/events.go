@@ -26,7 +26,7 @@ type changesKey struct{}
 // changes collects the events of one write.
 type changes struct {
 	mu   sync.Mutex
-	list []underhood.Event
+	list []*underhood.Event // their sequences are set at the commit
 }
 
 // withChanges returns a context in which the operations of a write note
@@ -50,8 +50,8 @@ func (s *Service) noteUpdate(ctx context.Context, q sqlstore.Querier, old, r *un
 }
 
 func (s *Service) noteChangeFrom(ctx context.Context, q sqlstore.Querier, action string, old, r *underhood.Record) error {
-	e := underhood.Event{ID: underhood.NewID(), Action: action, Collection: r.Collection.Name}
-	if err := s.appendOutbox(ctx, q, &e, r); err != nil {
+	e := &underhood.Event{ID: underhood.NewID(), Action: action, Collection: r.Collection.Name}
+	if err := s.appendOutbox(q, e, r); err != nil {
 		return err
 	}
 	ch, _ := ctx.Value(changesKey{}).(*changes)
@@ -103,7 +103,7 @@ func (s *Service) publish(ch *changes) {
 	defer l.mu.Unlock()
 	for _, e := range ch.list {
 		for _, fn := range l.fns {
-			fn(e)
+			fn(*e)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -17,7 +18,9 @@ import (
 
 // The outbox: every committed change is also a row of the system table
 // _events, appended by the write's own transaction, so a change and its
-// event commit together or not at all. Consumers that must not miss an
+// event commit together or not at all. The events of a group commit are
+// staged until it is about to commit and written together, numbered then
+// (writeOutbox). Consumers that must not miss an
 // event (webhooks, other nodes) read the table after the commit, in the
 // order of its id, which is the global sequence: with one writer, ids
 // commit in increasing order, so a reader that has seen id n has seen
@@ -106,43 +109,111 @@ func (s *Service) initOutbox(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create outbox: %w", err)
 	}
-	p := d.Placeholder
-	// The per-collection sequence is taken inside the transaction, so a
-	// write rolled back leaves no gap: counted by the writer when it knows
-	// the last number (sqlstore's sequences), computed from the largest
-	// one stored otherwise. Retention keeps each collection's last event
-	// so the sequence never starts over.
-	s.outboxInsert = `INSERT INTO ` + OutboxTable + ` (eventId, collectionId, collection, seq, action, recordId, record, created)
-		VALUES (` + p(1) + `, ` + p(2) + `, ` + p(3) + `, ` + p(4) + `, ` + p(5) + `, ` + p(6) + `, ` + p(7) + `, ` + p(8) + `)`
-	s.outboxInsertNext = `INSERT INTO ` + OutboxTable + ` (eventId, collectionId, collection, seq, action, recordId, record, created)
-		SELECT ` + p(1) + `, ` + p(2) + `, ` + p(3) + `, COALESCE(MAX(seq), 0) + 1, ` + p(4) + `, ` + p(5) + `, ` + p(6) + `, ` + p(7) + `
-		FROM ` + OutboxTable + ` WHERE collectionId = ` + p(2) + ` RETURNING seq`
+	s.outboxLast = `SELECT COALESCE(MAX(seq), 0) FROM ` + OutboxTable + ` WHERE collectionId = ` + d.Placeholder(1)
+	s.outbox = sqlstore.NewStage(s.store, s.writeOutbox)
 	return nil
 }
 
-// appendOutbox writes the event of a change of r in the write's
-// transaction q and sets e's sequence.
-func (s *Service) appendOutbox(ctx context.Context, q sqlstore.Querier, e *underhood.Event, r *underhood.Record) error {
+// outboxRow is an event staged for the outbox until its transaction is
+// about to commit.
+type outboxRow struct {
+	event        *underhood.Event // its Sequence is set when it is written
+	collectionID string
+	collection   string
+	recordID     string
+	record       string
+	created      string
+}
+
+// appendOutbox stages the event e of a change of r in the write's
+// transaction q; its sequence is set when the outbox is written, before
+// the transaction commits.
+func (s *Service) appendOutbox(q sqlstore.Querier, e *underhood.Event, r *underhood.Record) error {
 	c := r.Collection
-	if outboxSkips[c.Name] || s.outboxInsert == "" {
+	if outboxSkips[c.Name] || s.outbox == nil {
 		return nil
 	}
-	body := string(encodeEventRecord(r))
-	created := underhood.FormatTime(s.now())
-	sequence := OutboxTable + " " + c.ID
-	if seq, ok := s.store.NextInSequence(ctx, q, sequence); ok {
-		if _, err := q.ExecContext(ctx, s.outboxInsert, e.ID, c.ID, c.Name, seq, e.Action, r.ID(), body, created); err != nil {
-			return fmt.Errorf("append event: %w", err)
-		}
-		e.Sequence = seq
-		return nil
-	}
-	args := []any{e.ID, c.ID, c.Name, e.Action, r.ID(), body, created}
-	if err := sqlstore.ScanRow(ctx, q, s.outboxInsertNext, args, &e.Sequence); err != nil {
+	row := &outboxRow{event: e, collectionID: c.ID, collection: c.Name, recordID: r.ID(),
+		record: string(encodeEventRecord(r)), created: underhood.FormatTime(s.now())}
+	if err := s.outbox.Add(q, row); err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}
-	s.store.TookFromSequence(ctx, q, sequence, e.Sequence)
 	return nil
+}
+
+// outboxChunk bounds the events one INSERT writes, and so the number of
+// statements of different lengths the connection prepares.
+const outboxChunk = 64
+
+// writeOutbox writes the events the writes of a transaction staged, in
+// their order, just before it commits: a few statements for a whole group
+// commit. Each collection's events are numbered after its last number,
+// which the writer remembers or reads here, inside the transaction, so a
+// write rolled back (its events dropped) leaves no gap. Retention keeps
+// each collection's last event, so the sequence never starts over.
+func (s *Service) writeOutbox(ctx context.Context, q sqlstore.Querier, rows []*outboxRow) error {
+	last := map[string]int64{}
+	for _, row := range rows {
+		n, ok := last[row.collectionID]
+		if !ok {
+			var err error
+			if n, err = s.lastOutboxSequence(ctx, q, row.collectionID); err != nil {
+				return err
+			}
+		}
+		n++
+		last[row.collectionID] = n
+		row.event.Sequence = n
+	}
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), outboxChunk)]
+		rows = rows[len(chunk):]
+		args := make([]any, 0, 8*len(chunk))
+		for _, row := range chunk {
+			e := row.event
+			args = append(args, e.ID, row.collectionID, row.collection, e.Sequence, e.Action, row.recordID, row.record, row.created)
+		}
+		if _, err := q.ExecContext(ctx, s.outboxInsert(len(chunk)), args...); err != nil {
+			return fmt.Errorf("write outbox: %w", err)
+		}
+	}
+	for id, n := range last {
+		s.store.TookFromSequence(ctx, q, OutboxTable+" "+id, n)
+	}
+	return nil
+}
+
+// lastOutboxSequence returns the last sequence number of the events of
+// collection id: from the writer's memory, or from the outbox.
+func (s *Service) lastOutboxSequence(ctx context.Context, q sqlstore.Querier, id string) (int64, error) {
+	if n, ok := s.store.LastInSequence(ctx, q, OutboxTable+" "+id); ok {
+		return n, nil
+	}
+	var n int64
+	if err := sqlstore.ScanRow(ctx, q, s.outboxLast, []any{id}, &n); err != nil {
+		return 0, fmt.Errorf("read outbox sequence: %w", err)
+	}
+	return n, nil
+}
+
+// outboxInsert returns the statement that inserts n events.
+func (s *Service) outboxInsert(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO ` + OutboxTable + ` (eventId, collectionId, collection, seq, action, recordId, record, created) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for j := range 8 {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(s.dialect.Placeholder(8*i + j + 1))
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }
 
 // encodeEventRecord renders r as a superuser sees it, without password

@@ -13,7 +13,9 @@ import (
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/sqlstore"
+	"github.com/underhood/underhood/sqlstore/postgres"
 	"github.com/underhood/underhood/sqlstore/sqlite"
+	"github.com/underhood/underhood/sqlstore/storetest"
 )
 
 // outboxAll reads the whole outbox.
@@ -207,6 +209,81 @@ func TestOutboxSequencesOfConcurrentCreates(t *testing.T) {
 	}
 	if len(acknowledged) > 0 {
 		t.Errorf("%d acknowledged creates have no event", len(acknowledged))
+	}
+}
+
+// TestOutboxSequencesOfTwoStoresOnOneDatabase checks that two processes
+// writing to one database, by turns and at once, keep each collection's
+// sequence gapless and in the order of the outbox: each process counts
+// only while the other has not written.
+func TestOutboxSequencesOfTwoStoresOnOneDatabase(t *testing.T) {
+	ctx := context.Background()
+	cfg := storetest.Config(t, sqlite.Dialect{}, postgres.Dialect{})
+	open := func() *record.Service {
+		t.Helper()
+		store, err := sqlstore.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		s, err := record.New(ctx, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a := open()
+	mustCollection(t, a, &underhood.Collection{Name: "items", Type: underhood.TypeBase, Fields: []*underhood.Field{{Name: "n", Type: underhood.FieldNumber}}})
+	b := open() // loads the collection
+	nodes := []*record.Service{a, b}
+
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+	)
+	create := func(s *record.Service, n int) {
+		r, err := s.Create(ctx, s.SystemRequest(), "items", map[string]any{"n": float64(n)}, "")
+		if err != nil {
+			t.Errorf("Create(items) = %v", err)
+			return
+		}
+		mu.Lock()
+		acked[r.ID()] = true
+		mu.Unlock()
+	}
+	for i := range 6 { // by turns
+		create(nodes[i%2], i)
+	}
+	var wg sync.WaitGroup
+	for w := range 6 { // at once
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				create(nodes[w%2], i)
+			}
+		}()
+	}
+	wg.Wait()
+	create(a, 100)
+	create(b, 101)
+
+	var seq int64
+	for _, e := range outboxAll(t, a) {
+		if e.Collection != "items" {
+			continue
+		}
+		seq++
+		if e.Sequence != seq {
+			t.Errorf("event %d of items (position %d) has sequence %d, want %d", seq, e.Position, e.Sequence, seq)
+		}
+		if !acked[e.RecordID] {
+			t.Errorf("event of %s, which no create acknowledged (or a second one)", e.RecordID)
+		}
+		delete(acked, e.RecordID)
+	}
+	if len(acked) > 0 {
+		t.Errorf("%d acknowledged creates have no event", len(acked))
 	}
 }
 

@@ -43,10 +43,11 @@ type Service struct {
 
 	// listeners receive every committed change (events.go).
 	listeners listeners
-	// outboxInsert appends an event to the outbox with its sequence
-	// number, outboxInsertNext with the number after the largest stored
+	// outbox holds the events of the running write transaction until it
+	// commits; outboxLast reads a collection's last sequence number
 	// (outbox.go).
-	outboxInsert, outboxInsertNext string
+	outbox     *sqlstore.Stage[*outboxRow]
+	outboxLast string
 }
 
 // schema is an immutable snapshot of every collection.

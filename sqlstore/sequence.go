@@ -36,7 +36,8 @@ func (sq *sequences) last(name string) (int64, bool) {
 	return n, ok
 }
 
-// take records that the running write took number n of sequence name.
+// take records that the running write took the numbers of sequence name
+// up to n.
 func (sq *sequences) take(name string, n int64) {
 	if sq.write == nil {
 		sq.write = map[string]int64{}
@@ -83,29 +84,23 @@ func (sq *sequences) forget() {
 	sq.committed, sq.batch, sq.write = nil, nil, nil
 }
 
-// NextInSequence returns the number that follows the last one taken from
-// sequence name, and takes it for the write running on q, when the writer
-// knows that last number. ok is false when it does not (the sequence was
-// not used since the store opened, another process may have written to the
-// database since, or q is not the querier of a Write): the caller then
-// computes the number in SQL and tells the store with TookFromSequence.
-func (s *Store) NextInSequence(ctx context.Context, q Querier, name string) (n int64, ok bool) {
+// LastInSequence returns the last number taken from sequence name, in the
+// write transaction of q, when the writer knows it. ok is false when it
+// does not (the sequence was not used since the store opened, another
+// process may have written to the database since, or q is not the Querier
+// of a Write): the caller then reads it from the database.
+func (s *Store) LastInSequence(ctx context.Context, q Querier, name string) (last int64, ok bool) {
 	if !s.sequencesUsable(ctx, q) {
 		return 0, false
 	}
-	last, ok := s.seqs.last(name)
-	if !ok {
-		return 0, false
-	}
-	s.seqs.take(name, last+1)
-	return last + 1, true
+	return s.seqs.last(name)
 }
 
-// TookFromSequence records that the write running on q took number n of
-// sequence name, which it computed in SQL.
-func (s *Store) TookFromSequence(ctx context.Context, q Querier, name string, n int64) {
+// TookFromSequence records that the write running on q took the numbers
+// of sequence name up to last.
+func (s *Store) TookFromSequence(ctx context.Context, q Querier, name string, last int64) {
 	if s.sequencesUsable(ctx, q) {
-		s.seqs.take(name, n)
+		s.seqs.take(name, last)
 	}
 }
 
@@ -114,12 +109,8 @@ func (s *Store) TookFromSequence(ctx context.Context, q Querier, name string, n 
 // transaction it reads the data version, and forgets every sequence when
 // another process has written since it last read it.
 func (s *Store) sequencesUsable(ctx context.Context, q Querier) bool {
-	cq, ok := q.(*querier)
-	if !ok || !cq.detach || cq.cn != s.writer {
-		return false
-	}
 	query := s.dialect.DataVersion()
-	if query == "" {
+	if query == "" || !s.isWriter(q) {
 		return false
 	}
 	if s.seqs.checked {

@@ -200,6 +200,9 @@ type Store struct {
 
 	// seqs are the sequences the writer counts (sequence.go).
 	seqs sequences
+	// stages collect values to write before each COMMIT (stage.go).
+	stagesMu sync.Mutex
+	stages   []stager
 
 	// node names this process in its change notices; onChange is told of
 	// the changes of other processes (see OnChange).
@@ -701,6 +704,10 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 	}
 	w.checkGen(s.schemaGen.Load())
 	s.seqs.beginTransaction()
+	stages := s.loadStages()
+	for _, st := range stages {
+		st.beginTransaction()
+	}
 	// The statements that control the transaction wait in pending until
 	// the next statement of a fn, or the COMMIT, needs them sent; on a
 	// server engine they then go in one round trip.
@@ -708,7 +715,7 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 	if lock := s.dialect.LockWrites(); lock != "" {
 		pending = append(pending, lock)
 	}
-	began := false
+	began, lastOK := false, false
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
@@ -730,12 +737,24 @@ func (s *Store) runBatch(batch []*writeReq) (rest []*writeReq) {
 		s.runFn(r, w)
 		r.ok = r.err == nil && !r.panicked
 		s.seqs.endWrite(r.ok)
+		for _, st := range stages {
+			st.endWrite(r.ok)
+		}
+		lastOK = r.ok
 		if r.ok {
 			pending = append(pending, "RELEASE w")
 			continue
 		}
 		pending = append(pending, "ROLLBACK TO w", "RELEASE w")
 	}
+	pending, err := s.flushStages(ctx, w, stages, pending, lastOK)
+	if err != nil {
+		s.abort(w)
+		s.checkConn(w, err)
+		answer(batch, fmt.Errorf("write staged values: %w", err))
+		return nil
+	}
+	s.seqs.endWrite(true) // the numbers the flush took
 	if s.onBatch != nil {
 		s.onBatch(len(batch))
 	}
