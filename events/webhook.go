@@ -305,20 +305,16 @@ func (w *Webhooks) List(ctx context.Context) ([]*Webhook, error) {
 }
 
 func listWebhooks(ctx context.Context, q sqlstore.Querier) ([]*Webhook, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+webhookColumns+` FROM `+webhookTable+` ORDER BY created, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	out := []*Webhook{}
-	for rows.Next() {
+	err := sqlstore.ScanRows(ctx, q, `SELECT `+webhookColumns+` FROM `+webhookTable+` ORDER BY created, id`, nil, func(rows *sql.Rows) error {
 		h, err := scanWebhook(rows)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		out = append(out, h)
-	}
-	return out, rows.Err()
+		return nil
+	})
+	return out, err
 }
 
 // Get returns one webhook, ENotFound when there is none.

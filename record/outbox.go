@@ -379,27 +379,20 @@ func (s *Service) OutboxEventByID(ctx context.Context, id string) (*OutboxEvent,
 
 func (s *Service) queryOutbox(ctx context.Context, where string, args ...any) ([]OutboxEvent, error) {
 	var out []OutboxEvent
+	query := `SELECT id, eventId, seq, action, collectionId, collection, recordId, record, created FROM ` + OutboxTable + ` WHERE ` + where
 	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
-		rows, err := q.QueryContext(ctx, `SELECT id, eventId, seq, action, collectionId, collection, recordId, record, created FROM `+
-			OutboxTable+` WHERE `+where, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+		return sqlstore.ScanRows(ctx, q, query, args, func(rows *sql.Rows) error {
 			var (
 				e       OutboxEvent
-				rec     string
 				created string
 			)
-			if err := rows.Scan(&e.Position, &e.ID, &e.Sequence, &e.Action, &e.CollectionID, &e.Collection, &e.RecordID, &rec, &created); err != nil {
+			if err := rows.Scan(&e.Position, &e.ID, &e.Sequence, &e.Action, &e.CollectionID, &e.Collection, &e.RecordID, (*[]byte)(&e.Record), &created); err != nil {
 				return err
 			}
-			e.Record = json.RawMessage(rec)
 			e.Created, _ = underhood.ParseTime(created)
 			out = append(out, e)
-		}
-		return rows.Err()
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)

@@ -28,3 +28,25 @@ func ScanRow(ctx context.Context, q Querier, query string, args []any, dest ...a
 	}
 	return rows.Close()
 }
+
+// ScanRows runs query through the connection's statement cache when q is
+// one of the store's queriers and calls scan with each row it returns,
+// for a query run again and again (the outbox relay's), which
+// QueryContext would prepare every time. scan must not run query again.
+func ScanRows(ctx context.Context, q Querier, query string, args []any, scan func(rows *sql.Rows) error) error {
+	rows, release, err := queryRows(ctx, q, query, args...)
+	if err != nil {
+		return err
+	}
+	defer release()
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
+}
