@@ -3,17 +3,19 @@ package sqlstore
 import "context"
 
 // Sequences are gapless counters that writes take numbers from inside
-// their transaction (the outbox numbers the events of each collection). A
-// number is computed in SQL from the largest one stored, which costs a
-// query per number; the writer remembers instead the last number of each
-// sequence it has seen and counts on from there, as long as no other
-// process may have written to the database since (Dialect.DataVersion).
-// A number counts as taken only once the write that took it has released
-// its savepoint and its transaction has committed, so a write that fails
-// leaves neither a gap nor a number taken twice.
+// their transaction (the outbox numbers the events of each collection).
+// The last number taken can be read from the database (the largest one
+// stored), which costs a query in every transaction; the writer remembers
+// instead the last number of each sequence it has seen and counts on from
+// there, as long as no other process may have written to the database
+// since (Dialect.DataVersion). A number counts as taken only once the
+// write that took it has released its savepoint and its transaction has
+// committed, so a write that fails leaves neither a gap nor a number taken
+// twice. The flush of the stages (stage.go) takes numbers as a write of
+// its own, after the others.
 
 // sequences is the writer's memory of the sequences. Only the writer
-// goroutine uses it: in runBatch, and in the fns it runs.
+// goroutine uses it: in runBatch, and in the fns and flushes it runs.
 type sequences struct {
 	committed map[string]int64 // the last number of each known sequence
 	batch     map[string]int64 // taken by the released writes of the running transaction

@@ -614,10 +614,11 @@ func ignoreBroken(d Dialect, err error) error {
 // Write runs fn inside a write transaction with group commit: the writer
 // collects the Write calls waiting at the time (up to 128) into one
 // transaction, runs each fn in its own SAVEPOINT (a fn that returns an
-// error or panics rolls back only its own changes) and commits once. Every
-// caller is answered only after that COMMIT, so nil means committed (and,
-// with synchronous FULL, on disk); if the COMMIT fails every fn of the batch
-// gets its error.
+// error or panics rolls back only its own changes) and commits once, after
+// writing what the fns that succeeded staged (Stage). Every caller is
+// answered only after that COMMIT, so nil means committed (and, with
+// synchronous FULL, on disk); if the staged values or the COMMIT fail every
+// fn of the batch gets the error.
 //
 // fn must only use q and must not call Write (or Read expecting to see its
 // own changes): a nested Write waits for the writer that is running fn and
