@@ -38,9 +38,10 @@ func main() {
 		duration = flag.Duration("duration", 20*time.Second, "how long to write")
 		rule     = flag.String("rule", "public = true", "list rule of the posts collection (every post is public)")
 		label    = flag.String("label", "", "label of the result line")
+		profile  = flag.String("profile", "", "write CPU profiles of the write phase to PREFIX.server.pprof and PREFIX.client.pprof")
 	)
 	flag.Parse()
-	if err := run(*base, *pid, *email, *password, *n, *rate, *duration, *rule, *label); err != nil {
+	if err := run(*base, *pid, *email, *password, *n, *rate, *duration, *rule, *label, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "realtime bench:", err)
 		os.Exit(1)
 	}
@@ -162,7 +163,7 @@ func rss(pid int) int64 {
 	return 0
 }
 
-func run(base string, pid int, email, password string, n, rate int, duration time.Duration, rule, label string) error {
+func run(base string, pid int, email, password string, n, rate int, duration time.Duration, rule, label, profile string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tr := &http.Transport{MaxIdleConnsPerHost: 256, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}
@@ -247,6 +248,14 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 			}
 		}()
 	}
+	cpuStart, wallStart := sampleCPU(pid), time.Now()
+	var prof *profiler
+	if profile != "" {
+		var err error
+		if prof, err = startProfiles(profile, a, int(duration.Seconds())); err != nil {
+			return err
+		}
+	}
 	interval := time.Second / time.Duration(rate)
 	tick := time.NewTicker(interval)
 	deadline := time.Now().Add(duration)
@@ -286,8 +295,15 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	use := cpuBetween(cpuStart, sampleCPU(pid), time.Since(wallStart))
+	load := loadAverage()
 	cancel()
 	readers.Wait()
+	if prof != nil {
+		if err := prof.stop(); err != nil {
+			return err
+		}
+	}
 
 	var all, afterAck histogram
 	var received, lost int64
@@ -304,10 +320,12 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 	if label == "" {
 		label = fmt.Sprintf("N=%d", n)
 	}
-	fmt.Printf("| %s | %d | %d | %.0f | %.1f / %.1f ms | %.1f / %.1f ms | %.1f ms | %.1f ms | %d/%d (%.3f%%) | %d | %.1f KiB | %d MiB | %d MiB | %.1fs |\n",
+	perEvent := func(d time.Duration) float64 { return ms(d) / float64(max(received, 1)) * 1000 }
+	fmt.Printf("| %s | %d | %d | %.0f | %.1f / %.1f ms | %.1f / %.1f ms | %.1f ms | %.1f ms | %d/%d (%.3f%%) | %d | %.2f / %.2f / %.2f | %.1f / %.1f ms | %s | %.1f KiB | %d MiB | %d MiB | %.1fs |\n",
 		label, n, rate, float64(want)/duration.Seconds(),
 		ms(all.quantile(0.5)), ms(afterAck.quantile(0.5)), ms(all.quantile(0.99)), ms(afterAck.quantile(0.99)), ms(all.max), ms(writeHist.quantile(0.5)),
 		received, expected, 100*float64(received)/float64(max(expected, 1)), lost,
+		use.cores(use.server), use.cores(use.client), use.cores(use.rest), perEvent(use.server), perEvent(use.client), load,
 		perConn, rssIdle>>20, rssPeak>>20, connectTime.Seconds())
 	if writeErrs.Load() > 0 {
 		fmt.Fprintf(os.Stderr, "%d writes failed\n", writeErrs.Load())
@@ -316,6 +334,19 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// loadAverage is the machine's load average over the last minute.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
 
 // open connects the stream, subscribes it to posts/* and starts reading
 // its events until ctx ends.

@@ -7,6 +7,8 @@
 #
 #   bench/realtime/run.sh 1000 10000          # RATE=100 DURATION=20s by default
 #   RATE=50 DURATION=30s bench/realtime/run.sh 5000
+#   PROFILE=/tmp/rt bench/realtime/run.sh 10000   # CPU profiles of the write
+#       phase: /tmp/rt.n10000.server.pprof and /tmp/rt.n10000.client.pprof
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE=${RATE:-100}
@@ -27,8 +29,8 @@ trap cleanup EXIT
 go build -o "$tmp/underhood" ./cmd/underhood
 go build -o "$tmp/rtbench" ./bench/realtime
 
-echo "| run | subscribers | writes/s asked | writes/s done | latency p50 (from request / after answer) | p99 (same) | max | write p50 | events received | streams lost | server RSS per idle connection | RSS idle | RSS peak | connect time |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| run | subscribers | writes/s asked | writes/s done | latency p50 (from request / after answer) | p99 (same) | max | write p50 | events received | streams lost | CPU cores used (server / client / rest of machine) | CPU per 1000 events (server / client) | load avg | server RSS per idle connection | RSS idle | RSS peak | connect time |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "$@"; do
 	rm -rf "$tmp/data"
 	"$tmp/underhood" superuser upsert bench@example.com benchbench123 --dir "$tmp/data" >/dev/null
@@ -41,7 +43,7 @@ for n in "$@"; do
 		sleep 0.1
 	done
 	[ -n "$url" ] || { echo "server did not start" >&2; cat "$tmp/log" >&2; exit 1; }
-	"$tmp/rtbench" -url "$url" -pid "$server_pid" -n "$n" -rate "$RATE" -duration "$DURATION" -rule "$RULE" -label "N=$n"
+	"$tmp/rtbench" -url "$url" -pid "$server_pid" -n "$n" -rate "$RATE" -duration "$DURATION" -rule "$RULE" -label "N=$n" ${PROFILE:+-profile "$PROFILE.n$n"}
 	kill "$server_pid"
 	wait "$server_pid" 2>/dev/null || true
 	server_pid=
