@@ -1,0 +1,22 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// TestHistogramBuckets checks that every latency falls in a bucket whose
+// upper bound is above it and at most 3.2% (or 1µs) higher.
+func TestHistogramBuckets(t *testing.T) {
+	for us := time.Duration(0); us < 30*time.Minute; us = us*101/100 + time.Microsecond {
+		d := us + 500*time.Nanosecond
+		i := bucketOf(d)
+		hi := bucketValue(i)
+		if hi <= d || (hi > time.Duration(float64(d)*1.032) && hi-d > time.Microsecond) {
+			t.Fatalf("bucketOf(%v) = %d, upper bound %v", d, i, hi)
+		}
+		if i > 0 && bucketValue(i-1) > d {
+			t.Fatalf("bucketOf(%v) = %d, but bucket %d ends at %v", d, i, i-1, bucketValue(i-1))
+		}
+	}
+}
