@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/underhood/underhood/realtime"
@@ -14,42 +16,69 @@ import (
 
 // Realtime streams, written without a goroutine per stream. An SSE stream
 // takes over its connection (the handler returns), and its events are
-// appended to a pending buffer that a small pool of writers flushes, one
-// system call for every event that piled up meanwhile. An idle stream
+// queued, as references to the frames their groups share. An idle stream
 // holds its connection, a goroutine blocked on reading it (which notices a
 // client that goes away at once) and a few hundred bytes: no HTTP buffers,
 // no queue, no timers. The hub pings every stream and closes the ones
 // left without subscriptions.
+//
+// Streams with something queued are written in rounds, by one writer per
+// processor: a round writes every stream that was scheduled before it
+// began, once, with everything that piled up for it meanwhile, each event
+// as one HTTP chunk. When the server keeps up, a round is one event and
+// starts at once; under load, rounds grow longer and each write carries
+// more events, so the system calls, which cost far more than the bytes,
+// stay about one per stream per round. A write never waits: what the
+// socket does not take at once is written by a goroutine of its own, with
+// a deadline, while the rounds go on.
 
-// Limits of the SSE streams.
+// Limits and pacing of the SSE streams.
 const (
-	// ssePendingMax is how many bytes may wait for a slow client before it
-	// is disconnected.
+	// ssePendingMax is how many bytes of events may be queued for a slow
+	// client before it is disconnected.
 	ssePendingMax = 1 << 20
-	// sseWriters bounds the goroutines writing streams; one exits after
-	// sseWriterIdle without work.
-	sseWriters    = 64
+	// sseBatch is how many streams a writer takes from a round at once.
+	sseBatch = 32
+	// sseWriterIdle is how long a writer waits for work before it exits.
 	sseWriterIdle = 5 * time.Second
+	// sseQueueMax is the largest queue kept for reuse.
+	sseQueueMax = 1024
 )
 
-// sseBuffers recycles the pending buffers of streams between flushes, so
-// an idle stream keeps none.
-var sseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// ssePing is the comment that keeps an idle stream alive.
+var ssePing = []byte(":ping\n\n")
 
 // sseHub writes and pings the SSE streams of one API.
 type sseHub struct {
-	broker *realtime.Broker
-	log    *slog.Logger
-	work   chan *sseStream
+	broker     *realtime.Broker
+	log        *slog.Logger
+	maxWriters int
+	// wake tells a waiting writer that there is work.
+	wake chan struct{}
+	// queues recycles the queues of streams between flushes, so that an
+	// idle stream keeps none.
+	queues sync.Pool
 
 	mu      sync.Mutex
 	streams map[*sseStream]struct{}
-	writers int
 	pinging bool
+	writers int
+	// round is the streams of the current round, of which the writers
+	// have taken round[:taken]; next is the streams scheduled since it
+	// began.
+	round, next []*sseStream
+	taken       int
 }
 
 func newSSEHub(broker *realtime.Broker, log *slog.Logger) *sseHub {
-	return &sseHub{broker: broker, log: log, work: make(chan *sseStream, 1<<14), streams: map[*sseStream]struct{}{}}
+	return &sseHub{
+		broker:     broker,
+		log:        log,
+		maxWriters: runtime.GOMAXPROCS(0),
+		wake:       make(chan struct{}, 1),
+		queues:     sync.Pool{New: func() any { return new([]sseEntry) }},
+		streams:    map[*sseStream]struct{}{},
+	}
 }
 
 // sseStream is one hijacked event stream.
@@ -57,14 +86,32 @@ type sseStream struct {
 	hub    *sseHub
 	conn   net.Conn
 	client *realtime.Client
+	// raw writes to the socket without waiting; nil when conn has no
+	// descriptor of its own (TLS), and then every write is a drain.
+	raw syscall.RawConn
+	// idLine starts every event: "id:" and the client id.
+	idLine string
 
-	mu        sync.Mutex
-	pending   *bytes.Buffer // nil when nothing waits
-	scheduled bool          // queued for, or being written by, a writer
+	mu sync.Mutex
+	// queue is what waits to be written, oldest first (nil when nothing
+	// does), and queued its bytes.
+	queue     *[]sseEntry
+	queued    int
+	scheduled bool // in a round, or being written
 	closed    bool
 	// noSubsSince is when the hub first saw the stream without
 	// subscriptions (zero while it has some); used by the hub only.
 	noSubsSince time.Time
+}
+
+// sseEntry is one thing queued for a stream: the frame of an event, which
+// its group shares and which goes out after the stream's id line, or a
+// comment, alone. Queuing a reference rather than bytes keeps the
+// broker's work per subscriber per event to a lock and an append; the
+// bytes are put together once per write, by the writer.
+type sseEntry struct {
+	frame []byte
+	event bool
 }
 
 // serve takes over r's connection as an event stream; it reports false
@@ -79,7 +126,11 @@ func (h *sseHub) serve(w http.ResponseWriter, r *http.Request) bool {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	s := &sseStream{hub: h, conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok {
+		s.raw, _ = sc.SyscallConn()
+	}
 	s.client = h.broker.ConnectFunc(s.deliver, s.close)
+	s.idLine = "id:" + s.client.ID
 
 	// The headers the middleware set (CORS, security, request id) and the
 	// stream's own, then PB_CONNECT, in the first write.
@@ -94,13 +145,14 @@ func (h *sseHub) serve(w http.ResponseWriter, r *http.Request) bool {
 	hdr.Del("Content-Length")
 	_ = hdr.Write(&b)
 	b.WriteString("\r\n")
-	connect := append([]byte("id:"), s.client.ID...)
-	connect = append(connect, "\nevent:PB_CONNECT\ndata:"...)
+	connect := []byte("\nevent:PB_CONNECT\ndata:")
 	connect = appendString(append(connect, `{"clientId":`...), s.client.ID)
 	connect = append(connect, "}\n\n"...)
-	appendChunk(&b, connect)
+	b.Write(appendChunk(nil, s.idLine, connect))
 	_ = conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-	if _, err := conn.Write(b.Bytes()); err != nil {
+	_, err = conn.Write(b.Bytes())
+	_ = conn.SetWriteDeadline(time.Time{})
+	if err != nil {
 		h.broker.Disconnect(s.client)
 		return true
 	}
@@ -112,12 +164,13 @@ func (h *sseHub) serve(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// appendChunk appends p as one HTTP/1.1 chunk.
-func appendChunk(b *bytes.Buffer, p []byte) {
-	b.WriteString(strconv.FormatInt(int64(len(p)), 16))
-	b.WriteString("\r\n")
-	b.Write(p)
-	b.WriteString("\r\n")
+// appendChunk appends prefix and body as one HTTP/1.1 chunk.
+func appendChunk(b []byte, prefix string, body []byte) []byte {
+	b = strconv.AppendUint(b, uint64(len(prefix)+len(body)), 16)
+	b = append(b, "\r\n"...)
+	b = append(b, prefix...)
+	b = append(b, body...)
+	return append(b, "\r\n"...)
 }
 
 // watch waits for the client to go away.
@@ -132,34 +185,29 @@ func (s *sseStream) watch() {
 	s.close()
 }
 
-// deliver queues an event for the stream; it runs on the broker's
+// deliver queues an event for the stream. It runs on the broker's
 // goroutine and never blocks.
 func (s *sseStream) deliver(m *realtime.Message) bool {
-	frame := m.Encoded("sse", encodeSSE)
-	return s.queue(func(b *bytes.Buffer) {
-		b.WriteString("id:")
-		b.WriteString(s.client.ID)
-		b.Write(frame)
-	})
+	return s.push(sseEntry{frame: m.Encoded("sse", encodeSSE), event: true})
 }
 
-// queue appends to the pending bytes and schedules a flush; false when
-// too much is pending already.
-func (s *sseStream) queue(write func(b *bytes.Buffer)) bool {
+// push queues e and schedules a flush; false when too much is queued
+// already.
+func (s *sseStream) push(e sseEntry) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return true
 	}
-	if s.pending == nil {
-		s.pending = sseBuffers.Get().(*bytes.Buffer)
-		s.pending.Reset()
-	}
-	if s.pending.Len() > ssePendingMax {
+	if s.queued > ssePendingMax {
 		s.mu.Unlock()
 		return false
 	}
-	write(s.pending)
+	if s.queue == nil {
+		s.queue = s.hub.queues.Get().(*[]sseEntry)
+	}
+	*s.queue = append(*s.queue, e)
+	s.queued += len(e.frame)
 	schedule := !s.scheduled
 	s.scheduled = true
 	s.mu.Unlock()
@@ -169,30 +217,79 @@ func (s *sseStream) queue(write func(b *bytes.Buffer)) bool {
 	return true
 }
 
-// flush writes what is pending, as one chunk.
-func (s *sseStream) flush() {
+// flush writes what is queued with one system call that does not wait,
+// putting the bytes together in buf, the writer's, which it returns. What
+// the socket does not take is left to drain.
+func (s *sseStream) flush(buf []byte) []byte {
 	s.mu.Lock()
-	buf := s.pending
-	s.pending = nil
+	q := s.queue
+	s.queue, s.queued = nil, 0
 	closed := s.closed
 	s.mu.Unlock()
-	if buf != nil && !closed {
-		var hdr [20]byte
-		head := strconv.AppendInt(hdr[:0], int64(buf.Len()), 16)
-		head = append(head, '\r', '\n')
-		bufs := net.Buffers{head, buf.Bytes(), []byte("\r\n")}
-		_ = s.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-		if _, err := bufs.WriteTo(s.conn); err != nil {
-			s.hub.broker.Disconnect(s.client) // closes s through onClose
+	if q == nil || closed {
+		s.flushed(q)
+		return buf
+	}
+	buf = buf[:0]
+	for _, e := range *q {
+		prefix := ""
+		if e.event {
+			prefix = s.idLine
+		}
+		buf = appendChunk(buf, prefix, e.frame)
+	}
+	n := 0
+	if s.raw != nil {
+		var err error
+		n, err = s.writeNow(buf)
+		if err == nil && n == len(buf) {
+			s.flushed(q)
+			return buf
 		}
 	}
-	if buf != nil {
-		if buf.Cap() <= 64<<10 {
-			sseBuffers.Put(buf)
-		}
+	go s.drain(bytes.Clone(buf[n:]), q)
+	return buf
+}
+
+// writeNow makes one write(2) of p on the socket, without waiting for it
+// to be writable.
+func (s *sseStream) writeNow(p []byte) (int, error) {
+	var n int
+	var werr error
+	err := s.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), p)
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	return max(n, 0), werr
+}
+
+// drain writes rest, the part of q's bytes the socket did not take,
+// waiting for the client for as long as wsWriteTimeout, then hands the
+// stream back to the rounds. It runs in a goroutine of its own, only for
+// a client that does not read as fast as events come (or on TLS).
+func (s *sseStream) drain(rest []byte, q *[]sseEntry) {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+	_, err := s.conn.Write(rest)
+	_ = s.conn.SetWriteDeadline(time.Time{})
+	if err != nil {
+		s.hub.broker.Disconnect(s.client) // closes s through onClose
+	}
+	s.flushed(q)
+}
+
+// flushed recycles q, written, and schedules the stream again when more
+// was queued meanwhile.
+func (s *sseStream) flushed(q *[]sseEntry) {
+	if q != nil && cap(*q) <= sseQueueMax {
+		clear(*q)
+		*q = (*q)[:0]
+		s.hub.queues.Put(q)
 	}
 	s.mu.Lock()
-	again := s.pending != nil && !s.closed
+	again := s.queue != nil && !s.closed
 	s.scheduled = again
 	s.mu.Unlock()
 	if again {
@@ -209,7 +306,7 @@ func (s *sseStream) close() {
 		return
 	}
 	s.closed = true
-	s.pending = nil
+	s.queue, s.queued = nil, 0
 	s.mu.Unlock()
 	_ = s.conn.Close()
 	s.hub.remove(s)
@@ -231,39 +328,76 @@ func (h *sseHub) remove(s *sseStream) {
 	h.mu.Unlock()
 }
 
-// schedule hands s to a writer, starting one when there is room.
+// schedule puts s in the next round, starting a writer when there is
+// room for one.
 func (h *sseHub) schedule(s *sseStream) {
-	select {
-	case h.work <- s:
-	default:
-		go s.flush() // every writer is far behind: write it directly
-		return
-	}
 	h.mu.Lock()
-	if h.writers < sseWriters {
+	h.next = append(h.next, s)
+	first := len(h.next) == 1
+	start := h.writers < h.maxWriters
+	if start {
 		h.writers++
-		go h.writer()
 	}
 	h.mu.Unlock()
+	if start {
+		go h.writer()
+	} else if first {
+		h.signal()
+	}
 }
 
-// writer flushes streams until it has had nothing to do for a while.
+// signal wakes a waiting writer, if any.
+func (h *sseHub) signal() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns up to cap(batch) streams of the current round, beginning
+// the next round when this one is all taken; none when there is no work.
+func (h *sseHub) take(batch []*sseStream) []*sseStream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.taken == len(h.round) {
+		if len(h.next) == 0 {
+			return batch
+		}
+		clear(h.round)
+		h.round, h.next = h.next, h.round[:0]
+		h.taken = 0
+	}
+	k := min(cap(batch)-len(batch), len(h.round)-h.taken)
+	batch = append(batch, h.round[h.taken:h.taken+k]...)
+	h.taken += k
+	if h.taken < len(h.round) || len(h.next) > 0 {
+		h.signal() // enough for another writer
+	}
+	return batch
+}
+
+// writer writes rounds until it has had nothing to do for sseWriterIdle.
 func (h *sseHub) writer() {
 	idle := time.NewTimer(sseWriterIdle)
 	defer idle.Stop()
+	batch := make([]*sseStream, 0, sseBatch)
+	var buf []byte
 	for {
-		select {
-		case s := <-h.work:
-			s.flush()
-			if !idle.Stop() {
-				<-idle.C
+		batch = h.take(batch[:0])
+		if len(batch) > 0 {
+			for _, s := range batch {
+				buf = s.flush(buf)
 			}
-			idle.Reset(sseWriterIdle)
+			clear(batch)
+			continue
+		}
+		idle.Reset(sseWriterIdle)
+		select {
+		case <-h.wake:
 		case <-idle.C:
 			h.mu.Lock()
-			if len(h.work) > 0 {
+			if h.taken < len(h.round) || len(h.next) > 0 {
 				h.mu.Unlock()
-				idle.Reset(sseWriterIdle)
 				continue
 			}
 			h.writers--
@@ -300,7 +434,7 @@ func (h *sseHub) ping() {
 				h.broker.Disconnect(s.client)
 				continue
 			}
-			s.queue(func(b *bytes.Buffer) { b.WriteString(":ping\n\n") })
+			s.push(sseEntry{frame: ssePing})
 		}
 	}
 }
