@@ -6,22 +6,28 @@
 // moment. Subscribers with the same identity and the same topic (options
 // included) form a group: the rule, the filter and the expansion are
 // evaluated once per group per event, and the group's members share the
-// resulting message, down to its encoded bytes. Besides record topics, a
-// client may subscribe to a direct topic (TopicOAuth2), which no change
-// reaches: a message on it is sent by SendOnce to that one client only.
-// The protocol (SSE, WebSocket) lives in the adapters; this package knows
-// none.
+// resulting message, down to its encoded bytes. A client is either sent
+// each message (Connect) or takes what piled up for it when its adapter
+// is ready to write (ConnectFunc, feed.go), so that an event costs the
+// broker one step per group rather than one per client. Besides record
+// topics, a client may subscribe to a direct topic (TopicOAuth2), which no
+// change reaches: a message on it is sent by SendOnce to that one client
+// only. The protocol (SSE, WebSocket) lives in the adapters; this package
+// knows none.
 package realtime
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/underhood/underhood"
@@ -65,24 +71,52 @@ type Message struct {
 	Fields string
 	Data   []byte
 
+	// seq orders the messages of different groups as their events were
+	// dispatched.
+	seq uint64
+	// enc is the encodings made so far, replaced (never changed) under
+	// encMu, so that the many readers of a shared message need no lock.
 	encMu sync.Mutex
-	enc   map[string][]byte
+	enc   atomic.Pointer[[]encoding]
+}
+
+// encoding is one adapter's bytes of a message.
+type encoding struct {
+	kind string
+	b    []byte
 }
 
 // Encoded returns encode(m), computed once per kind (an adapter's name
-// for its encoding) for every client that shares m.
+// for its encoding) for every client that shares m. It may be called
+// from any goroutine.
 func (m *Message) Encoded(kind string, encode func(*Message) []byte) []byte {
+	if b, ok := m.encoded(kind); ok {
+		return b
+	}
 	m.encMu.Lock()
 	defer m.encMu.Unlock()
-	if b, ok := m.enc[kind]; ok {
+	if b, ok := m.encoded(kind); ok {
 		return b
 	}
 	b := encode(m)
-	if m.enc == nil {
-		m.enc = map[string][]byte{}
+	var all []encoding
+	if old := m.enc.Load(); old != nil {
+		all = append(all, *old...)
 	}
-	m.enc[kind] = b
+	all = append(all, encoding{kind, b})
+	m.enc.Store(&all)
 	return b
+}
+
+func (m *Message) encoded(kind string) ([]byte, bool) {
+	if all := m.enc.Load(); all != nil {
+		for _, e := range *all {
+			if e.kind == kind {
+				return e.b, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // Subscription is one parsed topic.
@@ -99,19 +133,27 @@ type Subscription struct {
 }
 
 // Client is one connected subscriber. Its messages go to a channel
-// (Connect) or to a function (ConnectFunc).
+// (Connect) or wait in the feeds of its groups until it takes them
+// (ConnectFunc).
 type Client struct {
 	ID      string
 	out     chan *Message
-	deliver func(*Message) bool
+	wake    func()
 	onClose func()
 	done    chan struct{}
 	once    sync.Once
+	// asleep is set when Take found nothing: the next message calls wake.
+	asleep atomic.Bool
 
-	mu     sync.Mutex
-	auth   *underhood.Record
-	subs   map[string]*Subscription
-	groups []*group // the groups of subs; guarded by the broker's mu
+	mu   sync.Mutex
+	auth *underhood.Record
+	subs map[string]*Subscription
+	// groups are the groups of subs, each with the client's place in its
+	// feed (nil for a Connect client); changed under the broker's mu and
+	// mu both.
+	groups map[*group]*reader
+	// direct is what SendOnce left for a ConnectFunc client to Take.
+	direct []*Message
 }
 
 // Messages is the stream of the client's events; Done is closed when the
@@ -130,18 +172,25 @@ func (c *Client) close() {
 	})
 }
 
-// send hands m to the client without blocking; false means the client
-// is too far behind.
+// send hands m to a Connect client without blocking; false means the
+// client is too far behind.
 func (c *Client) send(m *Message) bool {
-	if c.deliver != nil {
-		return c.deliver(m)
-	}
 	select {
 	case c.out <- m:
 		return true
 	default:
 		return false
 	}
+}
+
+// sendDirect hands m, of a direct topic, to c; c.mu is held. A
+// ConnectFunc client finds it at its next Take, and SendOnce wakes it.
+func (c *Client) sendDirect(m *Message) bool {
+	if c.wake == nil {
+		return c.send(m)
+	}
+	c.direct = append(c.direct, m)
+	return true
 }
 
 // Subscriptions returns the client's current topics.
@@ -155,12 +204,40 @@ func (c *Client) Subscriptions() []string {
 	return out
 }
 
-// group is the clients subscribed to one topic with one identity.
+// Take appends to dst the messages of a ConnectFunc client since its last
+// Take, in the order they were dispatched, and returns it. When there are
+// none, the client sleeps: the next message for it calls its wake.
+func (c *Client) Take(dst []*Message) []*Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(dst)
+	c.asleep.Store(true)
+	dst = append(dst, c.direct...)
+	c.direct = nil
+	for _, r := range c.groups {
+		if r != nil {
+			dst = r.take(dst)
+		}
+	}
+	if len(dst) == n {
+		return dst
+	}
+	c.asleep.Store(false)
+	if len(c.groups) > 1 {
+		slices.SortStableFunc(dst[n:], func(a, b *Message) int { return cmp.Compare(a.seq, b.seq) })
+	}
+	return dst
+}
+
+// group is the clients subscribed to one topic with one identity: the
+// Connect clients are its members, the ConnectFunc clients read its feed.
 type group struct {
 	key     string
 	sub     *Subscription
 	auth    *underhood.Record
 	members map[*Client]struct{}
+	feed    feed
+	readers int // guarded by the broker's mu
 }
 
 // Broker keeps the realtime clients of one node.
@@ -172,6 +249,8 @@ type Broker struct {
 	clients map[string]*Client
 	// groups indexes the groups by collection id and group key.
 	groups map[string]map[string]*group
+	// seq numbers the dispatched events; used by dispatch only.
+	seq uint64
 
 	events   chan underhood.Event
 	stop     func()
@@ -261,14 +340,17 @@ func (b *Broker) Connect() *Client {
 	return c
 }
 
-// ConnectFunc registers a new client whose messages are handed to
-// deliver, on the broker's goroutine (or SendOnce's caller): deliver must
-// not block, and returns false when the client is too far behind to keep.
+// ConnectFunc registers a new client whose messages wait for it to Take
+// them. wake is called, on the broker's goroutine or SendOnce's caller (it
+// must not block), when a message comes after a Take that found none;
 // onClose (may be nil) runs once when the client is dropped, by
-// Disconnect, for being too slow, or because the broker closes. An adapter that writes from a pool
-// of its own needs no goroutine and no queue per idle client.
-func (b *Broker) ConnectFunc(deliver func(*Message) bool, onClose func()) *Client {
-	c := &Client{ID: underhood.RandomString(40), deliver: deliver, onClose: onClose, done: make(chan struct{}), subs: map[string]*Subscription{}}
+// Disconnect, for being too slow, or because the broker closes. An adapter
+// that writes from a pool of its own needs no goroutine and no queue per
+// idle client, and the broker's work per event does not grow with the
+// number of such clients.
+func (b *Broker) ConnectFunc(wake func(), onClose func()) *Client {
+	c := &Client{ID: underhood.RandomString(40), wake: wake, onClose: onClose, done: make(chan struct{}), subs: map[string]*Subscription{}}
+	c.asleep.Store(true)
 	b.add(c)
 	return c
 }
@@ -283,30 +365,27 @@ func (b *Broker) add(c *Client) {
 func (b *Broker) Disconnect(c *Client) {
 	b.mu.Lock()
 	delete(b.clients, c.ID)
+	c.mu.Lock()
 	b.leaveGroups(c)
+	c.mu.Unlock()
 	b.mu.Unlock()
 	c.close()
 }
 
-// leaveGroups takes c out of its groups. b.mu is held.
+// leaveGroups takes c out of its groups. b.mu and c.mu are held.
 func (b *Broker) leaveGroups(c *Client) {
-	for _, g := range c.groups {
-		delete(g.members, c)
-		if len(g.members) == 0 {
-			byKey := b.groups[g.sub.Collection]
-			delete(byKey, g.key)
-			if len(byKey) == 0 {
-				delete(b.groups, g.sub.Collection)
-			}
-		}
+	for g, r := range c.groups {
+		b.leave(g, c, r)
 	}
 	c.groups = nil
 }
 
-// joinGroups puts c in the group of each of its subscriptions. b.mu is
-// held.
-func (b *Broker) joinGroups(c *Client, auth *underhood.Record, subs map[string]*Subscription) {
+// regroup puts c in the group of each of its subscriptions and takes it
+// out of the others. In a group it stays in, it keeps its place in the
+// feed, so that nothing waiting there is lost. b.mu and c.mu are held.
+func (b *Broker) regroup(c *Client, auth *underhood.Record, subs map[string]*Subscription) {
 	ident := identityKey(auth)
+	groups := make(map[*group]*reader, len(subs))
 	for t, s := range subs {
 		if s.Direct {
 			continue // no change is dispatched to a direct topic
@@ -322,8 +401,42 @@ func (b *Broker) joinGroups(c *Client, auth *underhood.Record, subs map[string]*
 			g = &group{key: key, sub: s, auth: auth, members: map[*Client]struct{}{}}
 			byKey[key] = g
 		}
-		g.members[c] = struct{}{}
-		c.groups = append(c.groups, g)
+		if r, ok := c.groups[g]; ok {
+			groups[g] = r
+			continue
+		}
+		if c.wake == nil {
+			g.members[c] = struct{}{}
+			groups[g] = nil
+			continue
+		}
+		g.readers++
+		groups[g] = g.feed.join(c, c.asleep.Load())
+	}
+	for g, r := range c.groups {
+		if _, stay := groups[g]; !stay {
+			b.leave(g, c, r)
+		}
+	}
+	c.groups = groups
+}
+
+// leave takes c, with its reader r of g's feed, out of g, and drops g
+// when nobody is left. b.mu is held.
+func (b *Broker) leave(g *group, c *Client, r *reader) {
+	if r != nil {
+		g.feed.leave(r)
+		g.readers--
+	} else {
+		delete(g.members, c)
+	}
+	if len(g.members) > 0 || g.readers > 0 {
+		return
+	}
+	byKey := b.groups[g.sub.Collection]
+	delete(byKey, g.key)
+	if len(byKey) == 0 {
+		delete(b.groups, g.sub.Collection)
 	}
 }
 
@@ -378,8 +491,7 @@ func (b *Broker) Subscribe(id string, auth *underhood.Record, topics []string) e
 	}
 	c.auth = auth
 	c.subs = subs
-	b.leaveGroups(c)
-	b.joinGroups(c, auth, subs)
+	b.regroup(c, auth, subs)
 	return nil
 }
 
@@ -470,9 +582,12 @@ func (b *Broker) SendOnceHere(id, topic string, data []byte) error {
 	c.mu.Lock()
 	_, subscribed := c.subs[topic]
 	delete(c.subs, topic)
-	sent := subscribed && c.send(m)
+	sent := subscribed && c.sendDirect(m)
 	c.mu.Unlock()
 	b.mu.RUnlock()
+	if sent && c.wake != nil && c.asleep.CompareAndSwap(true, false) {
+		c.wake()
+	}
 	switch {
 	case !subscribed:
 		return underhood.Errorf(underhood.ENotFound, "The client is not subscribed to %s.", topic)
@@ -515,12 +630,14 @@ func (b *Broker) dispatch(e underhood.Event) {
 		}
 	}
 	b.mu.RUnlock()
+	b.seq++
 	var slow []*Client
 	for _, g := range matched {
 		m := b.evaluate(ctx, g, e.Action, rec)
 		if m == nil {
 			continue
 		}
+		m.seq = b.seq
 		b.mu.RLock()
 		for c := range g.members {
 			if !c.send(m) {
@@ -528,6 +645,13 @@ func (b *Broker) dispatch(e underhood.Event) {
 			}
 		}
 		b.mu.RUnlock()
+		wake, lagging := g.feed.publish(m)
+		for _, c := range wake {
+			if c.asleep.CompareAndSwap(true, false) {
+				c.wake()
+			}
+		}
+		slow = append(slow, lagging...)
 	}
 	for _, c := range slow {
 		b.log.Warn("realtime: client too slow, disconnecting", "client", c.ID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -250,5 +251,104 @@ func TestBrokerSendOnce(t *testing.T) {
 	}
 	if n := len(other.Messages()); n != 0 {
 		t.Errorf("a client subscribed to @oauth2 only got %d record events", n)
+	}
+}
+
+// A ConnectFunc client is woken when a message comes after it took all
+// it had, takes every message since, in the order of the events even
+// across its subscriptions, shares each message with the clients of its
+// group, and is dropped once it is too far behind.
+func TestBrokerFuncClients(t *testing.T) {
+	e := newEnv(t)
+	woken := make(chan string, 100)
+	closed := make(chan string, 10)
+	connect := func(name string, topics ...string) *realtime.Client {
+		t.Helper()
+		wake := func() {
+			select {
+			case woken <- name:
+			default: // wake must not block
+			}
+		}
+		c := e.broker.ConnectFunc(wake, func() { closed <- name })
+		t.Cleanup(func() { e.broker.Disconnect(c) })
+		if err := e.broker.Subscribe(c.ID, nil, topics); err != nil {
+			t.Fatalf("Subscribe(%v) = %v", topics, err)
+		}
+		return c
+	}
+	a := connect("a", "posts/*", `posts/*?options={"query":{"filter":"title ~ 'x'"}}`)
+	b := connect("b", "posts/*")
+
+	e.post("x1", "bob", true)
+	for _, want := range []string{"a", "b"} {
+		select {
+		case <-woken:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no wake for %s", want)
+		}
+	}
+	e.post("y", "bob", true)
+	e.post("x2", "bob", true)
+	time.Sleep(300 * time.Millisecond)
+	if n := len(woken); n != 0 {
+		t.Errorf("%d more wakes while nobody took anything, want none", n)
+	}
+	// The two messages of one event may come in either order.
+	var got []string
+	var shared *realtime.Message
+	ms := a.Take(nil)
+	for _, m := range ms {
+		got = append(got, m.Record.String("title"))
+		if m.Topic == "posts/*" && shared == nil {
+			shared = m
+		}
+	}
+	if want := []string{"x1", "x1", "y", "x2", "x2"}; !slices.Equal(got, want) {
+		t.Errorf("a took %q, want %q", got, want)
+	}
+	if bs := b.Take(nil); len(bs) != 3 || bs[0] != shared {
+		t.Errorf("b took %d messages (first shared with a: %v), want 3, the first shared", len(bs), len(bs) > 0 && bs[0] == shared)
+	}
+	if ms := a.Take(nil); len(ms) != 0 {
+		t.Errorf("a took %d messages again, want none", len(ms))
+	}
+	e.post("x3", "bob", true)
+	select {
+	case name := <-woken:
+		if name != "a" && name != "b" {
+			t.Errorf("woken %q", name)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no wake after the clients took everything and a post came")
+	}
+
+	// Changing its subscriptions loses nothing waiting under the topics
+	// a client keeps.
+	a.Take(nil)
+	e.post("x4", "bob", true)
+	time.Sleep(300 * time.Millisecond)
+	if err := e.broker.Subscribe(a.ID, nil, []string{"posts/*", "posts/none"}); err != nil {
+		t.Fatal(err)
+	}
+	if ms := a.Take(nil); len(ms) != 1 || ms[0].Record.String("title") != "x4" || ms[0].Topic != "posts/*" {
+		t.Errorf("after resubscribing a took %d messages, want x4 on posts/*", len(ms))
+	}
+
+	// b takes nothing from here on: more than a reader may fall behind.
+	posts, _ := e.records.Collection("posts")
+	rec := ms[0].Record.Clone()
+	rec.Collection = posts
+	for range 1100 {
+		e.broker.Inject(underhood.Event{Action: "update", Collection: "posts", Record: rec})
+		a.Take(nil)
+	}
+	select {
+	case name := <-closed:
+		if name != "b" {
+			t.Errorf("%s was dropped, want b, the one that did not take", name)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a client that never takes was not dropped")
 	}
 }

@@ -15,34 +15,32 @@ import (
 )
 
 // Realtime streams, written without a goroutine per stream. An SSE stream
-// takes over its connection (the handler returns), and its events are
-// queued, as references to the frames their groups share. An idle stream
-// holds its connection, a goroutine blocked on reading it (which notices a
-// client that goes away at once) and a few hundred bytes: no HTTP buffers,
-// no queue, no timers. The hub pings every stream and closes the ones
-// left without subscriptions.
+// takes over its connection (the handler returns); its events wait in the
+// broker, in the feeds of its groups, and the broker wakes the stream when
+// one comes (realtime.ConnectFunc). An idle stream holds its connection, a
+// goroutine blocked on reading it (which notices a client that goes away
+// at once) and a few hundred bytes: no HTTP buffers, no queue, no timers.
+// The hub pings every stream and closes the ones left without
+// subscriptions.
 //
-// Streams with something queued are written in rounds, by one writer per
-// processor: a round writes every stream that was scheduled before it
-// began, once, with everything that piled up for it meanwhile, each event
+// Woken streams are written in rounds, by one writer per processor: a
+// round takes, for every stream woken before it began, everything that
+// piled up for it meanwhile and writes it with one system call, each event
 // as one HTTP chunk. When the server keeps up, a round is one event and
 // starts at once; under load, rounds grow longer and each write carries
 // more events, so the system calls, which cost far more than the bytes,
-// stay about one per stream per round. A write never waits: what the
-// socket does not take at once is written by a goroutine of its own, with
-// a deadline, while the rounds go on.
+// stay about one per stream per round, and the work per subscriber is done
+// once per write, not once per event. A write never waits: what the socket
+// does not take at once is written by a goroutine of its own, with a
+// deadline, while the rounds go on.
 
-// Limits and pacing of the SSE streams.
+// Pacing of the SSE streams. How far a stream may fall behind before it
+// is disconnected is the broker's limit.
 const (
-	// ssePendingMax is how many bytes of events may be queued for a slow
-	// client before it is disconnected.
-	ssePendingMax = 1 << 20
 	// sseBatch is how many streams a writer takes from a round at once.
 	sseBatch = 32
 	// sseWriterIdle is how long a writer waits for work before it exits.
 	sseWriterIdle = 5 * time.Second
-	// sseQueueMax is the largest queue kept for reuse.
-	sseQueueMax = 1024
 )
 
 // ssePing is the comment that keeps an idle stream alive.
@@ -55,9 +53,6 @@ type sseHub struct {
 	maxWriters int
 	// wake tells a waiting writer that there is work.
 	wake chan struct{}
-	// queues recycles the queues of streams between flushes, so that an
-	// idle stream keeps none.
-	queues sync.Pool
 
 	mu      sync.Mutex
 	streams map[*sseStream]struct{}
@@ -76,7 +71,6 @@ func newSSEHub(broker *realtime.Broker, log *slog.Logger) *sseHub {
 		log:        log,
 		maxWriters: runtime.GOMAXPROCS(0),
 		wake:       make(chan struct{}, 1),
-		queues:     sync.Pool{New: func() any { return new([]sseEntry) }},
 		streams:    map[*sseStream]struct{}{},
 	}
 }
@@ -92,26 +86,16 @@ type sseStream struct {
 	// idLine starts every event: "id:" and the client id.
 	idLine string
 
-	mu sync.Mutex
-	// queue is what waits to be written, oldest first (nil when nothing
-	// does), and queued its bytes.
-	queue     *[]sseEntry
-	queued    int
+	mu        sync.Mutex
 	scheduled bool // in a round, or being written
-	closed    bool
+	// woken is set when the broker woke the stream while it was being
+	// written: it goes to the next round.
+	woken  bool
+	ping   bool // a ping waits
+	closed bool
 	// noSubsSince is when the hub first saw the stream without
 	// subscriptions (zero while it has some); used by the hub only.
 	noSubsSince time.Time
-}
-
-// sseEntry is one thing queued for a stream: the frame of an event, which
-// its group shares and which goes out after the stream's id line, or a
-// comment, alone. Queuing a reference rather than bytes keeps the
-// broker's work per subscriber per event to a lock and an append; the
-// bytes are put together once per write, by the writer.
-type sseEntry struct {
-	frame []byte
-	event bool
 }
 
 // serve takes over r's connection as an event stream; it reports false
@@ -129,7 +113,7 @@ func (h *sseHub) serve(w http.ResponseWriter, r *http.Request) bool {
 	if sc, ok := conn.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
 	}
-	s.client = h.broker.ConnectFunc(s.deliver, s.close)
+	s.client = h.broker.ConnectFunc(s.wake, s.close)
 	s.idLine = "id:" + s.client.ID
 
 	// The headers the middleware set (CORS, security, request id) and the
@@ -185,70 +169,73 @@ func (s *sseStream) watch() {
 	s.close()
 }
 
-// deliver queues an event for the stream. It runs on the broker's
-// goroutine and never blocks.
-func (s *sseStream) deliver(m *realtime.Message) bool {
-	return s.push(sseEntry{frame: m.Encoded("sse", encodeSSE), event: true})
-}
-
-// push queues e and schedules a flush; false when too much is queued
-// already.
-func (s *sseStream) push(e sseEntry) bool {
+// wake puts the stream in the next round; the broker calls it when an
+// event comes for the stream after it had taken all it had.
+func (s *sseStream) wake() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return true
+		return
 	}
-	if s.queued > ssePendingMax {
+	if s.scheduled {
+		s.woken = true
 		s.mu.Unlock()
-		return false
+		return
 	}
-	if s.queue == nil {
-		s.queue = s.hub.queues.Get().(*[]sseEntry)
-	}
-	*s.queue = append(*s.queue, e)
-	s.queued += len(e.frame)
-	schedule := !s.scheduled
 	s.scheduled = true
 	s.mu.Unlock()
-	if schedule {
-		s.hub.schedule(s)
-	}
-	return true
+	s.hub.schedule(s)
 }
 
-// flush writes what is queued with one system call that does not wait,
-// putting the bytes together in buf, the writer's, which it returns. What
-// the socket does not take is left to drain.
-func (s *sseStream) flush(buf []byte) []byte {
+// queuePing asks for a ping in the stream's next write.
+func (s *sseStream) queuePing() {
 	s.mu.Lock()
-	q := s.queue
-	s.queue, s.queued = nil, 0
-	closed := s.closed
+	s.ping = true
 	s.mu.Unlock()
-	if q == nil || closed {
-		s.flushed(q)
-		return buf
+	s.wake()
+}
+
+// sseWriter is the memory a writer reuses from one stream to the next.
+type sseWriter struct {
+	msgs []*realtime.Message
+	buf  []byte
+}
+
+// flush takes the stream's events and writes them with one system call
+// that does not wait. What the socket does not take is left to drain.
+func (s *sseStream) flush(w *sseWriter) {
+	s.mu.Lock()
+	ping, closed := s.ping, s.closed
+	s.ping, s.woken = false, false
+	s.mu.Unlock()
+	if closed {
+		s.flushed(false)
+		return
 	}
-	buf = buf[:0]
-	for _, e := range *q {
-		prefix := ""
-		if e.event {
-			prefix = s.idLine
-		}
-		buf = appendChunk(buf, prefix, e.frame)
+	msgs := s.client.Take(w.msgs[:0])
+	if len(msgs) == 0 && !ping {
+		s.flushed(false) // asleep: the broker wakes it
+		return
 	}
+	buf := w.buf[:0]
+	for _, m := range msgs {
+		buf = appendChunk(buf, s.idLine, m.Encoded("sse", encodeSSE))
+	}
+	if ping {
+		buf = appendChunk(buf, "", ssePing)
+	}
+	clear(msgs)
+	w.msgs, w.buf = msgs[:0], buf
 	n := 0
 	if s.raw != nil {
 		var err error
 		n, err = s.writeNow(buf)
 		if err == nil && n == len(buf) {
-			s.flushed(q)
-			return buf
+			s.flushed(true)
+			return
 		}
 	}
-	go s.drain(bytes.Clone(buf[n:]), q)
-	return buf
+	go s.drain(bytes.Clone(buf[n:]))
 }
 
 // writeNow makes one write(2) of p on the socket, without waiting for it
@@ -266,31 +253,28 @@ func (s *sseStream) writeNow(p []byte) (int, error) {
 	return max(n, 0), werr
 }
 
-// drain writes rest, the part of q's bytes the socket did not take,
+// drain writes rest, the part of a flush the socket did not take,
 // waiting for the client for as long as wsWriteTimeout, then hands the
 // stream back to the rounds. It runs in a goroutine of its own, only for
 // a client that does not read as fast as events come (or on TLS).
-func (s *sseStream) drain(rest []byte, q *[]sseEntry) {
+func (s *sseStream) drain(rest []byte) {
 	_ = s.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
 	_, err := s.conn.Write(rest)
 	_ = s.conn.SetWriteDeadline(time.Time{})
 	if err != nil {
 		s.hub.broker.Disconnect(s.client) // closes s through onClose
 	}
-	s.flushed(q)
+	s.flushed(true)
 }
 
-// flushed recycles q, written, and schedules the stream again when more
-// was queued meanwhile.
-func (s *sseStream) flushed(q *[]sseEntry) {
-	if q != nil && cap(*q) <= sseQueueMax {
-		clear(*q)
-		*q = (*q)[:0]
-		s.hub.queues.Put(q)
-	}
+// flushed ends a flush. A stream that wrote goes to the next round, to
+// take what came meanwhile; one that found nothing rests until the broker
+// wakes it.
+func (s *sseStream) flushed(wrote bool) {
 	s.mu.Lock()
-	again := s.queue != nil && !s.closed
+	again := (wrote || s.woken || s.ping) && !s.closed
 	s.scheduled = again
+	s.woken = false
 	s.mu.Unlock()
 	if again {
 		s.hub.schedule(s)
@@ -306,7 +290,6 @@ func (s *sseStream) close() {
 		return
 	}
 	s.closed = true
-	s.queue, s.queued = nil, 0
 	s.mu.Unlock()
 	_ = s.conn.Close()
 	s.hub.remove(s)
@@ -381,12 +364,12 @@ func (h *sseHub) writer() {
 	idle := time.NewTimer(sseWriterIdle)
 	defer idle.Stop()
 	batch := make([]*sseStream, 0, sseBatch)
-	var buf []byte
+	var w sseWriter
 	for {
 		batch = h.take(batch[:0])
 		if len(batch) > 0 {
 			for _, s := range batch {
-				buf = s.flush(buf)
+				s.flush(&w)
 			}
 			clear(batch)
 			continue
@@ -434,7 +417,7 @@ func (h *sseHub) ping() {
 				h.broker.Disconnect(s.client)
 				continue
 			}
-			s.push(sseEntry{frame: ssePing})
+			s.queuePing()
 		}
 	}
 }

@@ -2,12 +2,21 @@ package rest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http/httputil"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/realtime"
+	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/sqlstore"
+	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
 // A stream whose socket fills up while events keep coming hands what the
@@ -25,39 +34,83 @@ func TestSSEStreamCatchesUp(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			broker, post := newTestBroker(t)
 			server, client := tt.pair(t)
 			defer client.Close()
 			defer server.Close()
-			h := newSSEHub(nil, nil)
-			s := &sseStream{hub: h, conn: server, idLine: "id:test"}
+			s := &sseStream{hub: newSSEHub(broker, nil), conn: server}
 			if sc, ok := server.(syscall.Conn); ok {
 				s.raw, _ = sc.SyscallConn()
 			}
+			s.client = broker.ConnectFunc(s.wake, s.close)
+			s.idLine = "id:" + s.client.ID
+			if err := broker.Subscribe(s.client.ID, nil, []string{"posts/*"}); err != nil {
+				t.Fatal(err)
+			}
 
 			// 600 KB, more than the socket buffers and less than a stream
-			// may queue; nothing is read until every event is queued.
-			const events = 1200
-			pad := strings.Repeat("x", 500)
+			// may fall behind; nothing is read until every event is sent.
+			const events = 150
 			for i := range events {
-				if !s.push(sseEntry{frame: fmt.Appendf(nil, "\nevent:e\ndata:%d %s\n\n", i, pad), event: true}) {
-					t.Fatalf("push(event %d) = false, want it queued", i)
-				}
+				r := post.Clone()
+				r.Data["title"] = fmt.Sprint(i)
+				broker.Inject(underhood.Event{Action: "update", Collection: "posts", Record: r})
 			}
 			body := bufio.NewReader(httputil.NewChunkedReader(client))
-			for i := range events {
-				want := []string{"id:test", "event:e", fmt.Sprintf("data:%d %s", i, pad), ""}
-				for _, w := range want {
+			for i := 0; i < events; {
+				var lines [4]string
+				for j := range lines {
 					line, err := body.ReadString('\n')
 					if err != nil {
 						t.Fatalf("event %d: %v", i, err)
 					}
-					if line != w+"\n" {
-						t.Fatalf("event %d: line %.40q, want %.40q", i, line, w+"\n")
+					lines[j] = line
+				}
+				if strings.Contains(lines[2], `"action":"create"`) {
+					continue // the post's creation, dispatched after the subscription or not
+				}
+				want := []string{s.idLine + "\n", "event:posts/*\n", fmt.Sprintf(`"title":"%d"`, i), "\n"}
+				for j, w := range want {
+					if !strings.HasPrefix(lines[j], w) && !strings.Contains(lines[j], w) {
+						t.Fatalf("event %d: line %.60q, want it to hold %q", i, lines[j], w)
 					}
 				}
+				i++
 			}
 		})
 	}
+}
+
+// newTestBroker returns a broker over an empty database with a public
+// posts collection, and a post with a 4 KB body to inject.
+func newTestBroker(t *testing.T) (*realtime.Broker, *underhood.Record) {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	records, err := record.New(ctx, store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker := realtime.New(records, log)
+	t.Cleanup(broker.Close)
+	sys := records.SystemRequest()
+	rule := underhood.RuleOf("")
+	coll, err := records.SaveCollection(ctx, sys.Auth, "", &underhood.Collection{Name: "posts", Type: underhood.TypeBase, ListRule: rule, ViewRule: rule,
+		Fields: []*underhood.Field{{Name: "title", Type: underhood.FieldText}, {Name: "body", Type: underhood.FieldText}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post, err := records.Create(ctx, sys, "posts", map[string]any{"title": "x", "body": strings.Repeat("x", 4096)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post.Collection = coll
+	return broker, post
 }
 
 // tcpPair is a loopback connection whose server side has a small send

@@ -1,0 +1,169 @@
+package realtime
+
+import (
+	"slices"
+	"sync"
+)
+
+// A feed holds a group's recent messages for the clients that take them
+// (ConnectFunc) rather than being sent each one. The broker appends a
+// message once, whatever the number of readers; each reader keeps its
+// place and takes everything since, when its adapter is ready to write.
+// Fanning an event out to N such clients costs the broker one append,
+// not N: the work per client is done once per write, by the adapter.
+//
+// A message is dropped once every reader has taken it. A reader that
+// falls more than feedMax messages behind is reported as too slow.
+
+// feedMax is how many messages a reader may be behind before it is
+// disconnected.
+const feedMax = 1024
+
+type feed struct {
+	mu sync.Mutex
+	// msgs[i] is the message at position base+i.
+	msgs    []*Message
+	base    uint64
+	readers map[*reader]struct{}
+	// atBase counts the readers whose next message is msgs[0]: when it
+	// falls to 0, the front of msgs can go.
+	atBase int
+	// sleepers are the readers that found nothing new: the next message
+	// wakes their clients. waking is the list publish hands back, reused.
+	sleepers []*reader
+	waking   []*Client
+	// stale counts the sleepers that have left since the last publish.
+	stale int
+}
+
+// reader is one client's place in one feed.
+type reader struct {
+	client *Client
+	feed   *feed
+	next   uint64 // position of the next message to take
+	listed bool   // in feed.sleepers
+	gone   bool   // left the feed
+}
+
+// head is the position the next message will have. f.mu is held.
+func (f *feed) head() uint64 { return f.base + uint64(len(f.msgs)) }
+
+// join adds a reader for c, placed after every message already there;
+// asleep lists it among the sleepers.
+func (f *feed) join(c *Client, asleep bool) *reader {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.readers == nil {
+		f.readers = map[*reader]struct{}{}
+	}
+	r := &reader{client: c, feed: f, next: f.head()}
+	f.readers[r] = struct{}{}
+	if r.next == f.base {
+		f.atBase++
+	}
+	if asleep {
+		f.sleepers = append(f.sleepers, r)
+		r.listed = true
+	}
+	return r
+}
+
+// leave removes r.
+func (f *feed) leave(r *reader) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.readers[r]; !ok {
+		return
+	}
+	delete(f.readers, r)
+	r.gone = true // a stale entry in sleepers wakes nobody
+	if r.listed {
+		f.stale++
+		if f.stale > 64 && f.stale > len(f.sleepers)/2 {
+			f.sleepers = slices.DeleteFunc(f.sleepers, func(r *reader) bool { return r.gone })
+			f.stale = 0
+		}
+	}
+	if r.next == f.base {
+		f.atBase--
+		f.trim()
+	}
+}
+
+// publish appends m for the readers and returns the clients to wake
+// (valid until the next publish) and those too far behind.
+func (f *feed) publish(m *Message) (wake, slow []*Client) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.readers) == 0 {
+		return nil, nil
+	}
+	f.msgs = append(f.msgs, m)
+	clear(f.waking)
+	f.waking = f.waking[:0]
+	for _, r := range f.sleepers {
+		r.listed = false
+		if !r.gone {
+			f.waking = append(f.waking, r.client)
+		}
+	}
+	clear(f.sleepers)
+	f.sleepers = f.sleepers[:0]
+	f.stale = 0
+	if len(f.msgs) > feedMax {
+		for r := range f.readers {
+			if r.next == f.base {
+				slow = append(slow, r.client)
+			}
+		}
+	}
+	return f.waking, slow
+}
+
+// take appends to dst what r has not taken yet; when there is nothing,
+// r is listed among the sleepers.
+func (r *reader) take(dst []*Message) []*Message {
+	f := r.feed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.gone {
+		return dst
+	}
+	head := f.head()
+	if r.next == head {
+		if !r.listed {
+			f.sleepers = append(f.sleepers, r)
+			r.listed = true
+		}
+		return dst
+	}
+	dst = append(dst, f.msgs[r.next-f.base:]...)
+	wasAtBase := r.next == f.base
+	r.next = head
+	if wasAtBase {
+		f.atBase--
+		f.trim()
+	}
+	return dst
+}
+
+// trim drops the messages every reader has taken, once no reader waits
+// for the first one. f.mu is held.
+func (f *feed) trim() {
+	if f.atBase > 0 {
+		return
+	}
+	first := f.head()
+	for r := range f.readers {
+		first = min(first, r.next)
+	}
+	n := copy(f.msgs, f.msgs[first-f.base:])
+	clear(f.msgs[n:])
+	f.msgs = f.msgs[:n]
+	f.base = first
+	for r := range f.readers {
+		if r.next == first {
+			f.atBase++
+		}
+	}
+}
