@@ -75,10 +75,26 @@ func (a *api) handleRealtimeWS(w http.ResponseWriter, r *http.Request) {
 	defer ping.Stop()
 	idle := time.NewTimer(realtimeIdle)
 	defer idle.Stop()
+	var batch [][]byte
 	for {
 		select {
 		case m := <-c.Messages():
-			if ws.WriteMessage(wsText, m.Encoded("ws", encodeWSEvent)) != nil {
+			// Every queued message goes out in one write, as on the SSE
+			// streams: the more a client falls behind, the larger and the
+			// fewer its writes.
+			batch = append(batch[:0], m.Encoded("ws", encodeWSEvent))
+		queued:
+			for {
+				select {
+				case m := <-c.Messages():
+					batch = append(batch, m.Encoded("ws", encodeWSEvent))
+				default:
+					break queued
+				}
+			}
+			err := ws.WriteMessages(wsText, batch)
+			clear(batch)
+			if err != nil {
 				return
 			}
 		case <-ping.C:

@@ -409,3 +409,25 @@ func TestRealtimeSSEStreamLifecycle(t *testing.T) {
 		t.Errorf("Clients() = %d after the client went away, want 0", n)
 	}
 }
+
+// A burst of events reaches a WebSocket client whole and in order, however
+// the server groups them into writes.
+func TestRealtimeWebSocketBurst(t *testing.T) {
+	e := newWSEnv(t)
+	rec := e.bigPost()
+	c := e.dialWS(nil)
+	c.subscribe(e.tokens["su"], "posts/*")
+	const events = 200 // fewer than a client may have queued
+	e.injectViews(rec, 0, events)
+	for i := 0; i < events; {
+		m := c.next()
+		r, _ := m["record"].(map[string]any)
+		if m["action"] == "create" {
+			continue // the post's creation, dispatched after the subscription or not
+		}
+		if m["type"] != "event" || r["views"] != float64(i) || len(r["body"].(string)) < 4096 {
+			t.Fatalf("message %d = %.200v, want the update with views %d", i, m, i)
+		}
+		i++
+	}
+}
