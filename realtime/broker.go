@@ -151,9 +151,15 @@ type Client struct {
 	// groups are the groups of subs, each with the client's place in its
 	// feed (nil for a Connect client); changed under the broker's mu and
 	// mu both.
-	groups map[*group]*reader
+	groups []membership
 	// direct is what SendOnce left for a ConnectFunc client to Take.
 	direct []*Message
+}
+
+// membership is a client's part in one group.
+type membership struct {
+	g *group
+	r *reader // nil for a Connect client
 }
 
 // Messages is the stream of the client's events; Done is closed when the
@@ -214,9 +220,9 @@ func (c *Client) Take(dst []*Message) []*Message {
 	c.asleep.Store(true)
 	dst = append(dst, c.direct...)
 	c.direct = nil
-	for _, r := range c.groups {
-		if r != nil {
-			dst = r.take(dst)
+	for _, m := range c.groups {
+		if m.r != nil {
+			dst = m.r.take(dst)
 		}
 	}
 	if len(dst) == n {
@@ -374,8 +380,8 @@ func (b *Broker) Disconnect(c *Client) {
 
 // leaveGroups takes c out of its groups. b.mu and c.mu are held.
 func (b *Broker) leaveGroups(c *Client) {
-	for g, r := range c.groups {
-		b.leave(g, c, r)
+	for _, m := range c.groups {
+		b.leave(m.g, c, m.r)
 	}
 	c.groups = nil
 }
@@ -385,7 +391,11 @@ func (b *Broker) leaveGroups(c *Client) {
 // feed, so that nothing waiting there is lost. b.mu and c.mu are held.
 func (b *Broker) regroup(c *Client, auth *underhood.Record, subs map[string]*Subscription) {
 	ident := identityKey(auth)
-	groups := make(map[*group]*reader, len(subs))
+	old := make(map[*group]*reader, len(c.groups))
+	for _, m := range c.groups {
+		old[m.g] = m.r
+	}
+	groups := make([]membership, 0, len(subs))
 	for t, s := range subs {
 		if s.Direct {
 			continue // no change is dispatched to a direct topic
@@ -401,22 +411,21 @@ func (b *Broker) regroup(c *Client, auth *underhood.Record, subs map[string]*Sub
 			g = &group{key: key, sub: s, auth: auth, members: map[*Client]struct{}{}}
 			byKey[key] = g
 		}
-		if r, ok := c.groups[g]; ok {
-			groups[g] = r
+		if r, ok := old[g]; ok {
+			groups = append(groups, membership{g, r})
+			delete(old, g)
 			continue
 		}
 		if c.wake == nil {
 			g.members[c] = struct{}{}
-			groups[g] = nil
+			groups = append(groups, membership{g: g})
 			continue
 		}
 		g.readers++
-		groups[g] = g.feed.join(c, c.asleep.Load())
+		groups = append(groups, membership{g, g.feed.join(c, c.asleep.Load())})
 	}
-	for g, r := range c.groups {
-		if _, stay := groups[g]; !stay {
-			b.leave(g, c, r)
-		}
+	for g, r := range old {
+		b.leave(g, c, r)
 	}
 	c.groups = groups
 }
