@@ -23,16 +23,18 @@ import (
 // The hub pings every stream and closes the ones left without
 // subscriptions.
 //
-// Woken streams are written in rounds, by one writer per processor: a
-// round takes, for every stream woken before it began, everything that
-// piled up for it meanwhile and writes it with one system call, each event
-// as one HTTP chunk. When the server keeps up, a round is one event and
-// starts at once; under load, rounds grow longer and each write carries
-// more events, so the system calls, which cost far more than the bytes,
-// stay about one per stream per round, and the work per subscriber is done
-// once per write, not once per event. A write never waits: what the socket
-// does not take at once is written by a goroutine of its own, with a
-// deadline, while the rounds go on.
+// Woken streams are written in rounds: a round takes, for every stream
+// woken before it began, everything that piled up for it meanwhile and
+// writes it with one system call, each event as one HTTP chunk. When the
+// server keeps up, a round is one event and starts at once; under load,
+// rounds grow longer and each write carries more events, so the system
+// calls, which cost far more than the bytes, stay about one per stream
+// per round, and the work per subscriber is done once per write, not once
+// per event. There is one writer per two processors: the others serve
+// requests and run the broker meanwhile (with a writer per processor, on
+// two cores, the requests that make the events waited behind the writes).
+// A write never waits: what the socket does not take at once is written
+// by a goroutine of its own, with a deadline, while the rounds go on.
 
 // Pacing of the SSE streams. How far a stream may fall behind before it
 // is disconnected is the broker's limit.
@@ -69,7 +71,7 @@ func newSSEHub(broker *realtime.Broker, log *slog.Logger) *sseHub {
 	return &sseHub{
 		broker:     broker,
 		log:        log,
-		maxWriters: runtime.GOMAXPROCS(0),
+		maxWriters: max(1, runtime.GOMAXPROCS(0)/2),
 		wake:       make(chan struct{}, 1),
 		streams:    map[*sseStream]struct{}{},
 	}
