@@ -39,12 +39,27 @@ func main() {
 		rule     = flag.String("rule", "public = true", "list rule of the posts collection (every post is public)")
 		label    = flag.String("label", "", "label of the result line")
 		profile  = flag.String("profile", "", "write CPU profiles of the write phase to PREFIX.server.pprof and PREFIX.client.pprof")
+		readers  = flag.String("readers", "epoll", "how the streams are read: epoll (Linux), or a goroutine each")
 	)
 	flag.Parse()
-	if err := run(*base, *pid, *email, *password, *n, *rate, *duration, *rule, *label, *profile); err != nil {
+	o := options{base: *base, pid: *pid, email: *email, password: *password, n: *n, rate: *rate, duration: *duration,
+		rule: *rule, label: *label, profile: *profile, readers: *readers}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "realtime bench:", err)
 		os.Exit(1)
 	}
+}
+
+// options are the flags of a run.
+type options struct {
+	base            string
+	pid             int
+	email, password string
+	n, rate         int
+	duration        time.Duration
+	rule, label     string
+	profile         string
+	readers         string
 }
 
 // api is a JSON client of the server.
@@ -170,6 +185,7 @@ const latencyShards = 16
 
 // subscriber is one SSE connection.
 type subscriber struct {
+	st       *streamReader
 	lat      *latencies
 	received atomic.Int64
 	lost     atomic.Bool
@@ -198,18 +214,18 @@ func rss(pid int) int64 {
 	return 0
 }
 
-func run(base string, pid int, email, password string, n, rate int, duration time.Duration, rule, label, profile string) error {
+func run(o options) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tr := &http.Transport{MaxIdleConnsPerHost: 256, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}
-	a := &api{base: base, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	a := &api{base: o.base, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 	var login struct{ Token string }
-	if err := a.call("POST", "/api/collections/_superusers/auth-with-password", map[string]any{"identity": email, "password": password}, &login); err != nil {
+	if err := a.call("POST", "/api/collections/_superusers/auth-with-password", map[string]any{"identity": o.email, "password": o.password}, &login); err != nil {
 		return err
 	}
 	a.token = login.Token
 	err := a.call("POST", "/api/collections", map[string]any{
-		"name": "posts", "type": "base", "listRule": rule, "viewRule": rule, "createRule": nil,
+		"name": "posts", "type": "base", "listRule": o.rule, "viewRule": o.rule, "createRule": nil,
 		"fields": []map[string]any{{"name": "title", "type": "text"}, {"name": "public", "type": "bool"}, {"name": "sent", "type": "number"}},
 	}, nil)
 	if err != nil && !strings.Contains(err.Error(), "validation_not_unique") && !strings.Contains(err.Error(), "exists") {
@@ -217,15 +233,15 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 	}
 
 	runtime.GC()
-	rssBefore := rss(pid)
+	rssBefore := rss(o.pid)
 	epoch := time.Now()
-	total := int(duration.Seconds()*float64(rate)) + rate
+	total := int(o.duration.Seconds()*float64(o.rate)) + o.rate
 	clk := &clock{epoch: epoch, start: make([]atomic.Int64, total), ack: make([]atomic.Int64, total)}
 
 	// Open the streams, 100 at a time. Each has its own connection.
-	subs := make([]*subscriber, n)
+	subs := make([]*subscriber, o.n)
 	dialer := &net.Dialer{Timeout: 30 * time.Second}
-	ready := make(chan error, n)
+	ready := make(chan error, o.n)
 	sem := make(chan struct{}, 100)
 	var readers sync.WaitGroup
 	start := time.Now()
@@ -235,13 +251,13 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 		subs[i] = s
 		go func() {
 			sem <- struct{}{}
-			err := s.open(ctx, dialer, a, clk, &readers)
+			err := s.open(dialer, a)
 			<-sem
 			ready <- err
 		}()
 	}
 	var openErr error
-	for range n {
+	for range o.n {
 		if err := <-ready; err != nil && openErr == nil {
 			openErr = err
 		}
@@ -250,11 +266,14 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 		return fmt.Errorf("open streams: %w", openErr)
 	}
 	connectTime := time.Since(start)
+	if err := startReaders(ctx, o.readers, subs, clk, &readers); err != nil {
+		return err
+	}
 	time.Sleep(2 * time.Second)
-	rssIdle := rss(pid)
+	rssIdle := rss(o.pid)
 
 	// Write at the rate: one request per tick, from a pool of writers.
-	ticks := make(chan int, rate)
+	ticks := make(chan int, o.rate)
 	var (
 		writes    atomic.Int64
 		writeErrs atomic.Int64
@@ -280,17 +299,17 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 			}
 		}()
 	}
-	cpuStart, wallStart := sampleCPU(pid), time.Now()
+	cpuStart, wallStart := sampleCPU(o.pid), time.Now()
 	var prof *profiler
-	if profile != "" {
+	if o.profile != "" {
 		var err error
-		if prof, err = startProfiles(profile, a, int(duration.Seconds())); err != nil {
+		if prof, err = startProfiles(o.profile, a, int(o.duration.Seconds())); err != nil {
 			return err
 		}
 	}
-	interval := time.Second / time.Duration(rate)
+	interval := time.Second / time.Duration(o.rate)
 	tick := time.NewTicker(interval)
-	deadline := time.Now().Add(duration)
+	deadline := time.Now().Add(o.duration)
 	var rssPeak int64
 	lastSample := time.Now()
 	seq := 0
@@ -304,7 +323,7 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 		default: // the writers are behind: the rate is not met
 		}
 		if now.Sub(lastSample) > time.Second {
-			rssPeak = max(rssPeak, rss(pid))
+			rssPeak = max(rssPeak, rss(o.pid))
 			lastSample = now
 		}
 	}
@@ -327,7 +346,7 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	use := cpuBetween(cpuStart, sampleCPU(pid), time.Since(wallStart))
+	use := cpuBetween(cpuStart, sampleCPU(o.pid), time.Since(wallStart))
 	load := loadAverage()
 	cancel()
 	readers.Wait()
@@ -349,14 +368,14 @@ func run(base string, pid int, email, password string, n, rate int, duration tim
 			lost++
 		}
 	}
-	expected := want * int64(n)
-	perConn := float64(rssIdle-rssBefore) / float64(n) / 1024
-	if label == "" {
-		label = fmt.Sprintf("N=%d", n)
+	expected := want * int64(o.n)
+	perConn := float64(rssIdle-rssBefore) / float64(o.n) / 1024
+	if o.label == "" {
+		o.label = fmt.Sprintf("N=%d", o.n)
 	}
 	perEvent := func(d time.Duration) float64 { return ms(d) / float64(max(received, 1)) * 1000 }
 	fmt.Printf("| %s | %d | %d | %.0f | %.1f / %.1f ms | %.1f / %.1f ms | %.1f ms | %.1f ms | %d/%d (%.3f%%) | %d | %.2f / %.2f / %.2f | %.1f / %.1f ms | %s | %.1f KiB | %d MiB | %d MiB | %.1fs |\n",
-		label, n, rate, float64(want)/duration.Seconds(),
+		o.label, o.n, o.rate, float64(want)/o.duration.Seconds(),
 		ms(all.quantile(0.5)), ms(afterAck.quantile(0.5)), ms(all.quantile(0.99)), ms(afterAck.quantile(0.99)), ms(all.maxValue()), ms(writeHist.quantile(0.5)),
 		received, expected, 100*float64(received)/float64(max(expected, 1)), lost,
 		use.cores(use.server), use.cores(use.client), use.cores(use.rest), perEvent(use.server), perEvent(use.client), load,
@@ -382,9 +401,8 @@ func loadAverage() string {
 	return f[0]
 }
 
-// open connects the stream, subscribes it to posts/* and starts reading
-// its events until ctx ends.
-func (s *subscriber) open(ctx context.Context, d *net.Dialer, a *api, clk *clock, readers *sync.WaitGroup) error {
+// open connects the stream and subscribes it to posts/*.
+func (s *subscriber) open(d *net.Dialer, a *api) error {
 	st, err := openStream(d, a.base, "/api/realtime")
 	if err != nil {
 		return err
@@ -398,17 +416,7 @@ func (s *subscriber) open(ctx context.Context, d *net.Dialer, a *api, clk *clock
 		st.Close()
 		return err
 	}
-	readers.Add(1)
-	go func() {
-		defer readers.Done()
-		stop := context.AfterFunc(ctx, func() { st.Close() })
-		defer stop()
-		s.read(st, clk)
-		st.Close()
-		if ctx.Err() == nil {
-			s.lost.Store(true)
-		}
-	}()
+	s.st = st
 	return nil
 }
 
@@ -444,38 +452,70 @@ func readConnect(st *streamReader) (string, error) {
 // letter that is rarer in the JSON than a quote.
 var sentKey = []byte(`sent":`)
 
-// read takes the latency of every event until the stream ends. The
-// events of one read arrived together, at the time the read returned.
-func (s *subscriber) read(st *streamReader, clk *clock) {
-	_ = st.readLines(func(line []byte) bool {
-		data, ok := bytes.CutPrefix(line, []byte("data:"))
-		if !ok {
-			return true
+// readLine takes the latency of the event of line, if it is an event's
+// data. The events of one read arrived together, at the time the read
+// returned.
+func (s *subscriber) readLine(line []byte, clk *clock) {
+	data, ok := bytes.CutPrefix(line, []byte("data:"))
+	if !ok {
+		return
+	}
+	i := bytes.Index(data, sentKey)
+	if i < 0 {
+		return
+	}
+	seq := 0
+	for _, c := range data[i+len(sentKey):] {
+		if c < '0' || c > '9' {
+			break
 		}
-		i := bytes.Index(data, sentKey)
-		if i < 0 {
-			return true
-		}
-		seq := 0
-		for _, c := range data[i+len(sentKey):] {
-			if c < '0' || c > '9' {
-				break
+		seq = seq*10 + int(c-'0')
+	}
+	if seq >= len(clk.start) {
+		return
+	}
+	now := int64(s.st.readAt.Sub(clk.epoch))
+	s.lat.hist.add(time.Duration(now - clk.start[seq].Load()))
+	// An event that arrived before the write's answer (ack still 0)
+	// had no delay after it.
+	if ack := clk.ack[seq].Load(); ack != 0 {
+		s.lat.afterAck.add(time.Duration(max(0, now-ack)))
+	} else {
+		s.lat.afterAck.add(0)
+	}
+	s.received.Add(1)
+}
+
+// startReaders starts reading every stream until ctx ends, the way how
+// says.
+func startReaders(ctx context.Context, how string, subs []*subscriber, clk *clock, readers *sync.WaitGroup) error {
+	switch how {
+	case "goroutines":
+		readWithGoroutines(ctx, subs, clk, readers)
+		return nil
+	case "epoll":
+		return readWithEpoll(ctx, subs, clk, readers)
+	}
+	return fmt.Errorf("-readers %q: want epoll or goroutines", how)
+}
+
+// readWithGoroutines reads every stream in a goroutine of its own,
+// blocked in Read, until ctx ends.
+func readWithGoroutines(ctx context.Context, subs []*subscriber, clk *clock, readers *sync.WaitGroup) {
+	for _, s := range subs {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			stop := context.AfterFunc(ctx, func() { s.st.Close() })
+			defer stop()
+			_ = s.st.readLines(func(line []byte) bool {
+				s.readLine(line, clk)
+				return true
+			})
+			s.st.Close()
+			if ctx.Err() == nil {
+				s.lost.Store(true)
 			}
-			seq = seq*10 + int(c-'0')
-		}
-		if seq >= len(clk.start) {
-			return true
-		}
-		now := int64(st.readAt.Sub(clk.epoch))
-		s.lat.hist.add(time.Duration(now - clk.start[seq].Load()))
-		// An event that arrived before the write's answer (ack still 0)
-		// had no delay after it.
-		if ack := clk.ack[seq].Load(); ack != 0 {
-			s.lat.afterAck.add(time.Duration(max(0, now-ack)))
-		} else {
-			s.lat.afterAck.add(0)
-		}
-		s.received.Add(1)
-		return true
-	})
+		}()
+	}
 }

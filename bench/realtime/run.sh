@@ -43,7 +43,7 @@ for n in "$@"; do
 		sleep 0.1
 	done
 	[ -n "$url" ] || { echo "server did not start" >&2; cat "$tmp/log" >&2; exit 1; }
-	"$tmp/rtbench" -url "$url" -pid "$server_pid" -n "$n" -rate "$RATE" -duration "$DURATION" -rule "$RULE" -label "N=$n" ${PROFILE:+-profile "$PROFILE.n$n"}
+	"$tmp/rtbench" -url "$url" -pid "$server_pid" -n "$n" -rate "$RATE" -duration "$DURATION" -rule "$RULE" -label "N=$n" ${PROFILE:+-profile "$PROFILE.n$n"} ${READERS:+-readers "$READERS"}
 	kill "$server_pid"
 	wait "$server_pid" 2>/dev/null || true
 	server_pid=

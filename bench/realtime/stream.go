@@ -19,7 +19,10 @@ import (
 // server it measures.
 type streamReader struct {
 	conn net.Conn
-	buf  []byte
+	// src is what the body is read from: conn, or its descriptor when a
+	// poller reads it.
+	src io.Reader
+	buf []byte
 	// buf[:text] is de-chunked body not yet split into lines;
 	// buf[raw:end] is what was read and not yet de-chunked.
 	text, raw, end int
@@ -31,6 +34,9 @@ type streamReader struct {
 	// line it completed.
 	readAt time.Time
 }
+
+// errWouldBlock is a source's answer when nothing is to be read now.
+var errWouldBlock = errors.New("would block")
 
 // streamBuffer is the initial buffer of a stream; it grows for a line
 // that does not fit, up to streamLineMax.
@@ -55,7 +61,7 @@ func openStream(d *net.Dialer, base, path string) (*streamReader, error) {
 		conn.Close()
 		return nil, err
 	}
-	s := &streamReader{conn: conn, buf: make([]byte, streamBuffer)}
+	s := &streamReader{conn: conn, src: conn, buf: make([]byte, streamBuffer)}
 	if err := s.readHead(); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("GET %s: %w", path, err)
@@ -93,7 +99,9 @@ func (s *streamReader) readHead() error {
 }
 
 // readLines calls line for every line of the body (without its "\n")
-// until the body or the connection ends, or line returns false.
+// until the body or the connection ends, src has nothing more for now
+// (errWouldBlock: a later call goes on where this one stopped), or line
+// returns false.
 func (s *streamReader) readLines(line func([]byte) bool) error {
 	for {
 		err := s.dechunk()
@@ -121,7 +129,7 @@ func (s *streamReader) readLines(line func([]byte) bool) error {
 			}
 			s.buf = append(s.buf, make([]byte, len(s.buf))...)
 		}
-		n, err := s.conn.Read(s.buf[s.end:])
+		n, err := s.src.Read(s.buf[s.end:])
 		if err != nil {
 			return err
 		}

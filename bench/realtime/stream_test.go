@@ -60,7 +60,7 @@ func TestStreamReader(t *testing.T) {
 					b = b[n:]
 				}
 			}()
-			s := &streamReader{conn: client, buf: make([]byte, streamBuffer)}
+			s := &streamReader{conn: client, src: client, buf: make([]byte, streamBuffer)}
 			if err := s.readHead(); err != nil {
 				t.Fatalf("readHead() = %v", err)
 			}
