@@ -22,9 +22,10 @@ const feedMax = 1024
 type feed struct {
 	mu sync.Mutex
 	// msgs[i] is the message at position base+i.
-	msgs    []*Message
-	base    uint64
-	readers map[*reader]struct{}
+	msgs []*Message
+	base uint64
+	// readers is every reader, each at its index in it.
+	readers []*reader
 	// atBase counts the readers whose next message is msgs[0]: when it
 	// falls to 0, the front of msgs can go.
 	atBase int
@@ -43,6 +44,7 @@ type reader struct {
 	next   uint64 // position of the next message to take
 	listed bool   // in feed.sleepers
 	gone   bool   // left the feed
+	index  int    // in feed.readers
 }
 
 // head is the position the next message will have. f.mu is held.
@@ -53,11 +55,8 @@ func (f *feed) head() uint64 { return f.base + uint64(len(f.msgs)) }
 func (f *feed) join(c *Client, asleep bool) *reader {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.readers == nil {
-		f.readers = map[*reader]struct{}{}
-	}
-	r := &reader{client: c, feed: f, next: f.head()}
-	f.readers[r] = struct{}{}
+	r := &reader{client: c, feed: f, next: f.head(), index: len(f.readers)}
+	f.readers = append(f.readers, r)
 	if r.next == f.base {
 		f.atBase++
 	}
@@ -72,10 +71,13 @@ func (f *feed) join(c *Client, asleep bool) *reader {
 func (f *feed) leave(r *reader) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.readers[r]; !ok {
+	if r.gone {
 		return
 	}
-	delete(f.readers, r)
+	last := f.readers[len(f.readers)-1]
+	f.readers[r.index], last.index = last, r.index
+	f.readers[len(f.readers)-1] = nil
+	f.readers = f.readers[:len(f.readers)-1]
 	r.gone = true // a stale entry in sleepers wakes nobody
 	if r.listed {
 		f.stale++
@@ -111,7 +113,7 @@ func (f *feed) publish(m *Message) (wake, slow []*Client) {
 	f.sleepers = f.sleepers[:0]
 	f.stale = 0
 	if len(f.msgs) > feedMax {
-		for r := range f.readers {
+		for _, r := range f.readers {
 			if r.next == f.base {
 				slow = append(slow, r.client)
 			}
@@ -154,14 +156,14 @@ func (f *feed) trim() {
 		return
 	}
 	first := f.head()
-	for r := range f.readers {
+	for _, r := range f.readers {
 		first = min(first, r.next)
 	}
 	n := copy(f.msgs, f.msgs[first-f.base:])
 	clear(f.msgs[n:])
 	f.msgs = f.msgs[:n]
 	f.base = first
-	for r := range f.readers {
+	for _, r := range f.readers {
 		if r.next == first {
 			f.atBase++
 		}
