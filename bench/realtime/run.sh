@@ -9,6 +9,10 @@
 #   RATE=50 DURATION=30s bench/realtime/run.sh 5000
 #   PROFILE=/tmp/rt bench/realtime/run.sh 10000   # CPU profiles of the write
 #       phase: /tmp/rt.n10000.server.pprof and /tmp/rt.n10000.client.pprof
+#   SERVER=/tmp/old/underhood bench/realtime/run.sh 10000   # another build,
+#       measured with this client
+#   READERS=goroutines bench/realtime/run.sh 10000   # a goroutine per stream
+#       in the client instead of epoll
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE=${RATE:-100}
@@ -26,7 +30,11 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-go build -o "$tmp/underhood" ./cmd/underhood
+if [ -n "${SERVER:-}" ]; then
+	cp "$SERVER" "$tmp/underhood"
+else
+	go build -o "$tmp/underhood" ./cmd/underhood
+fi
 go build -o "$tmp/rtbench" ./bench/realtime
 
 echo "| run | subscribers | writes/s asked | writes/s done | latency p50 (from request / after answer) | p99 (same) | max | write p50 | events received | streams lost | CPU cores used (server / client / rest of machine) | CPU per 1000 events (server / client) | load avg | server RSS per idle connection | RSS idle | RSS peak | connect time |"
