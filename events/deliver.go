@@ -158,9 +158,26 @@ func (w *Webhooks) startDue(ctx, attemptCtx context.Context) (bool, error) {
 		return false, nil
 	}
 	nowTS := now()
+	// Look before taking the writer: a write transaction, even one that
+	// changes nothing, ends every cached read result, and this runs every
+	// poll whether or not anything is due.
+	var anyDue bool
+	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
+		rows, err := q.QueryContext(ctx, `SELECT 1 FROM `+deliveryTable+` d JOIN `+webhookTable+` h ON h.id = d.webhookId
+			WHERE d.state = 'pending' AND d.nextAttempt <= `+w.p(1)+` AND d.leaseUntil <= `+w.p(1)+` AND h.paused = `+w.p(2)+` LIMIT 1`, nowTS, false)
+		if err != nil {
+			return err
+		}
+		anyDue = rows.Next()
+		rows.Close()
+		return rows.Err()
+	})
+	if err != nil || !anyDue {
+		return false, err
+	}
 	lease := underhood.FormatTime(time.Now().Add(w.opts.Timeout + 30*time.Second))
 	var claimed []delivery
-	err := w.store.Write(ctx, func(q sqlstore.Querier) error {
+	err = w.store.Write(ctx, func(q sqlstore.Querier) error {
 		claimed = claimed[:0]
 		rows, err := q.QueryContext(ctx, `SELECT d.id, d.webhookId, d.eventId, d.position, d.payload, d.attempts, d.firstAttempt, h.url, h.secrets
 			FROM `+deliveryTable+` d JOIN `+webhookTable+` h ON h.id = d.webhookId

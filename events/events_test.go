@@ -557,3 +557,21 @@ func TestSignVerify(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleWebhooksKeepTheCache: with a webhook and nothing to deliver, the
+// deliverer's polls write nothing, so cached read results stay valid (a
+// write transaction, even an empty one, ends them all).
+func TestIdleWebhooksKeepTheCache(t *testing.T) {
+	e := newEnv(t)
+	rec := newReceiver(t)
+	hooks := e.start(fast())
+	if _, err := hooks.Create(context.Background(), events.WebhookInput{URL: ptr(rec.srv.URL)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the webhook's creation settles
+	before := e.store.Version()
+	time.Sleep(2500 * time.Millisecond) // two polls or more
+	if after := e.store.Version(); after != before {
+		t.Errorf("the store's version went from %d to %d with nothing to deliver; want no write", before, after)
+	}
+}
