@@ -1,13 +1,6 @@
 package record
 
-import (
-	"encoding/json"
-	"math"
-	"strconv"
-	"unicode/utf8"
-
-	"github.com/underhood/underhood"
-)
+import "github.com/underhood/underhood"
 
 // An event carries its record as JSON, encoded inside the write
 // transaction for every change, so it is appended here directly rather
@@ -19,9 +12,9 @@ func encodeEventRecord(r *underhood.Record) []byte {
 	c := r.Collection
 	b := make([]byte, 0, 256)
 	b = append(b, `{"collectionId":`...)
-	b = appendJSONString(b, c.ID)
+	b = underhood.AppendJSONString(b, c.ID)
 	b = append(b, `,"collectionName":`...)
-	b = appendJSONString(b, c.Name)
+	b = underhood.AppendJSONString(b, c.Name)
 	for _, f := range c.Fields {
 		if f.Type == underhood.FieldPassword || (c.IsAuth() && f.Name == "tokenKey") {
 			continue
@@ -31,118 +24,9 @@ func encodeEventRecord(r *underhood.Record) []byte {
 			continue
 		}
 		b = append(b, ',')
-		b = appendJSONString(b, f.Name)
+		b = underhood.AppendJSONString(b, f.Name)
 		b = append(b, ':')
-		b = appendJSONValue(b, v)
+		b = underhood.AppendJSON(b, v)
 	}
 	return append(b, '}')
-}
-
-// appendJSONValue appends v as encoding/json would, without its
-// reflection for the values records hold most: every event is encoded
-// inside the write transaction.
-func appendJSONValue(b []byte, v any) []byte {
-	switch x := v.(type) {
-	case nil:
-		return append(b, "null"...)
-	case string:
-		return appendJSONString(b, x)
-	case bool:
-		return strconv.AppendBool(b, x)
-	case float64:
-		return appendJSONFloat(b, x)
-	case []string:
-		b = append(b, '[')
-		for i, s := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, s)
-		}
-		return append(b, ']')
-	case json.RawMessage:
-		if len(x) == 0 {
-			return append(b, "null"...)
-		}
-		return append(b, x...)
-	}
-	j, err := json.Marshal(v)
-	if err != nil {
-		return append(b, "null"...)
-	}
-	return append(b, j...)
-}
-
-// appendJSONFloat appends f as encoding/json does: the shortest decimal,
-// in exponent form below 1e-6 and from 1e21, with a one-digit exponent
-// kept short ("1e-7"). NaN and infinities, which JSON cannot hold, are
-// null.
-func appendJSONFloat(b []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(b, "null"...)
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-		b[n-2] = b[n-1]
-		b = b[:n-1]
-	}
-	return b
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string escaped as encoding/json
-// escapes it: control characters, quotes, backslashes, <, > and & (so the
-// text is safe inside HTML), U+2028 and U+2029, and invalid UTF-8 as
-// U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			start = i + size
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			start = i + size
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -33,7 +33,7 @@ func (a *api) authResponse(w http.ResponseWriter, r *http.Request, token string,
 		}
 	}
 	b := []byte(`{"token":`)
-	b = appendString(b, token)
+	b = underhood.AppendJSONString(b, token)
 	b = append(b, `,"record":`...)
 	b = encodeRecord(b, rec, recProj)
 	b = append(b, '}')
@@ -102,7 +102,7 @@ func (a *api) authResult(w http.ResponseWriter, r *http.Request, res *auth.Resul
 		return err
 	}
 	b := []byte(`{"token":`)
-	b = appendString(b, res.Token)
+	b = underhood.AppendJSONString(b, res.Token)
 	b = append(b, `,"record":`...)
 	b = encodeRecord(b, res.Record, nil)
 	b = append(b, `,"meta":`...)

@@ -1,12 +1,9 @@
 package rest
 
 import (
-	"encoding/json"
-	"math"
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/record"
@@ -147,16 +144,16 @@ func encodeRecord(b []byte, r *underhood.Record, proj *projection) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendString(b, k)
+		b = underhood.AppendJSONString(b, k)
 		b = append(b, ':')
 	}
 	if ok, _ := proj.wants("collectionId"); ok {
 		key("collectionId")
-		b = appendString(b, r.Collection.ID)
+		b = underhood.AppendJSONString(b, r.Collection.ID)
 	}
 	if ok, _ := proj.wants("collectionName"); ok {
 		key("collectionName")
-		b = appendString(b, r.Collection.Name)
+		b = underhood.AppendJSONString(b, r.Collection.Name)
 	}
 	for _, f := range r.Collection.Fields {
 		v, present := r.Data[f.Name]
@@ -169,10 +166,10 @@ func encodeRecord(b []byte, r *underhood.Record, proj *projection) []byte {
 		key(f.Name)
 		if ex, ok := proj.excerpt(f.Name); ok {
 			s, _ := v.(string)
-			b = appendString(b, makeExcerpt(s, ex))
+			b = underhood.AppendJSONString(b, makeExcerpt(s, ex))
 			continue
 		}
-		b = appendValue(b, v)
+		b = underhood.AppendJSON(b, v)
 	}
 	if len(r.Expand) > 0 {
 		if ok, sub := proj.wants("expand"); ok {
@@ -203,7 +200,7 @@ func encodeExpand(b []byte, expand map[string]any, proj *projection) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendString(b, name)
+		b = underhood.AppendJSONString(b, name)
 		b = append(b, ':')
 		switch e := v.(type) {
 		case *underhood.Record:
@@ -222,101 +219,6 @@ func encodeExpand(b []byte, expand map[string]any, proj *projection) []byte {
 		}
 	}
 	return append(b, '}')
-}
-
-func appendValue(b []byte, v any) []byte {
-	switch x := v.(type) {
-	case string:
-		return appendString(b, x)
-	case float64:
-		return appendFloat(b, x)
-	case bool:
-		return strconv.AppendBool(b, x)
-	case []string:
-		b = append(b, '[')
-		for i, s := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, s)
-		}
-		return append(b, ']')
-	case json.RawMessage:
-		if len(x) == 0 {
-			return append(b, "null"...)
-		}
-		return append(b, x...)
-	case nil:
-		return append(b, "null"...)
-	}
-	j, err := json.Marshal(v)
-	if err != nil {
-		return append(b, "null"...)
-	}
-	return append(b, j...)
-}
-
-func appendFloat(b []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(b, '0')
-	}
-	abs := math.Abs(f)
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		return strconv.AppendFloat(b, f, 'e', -1, 64)
-	}
-	return strconv.AppendFloat(b, f, 'f', -1, 64)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string, escaping like encoding/json
-// (including <, > and & so the output is safe inside HTML).
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 var (

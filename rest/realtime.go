@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/realtime"
 )
@@ -65,7 +66,7 @@ func (a *api) handleRealtimeConnect(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush() == nil
 	}
-	if !send("PB_CONNECT", append(appendString([]byte(`{"clientId":`), c.ID), '}')) {
+	if !send("PB_CONNECT", append(underhood.AppendJSONString([]byte(`{"clientId":`), c.ID), '}')) {
 		return
 	}
 	ping := time.NewTicker(realtimePing)
@@ -123,7 +124,7 @@ func encodeSSE(m *realtime.Message) []byte {
 		proj = nil
 	}
 	b = append(b, `{"action":`...)
-	b = appendString(b, m.Action)
+	b = underhood.AppendJSONString(b, m.Action)
 	b = append(b, `,"record":`...)
 	b = encodeRecord(b, m.Record, proj)
 	return append(b, "}\n\n"...)

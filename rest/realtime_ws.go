@@ -120,7 +120,7 @@ func (a *api) handleRealtimeWS(w http.ResponseWriter, r *http.Request) {
 // a message of a direct topic is {"type":"message","topic","data"}.
 func encodeWSEvent(m *realtime.Message) []byte {
 	if m.Record == nil {
-		b := append([]byte(`{"type":"message","topic":`), appendString(nil, m.Topic)...)
+		b := append([]byte(`{"type":"message","topic":`), underhood.AppendJSONString(nil, m.Topic)...)
 		b = append(b, `,"data":`...)
 		b = append(b, m.Data...)
 		return append(b, '}')
@@ -129,9 +129,9 @@ func encodeWSEvent(m *realtime.Message) []byte {
 	if err != nil {
 		proj = nil
 	}
-	b := append([]byte(`{"type":"event","topic":`), appendString(nil, m.Topic)...)
+	b := append([]byte(`{"type":"event","topic":`), underhood.AppendJSONString(nil, m.Topic)...)
 	b = append(b, `,"action":`...)
-	b = appendString(b, m.Action)
+	b = underhood.AppendJSONString(b, m.Action)
 	b = append(b, `,"record":`...)
 	b = encodeRecord(b, m.Record, proj)
 	return append(b, '}')

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/realtime"
 )
 
@@ -132,7 +133,7 @@ func (h *sseHub) serve(w http.ResponseWriter, r *http.Request) bool {
 	_ = hdr.Write(&b)
 	b.WriteString("\r\n")
 	connect := []byte("\nevent:PB_CONNECT\ndata:")
-	connect = appendString(append(connect, `{"clientId":`...), s.client.ID)
+	connect = underhood.AppendJSONString(append(connect, `{"clientId":`...), s.client.ID)
 	connect = append(connect, "}\n\n"...)
 	b.Write(appendChunk(nil, s.idLine, connect))
 	_ = conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))

@@ -1,4 +1,4 @@
-package record
+package underhood
 
 import (
 	"encoding/json"
@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestAppendJSONValueAsEncodingJSON checks that the outbox's encoder writes
-// the bytes encoding/json writes, which it replaces in the hot path.
-func TestAppendJSONValueAsEncodingJSON(t *testing.T) {
+// TestAppendJSONAsEncodingJSON checks that the encoder writes the bytes
+// encoding/json writes, which it replaces in the hot paths.
+func TestAppendJSONAsEncodingJSON(t *testing.T) {
 	values := []any{
 		"", "plain", `quote " backslash \ slash /`, "<b>&amp;</b>", "tab\tnew\nline\rcr\bbs\fff",
 		"\x00\x01\x1f\x7f", "é ü 日本 🎉", "line\u2028para\u2029", "bad \xff\xfe utf8", "\xed\xa0\x80",
@@ -21,13 +21,13 @@ func TestAppendJSONValueAsEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatalf("json.Marshal(%#v) = %v", v, err)
 		}
-		if got := appendJSONValue(nil, v); string(got) != string(want) {
-			t.Errorf("appendJSONValue(%#v) = %s, want %s", v, got, want)
+		if got := AppendJSON(nil, v); string(got) != string(want) {
+			t.Errorf("AppendJSON(%#v) = %s, want %s", v, got, want)
 		}
 	}
 	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
-		if got := appendJSONValue(nil, f); string(got) != "null" {
-			t.Errorf("appendJSONValue(%v) = %s, want null", f, got)
+		if got := AppendJSON(nil, f); string(got) != "null" {
+			t.Errorf("AppendJSON(%v) = %s, want null", f, got)
 		}
 	}
 }
