@@ -91,7 +91,7 @@ func TestDurabilityUnderSIGKILL(t *testing.T) {
 	if out, err := exec.Command(bin, "superuser", "upsert", "root@example.com", "1234567890", "--dir", dir).CombinedOutput(); err != nil {
 		t.Fatalf("superuser upsert: %v\n%s", err, out)
 	}
-	p := startProcess(t, bin, dir, logPath)
+	p := startProcess(t, bin, logPath, "--dir", dir)
 	c := &client{t: t, http: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: durabilityWorkers * 2}}}
 	status, body := c.do("POST", p.base+"/api/collections/_superusers/auth-with-password", map[string]any{"identity": "root@example.com", "password": "1234567890"})
 	if status != 200 {
@@ -147,7 +147,7 @@ func TestDurabilityUnderSIGKILL(t *testing.T) {
 
 		// Restart on the same directory and compare with what was
 		// acknowledged.
-		p = startProcess(t, bin, dir, logPath)
+		p = startProcess(t, bin, logPath, "--dir", dir)
 		observed := c.listAll(p.base)
 		seen := map[string]bool{}
 		for _, recs := range owned {
@@ -209,15 +209,15 @@ func buildBinary(t *testing.T) string {
 
 var startedLine = regexp.MustCompile(`Server started at (http://\S+)`)
 
-// startProcess runs "underhood serve" on a free port and waits until it is
-// healthy. Its log is appended to logPath.
-func startProcess(t *testing.T, bin, dir, logPath string) *proc {
+// startProcess runs "underhood serve" with args (--dir, --db …) on a free
+// port and waits until it is healthy. Its log is appended to logPath.
+func startProcess(t *testing.T, bin, logPath string, args ...string) *proc {
 	t.Helper()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--dir", dir)
+	cmd := exec.Command(bin, append([]string{"serve", "--http", "127.0.0.1:0"}, args...)...)
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -245,8 +245,8 @@ func startProcess(t *testing.T, bin, dir, logPath string) *proc {
 	case base := <-found:
 		waitHealthy(t, base)
 		return &proc{cmd: cmd, base: base}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("%s serve did not print its address within 15s", bin)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s serve did not print its address within 20s", bin)
 		return nil
 	}
 }

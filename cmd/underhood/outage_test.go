@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -131,47 +130,6 @@ func viaProxy(t *testing.T, dsn, addr string) string {
 	return u.String()
 }
 
-// startDBProcess runs "underhood serve --db db" and waits until it is
-// healthy; its log goes to logPath.
-func startDBProcess(t *testing.T, bin, db, logPath string) *proc {
-	t.Helper()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--dir", t.TempDir(), "--db", db)
-	cmd.Stderr = logf
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	logf.Close()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := startedLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case base := <-found:
-		waitHealthy(t, base)
-		return &proc{cmd: cmd, base: base}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s serve did not print its address within 20s", bin)
-		return nil
-	}
-}
-
 // outcome is one request of the load.
 type outcome struct {
 	at      time.Time
@@ -242,7 +200,7 @@ func TestPostgresOutage(t *testing.T) {
 	if out, err := exec.Command(bin, "superuser", "upsert", "root@example.com", "1234567890", "--db", db).CombinedOutput(); err != nil {
 		t.Fatalf("superuser upsert: %v\n%s", err, out)
 	}
-	srv := startDBProcess(t, bin, db, logPath)
+	srv := startProcess(t, bin, logPath, "--dir", t.TempDir(), "--db", db)
 	token := superuserToken(t, srv.base)
 	if status, body := call(t, "POST", srv.base+"/api/collections", token, map[string]any{
 		"name": "items", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
@@ -376,7 +334,7 @@ func TestPostgresOutage(t *testing.T) {
 	if err := srv.cmd.Wait(); err != nil {
 		t.Errorf("server exit after SIGTERM: %v", err)
 	}
-	check(startDBProcess(t, bin, db, logPath).base)
+	check(startProcess(t, bin, logPath, "--dir", t.TempDir(), "--db", db).base)
 	if n := serverConns(t, direct, app); n == 0 {
 		t.Errorf("no server connections are counted: the check of leaks cannot work")
 	}

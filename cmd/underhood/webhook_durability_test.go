@@ -137,7 +137,7 @@ func TestWebhookDeliveryUnderSIGKILL(t *testing.T) {
 	if out, err := exec.Command(bin, "superuser", "upsert", "root@example.com", "1234567890", "--dir", dir).CombinedOutput(); err != nil {
 		t.Fatalf("superuser upsert: %v\n%s", err, out)
 	}
-	p := startProcess(t, bin, dir, logPath)
+	p := startProcess(t, bin, logPath, "--dir", dir)
 	c := &client{t: t, http: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: webhookWorkers * 2}}}
 	status, body := c.do("POST", p.base+"/api/collections/_superusers/auth-with-password", map[string]any{"identity": "root@example.com", "password": "1234567890"})
 	if status != 200 {
@@ -228,7 +228,7 @@ func TestWebhookDeliveryUnderSIGKILL(t *testing.T) {
 		wg.Wait()
 		p.cmd.Wait()
 		c.http.CloseIdleConnections()
-		p = startProcess(t, bin, dir, logPath)
+		p = startProcess(t, bin, logPath, "--dir", dir)
 	}
 
 	// Wait until every acknowledged write's event has arrived and the
