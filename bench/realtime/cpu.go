@@ -8,7 +8,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -33,10 +32,7 @@ func sampleCPU(pid int) cpuSample {
 	if pid > 0 {
 		s.server = procCPU(pid)
 	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.client = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	s.client = selfCPU()
 	s.busy, s.total = machineCPU()
 	return s
 }

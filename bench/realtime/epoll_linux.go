@@ -58,26 +58,10 @@ type polled struct {
 // add takes s's stream over from its net.Conn: a duplicate of its
 // descriptor, non-blocking, goes in the set, and the conn is closed.
 func (e *epollSet) add(s *subscriber, clk *clock) error {
-	sc, ok := s.st.conn.(syscall.Conn)
-	if !ok {
-		return errors.New("epoll: the stream has no descriptor")
-	}
-	raw, err := sc.SyscallConn()
+	fd, err := takeFD(s.st.conn)
 	if err != nil {
-		return err
+		return fmt.Errorf("epoll: %w", err)
 	}
-	fd := -1
-	var dupErr error
-	if err := raw.Control(func(f uintptr) { fd, dupErr = syscall.Dup(int(f)) }); err != nil {
-		return err
-	}
-	if dupErr != nil {
-		return fmt.Errorf("epoll: dup: %w", dupErr)
-	}
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		return err
-	}
-	s.st.conn.Close()
 	p := &polled{sub: s, src: &fdSource{fd: fd}}
 	p.line = func(line []byte) bool {
 		s.readLine(line, clk)

@@ -28,6 +28,7 @@ import (
 )
 
 func main() {
+	floorSinkMain()
 	var (
 		base     = flag.String("url", "http://127.0.0.1:8090", "server base URL")
 		pid      = flag.Int("pid", 0, "server process id, for its memory (0: not measured)")
@@ -40,8 +41,18 @@ func main() {
 		label    = flag.String("label", "", "label of the result line")
 		profile  = flag.String("profile", "", "write CPU profiles of the write phase to PREFIX.server.pprof and PREFIX.client.pprof")
 		readers  = flag.String("readers", "epoll", "how the streams are read: epoll (Linux), or a goroutine each")
+		floor    = flag.Bool("floor", false, "measure instead what the kernel alone costs to write a round to n loopback streams (no server)")
+		size     = flag.Int("size", 2048, "with -floor: bytes a write")
+		rounds   = flag.Int("rounds", 20, "with -floor: rounds to write")
 	)
 	flag.Parse()
+	if *floor {
+		if err := runFloor(os.Stdout, *n, *size, *rounds); err != nil {
+			fmt.Fprintln(os.Stderr, "realtime bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o := options{base: *base, pid: *pid, email: *email, password: *password, n: *n, rate: *rate, duration: *duration,
 		rule: *rule, label: *label, profile: *profile, readers: *readers}
 	if err := run(o); err != nil {

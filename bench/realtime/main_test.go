@@ -1,9 +1,33 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"regexp"
+	"runtime"
 	"testing"
 	"time"
 )
+
+func TestMain(m *testing.M) {
+	floorSinkMain() // -floor runs this binary as its reading side
+	os.Exit(m.Run())
+}
+
+// TestFloor runs -floor on a few streams: every byte written arrives
+// (runFloor checks), and it prints a round's time.
+func TestFloor(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("-floor is for Linux")
+	}
+	var out bytes.Buffer
+	if err := runFloor(&out, 50, 512, 5); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^floor: 50 loopback streams, 512 bytes a write, \d+ writers: a round takes [\d.]+ ms`).Match(out.Bytes()) {
+		t.Fatalf("floor printed: %s", out.Bytes())
+	}
+}
 
 // TestHistogramBuckets checks that every latency falls in a bucket whose
 // upper bound is above it and at most 3.2% (or 1µs) higher.

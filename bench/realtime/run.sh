@@ -13,6 +13,9 @@
 #       measured with this client
 #   READERS=goroutines bench/realtime/run.sh 10000   # a goroutine per stream
 #       in the client instead of epoll
+#   FLOOR=1 bench/realtime/run.sh 10000   # first, what the kernel alone
+#       takes to write a round to N loopback streams (rtbench -floor), on
+#       stderr
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE=${RATE:-100}
@@ -40,6 +43,7 @@ go build -o "$tmp/rtbench" ./bench/realtime
 echo "| run | subscribers | writes/s asked | writes/s done | latency p50 (from request / after answer) | p99 (same) | max | write p50 | events received | streams lost | CPU cores used (server / client / rest of machine) | CPU per 1000 events (server / client) | load avg | server RSS per idle connection | RSS idle | RSS peak | connect time |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "$@"; do
+	[ -z "${FLOOR:-}" ] || "$tmp/rtbench" -floor -n "$n" >&2
 	rm -rf "$tmp/data"
 	"$tmp/underhood" superuser upsert bench@example.com benchbench123 --dir "$tmp/data" >/dev/null
 	"$tmp/underhood" serve --http 127.0.0.1:0 --dir "$tmp/data" >"$tmp/out" 2>"$tmp/log" &

@@ -1,0 +1,13 @@
+//go:build !unix
+
+package rest
+
+import "errors"
+
+// canWriteNow says that writeNonblocking does not work here: every SSE
+// write waits in a goroutine of its own (sseStream.drain).
+const canWriteNow = false
+
+func writeNonblocking(uintptr, []byte) (int, error) {
+	return 0, errors.ErrUnsupported
+}
