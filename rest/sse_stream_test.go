@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/realtime"
@@ -38,15 +39,7 @@ func TestSSEStreamCatchesUp(t *testing.T) {
 			server, client := tt.pair(t)
 			defer client.Close()
 			defer server.Close()
-			s := &sseStream{hub: newSSEHub(broker, nil), conn: server}
-			if sc, ok := server.(syscall.Conn); ok {
-				s.raw, _ = sc.SyscallConn()
-			}
-			s.client = broker.ConnectFunc(s.wake, s.close)
-			s.idLine = "id:" + s.client.ID
-			if err := broker.Subscribe(s.client.ID, nil, []string{"posts/*"}); err != nil {
-				t.Fatal(err)
-			}
+			s := newTestStream(t, newSSEHub(broker, nil), server)
 
 			// 600 KB, more than the socket buffers and less than a stream
 			// may fall behind; nothing is read until every event is sent.
@@ -56,29 +49,91 @@ func TestSSEStreamCatchesUp(t *testing.T) {
 				r.Data["title"] = fmt.Sprint(i)
 				broker.Inject(underhood.Event{Action: "update", Collection: "posts", Record: r})
 			}
-			body := bufio.NewReader(httputil.NewChunkedReader(client))
-			for i := 0; i < events; {
-				var lines [4]string
-				for j := range lines {
-					line, err := body.ReadString('\n')
-					if err != nil {
-						t.Fatalf("event %d: %v", i, err)
-					}
-					lines[j] = line
-				}
-				if strings.Contains(lines[2], `"action":"create"`) {
-					continue // the post's creation, dispatched after the subscription or not
-				}
-				want := []string{s.idLine + "\n", "event:posts/*\n", fmt.Sprintf(`"title":"%d"`, i), "\n"}
-				for j, w := range want {
-					if !strings.HasPrefix(lines[j], w) && !strings.Contains(lines[j], w) {
-						t.Fatalf("event %d: line %.60q, want it to hold %q", i, lines[j], w)
-					}
-				}
-				i++
+			if err := readTitles(client, s.idLine, events); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
+}
+
+// Streams in a round longer than longRound are written by a writer per
+// processor at once; every stream still gets every event, whole and in
+// order, while some of the writes fill the socket and wait.
+func TestSSELongRounds(t *testing.T) {
+	broker, post := newTestBroker(t)
+	hub := newSSEHub(broker, nil)
+	hub.procs, hub.longRound = 4, 8 // four writers, whatever the machine
+	const streams, events = 40, 30
+	ids := make([]string, streams)
+	clients := make([]net.Conn, streams)
+	for i := range streams {
+		server, client := tcpPair(t)
+		t.Cleanup(func() { client.Close(); server.Close() })
+		ids[i], clients[i] = newTestStream(t, hub, server).idLine, client
+	}
+	for i := range events {
+		r := post.Clone()
+		r.Data["title"] = fmt.Sprint(i)
+		broker.Inject(underhood.Event{Action: "update", Collection: "posts", Record: r})
+	}
+	errs := make(chan error, streams)
+	for i := range streams {
+		go func() { errs <- readTitles(clients[i], ids[i], events) }()
+	}
+	for i := range streams {
+		if err := <-errs; err != nil {
+			t.Errorf("stream %d: %v", i, err)
+		}
+	}
+	hub.mu.Lock()
+	peak := hub.peak
+	hub.mu.Unlock()
+	if peak != 4 {
+		t.Errorf("at most %d writers for rounds of %d streams, want 4", peak, streams)
+	}
+}
+
+// newTestStream is an SSE stream of hub on server, subscribed to posts/*.
+func newTestStream(t *testing.T, hub *sseHub, server net.Conn) *sseStream {
+	t.Helper()
+	s := &sseStream{hub: hub, conn: server}
+	if sc, ok := server.(syscall.Conn); ok {
+		s.raw, _ = sc.SyscallConn()
+	}
+	s.client = hub.broker.ConnectFunc(s.wake, s.close)
+	s.idLine = "id:" + s.client.ID
+	if err := hub.broker.Subscribe(s.client.ID, nil, []string{"posts/*"}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// readTitles reads events update events from client's stream, whose
+// titles must be 0, 1, … in order, each event after idLine.
+func readTitles(client net.Conn, idLine string, events int) error {
+	_ = client.SetReadDeadline(time.Now().Add(30 * time.Second))
+	body := bufio.NewReader(httputil.NewChunkedReader(client))
+	for i := 0; i < events; {
+		var lines [4]string
+		for j := range lines {
+			line, err := body.ReadString('\n')
+			if err != nil {
+				return fmt.Errorf("event %d: %w", i, err)
+			}
+			lines[j] = line
+		}
+		if strings.Contains(lines[2], `"action":"create"`) {
+			continue // the post's creation, dispatched after the subscription or not
+		}
+		want := []string{idLine + "\n", "event:posts/*\n", fmt.Sprintf(`"title":"%d"`, i), "\n"}
+		for j, w := range want {
+			if !strings.HasPrefix(lines[j], w) && !strings.Contains(lines[j], w) {
+				return fmt.Errorf("event %d: line %.60q, want it to hold %q", i, lines[j], w)
+			}
+		}
+		i++
+	}
+	return nil
 }
 
 // newTestBroker returns a broker over an empty database with a public
