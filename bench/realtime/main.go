@@ -41,6 +41,7 @@ func main() {
 		label    = flag.String("label", "", "label of the result line")
 		profile  = flag.String("profile", "", "write CPU profiles of the write phase to PREFIX.server.pprof and PREFIX.client.pprof")
 		readers  = flag.String("readers", "epoll", "how the streams are read: epoll (Linux), or a goroutine each")
+		trans    = flag.String("transport", "sse", "sse, or ws: the WebSocket endpoint")
 		floor    = flag.Bool("floor", false, "measure instead what the kernel alone costs to write a round to n loopback streams (no server)")
 		size     = flag.Int("size", 2048, "with -floor: bytes a write")
 		rounds   = flag.Int("rounds", 20, "with -floor: rounds to write")
@@ -54,7 +55,7 @@ func main() {
 		return
 	}
 	o := options{base: *base, pid: *pid, email: *email, password: *password, n: *n, rate: *rate, duration: *duration,
-		rule: *rule, label: *label, profile: *profile, readers: *readers}
+		rule: *rule, label: *label, profile: *profile, readers: *readers, transport: *trans}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "realtime bench:", err)
 		os.Exit(1)
@@ -71,6 +72,7 @@ type options struct {
 	rule, label     string
 	profile         string
 	readers         string
+	transport       string
 }
 
 // api is a JSON client of the server.
@@ -262,7 +264,7 @@ func run(o options) error {
 		subs[i] = s
 		go func() {
 			sem <- struct{}{}
-			err := s.open(dialer, a)
+			err := s.open(dialer, a, o.transport)
 			<-sem
 			ready <- err
 		}()
@@ -413,7 +415,16 @@ func loadAverage() string {
 }
 
 // open connects the stream and subscribes it to posts/*.
-func (s *subscriber) open(d *net.Dialer, a *api) error {
+func (s *subscriber) open(d *net.Dialer, a *api, transport string) error {
+	switch transport {
+	case "ws":
+		st, err := openWS(d, a.base, "posts/*")
+		s.st = st
+		return err
+	case "sse":
+	default:
+		return fmt.Errorf("-transport %q: want sse or ws", transport)
+	}
 	st, err := openStream(d, a.base, "/api/realtime")
 	if err != nil {
 		return err
@@ -468,7 +479,7 @@ var sentKey = []byte(`sent":`)
 // returned.
 func (s *subscriber) readLine(line []byte, clk *clock) {
 	data, ok := bytes.CutPrefix(line, []byte("data:"))
-	if !ok {
+	if !ok && !s.st.ws { // a WebSocket message is a line of its own
 		return
 	}
 	i := bytes.Index(data, sentKey)

@@ -13,6 +13,8 @@
 #       measured with this client
 #   READERS=goroutines bench/realtime/run.sh 10000   # a goroutine per stream
 #       in the client instead of epoll
+#   TRANSPORT=ws bench/realtime/run.sh 10000   # the WebSocket endpoint
+#       instead of SSE
 #   FLOOR=1 bench/realtime/run.sh 10000   # first, what the kernel alone
 #       takes to write a round to N loopback streams (rtbench -floor), on
 #       stderr
@@ -55,7 +57,7 @@ for n in "$@"; do
 		sleep 0.1
 	done
 	[ -n "$url" ] || { echo "server did not start" >&2; cat "$tmp/log" >&2; exit 1; }
-	"$tmp/rtbench" -url "$url" -pid "$server_pid" -n "$n" -rate "$RATE" -duration "$DURATION" -rule "$RULE" -label "N=$n" ${PROFILE:+-profile "$PROFILE.n$n"} ${READERS:+-readers "$READERS"}
+	"$tmp/rtbench" -url "$url" -pid "$server_pid" -n "$n" -rate "$RATE" -duration "$DURATION" -rule "$RULE" -label "N=$n" ${PROFILE:+-profile "$PROFILE.n$n"} ${READERS:+-readers "$READERS"} ${TRANSPORT:+-transport "$TRANSPORT"}
 	kill "$server_pid"
 	wait "$server_pid" 2>/dev/null || true
 	server_pid=

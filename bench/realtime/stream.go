@@ -33,6 +33,11 @@ type streamReader struct {
 	// readAt is when the last read returned: the arrival time of every
 	// line it completed.
 	readAt time.Time
+	// ws is set for a WebSocket: the body is frames (deframe), not chunks,
+	// and each text message is one line. inFrame is set while left bytes
+	// of a frame's payload are still to come, fin when that frame ends its
+	// message.
+	ws, inFrame, fin bool
 }
 
 // errWouldBlock is a source's answer when nothing is to be read now.
@@ -62,7 +67,7 @@ func openStream(d *net.Dialer, base, path string) (*streamReader, error) {
 		return nil, err
 	}
 	s := &streamReader{conn: conn, src: conn, buf: make([]byte, streamBuffer)}
-	if err := s.readHead(); err != nil {
+	if err := s.readHead("200", "transfer-encoding: chunked"); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("GET %s: %w", path, err)
 	}
@@ -71,17 +76,18 @@ func openStream(d *net.Dialer, base, path string) (*streamReader, error) {
 
 func (s *streamReader) Close() error { return s.conn.Close() }
 
-// readHead reads the status line and headers.
-func (s *streamReader) readHead() error {
+// readHead reads the status line, which must have status, and the
+// headers, which must include header (in lower case).
+func (s *streamReader) readHead(status, header string) error {
 	for {
 		if i := bytes.Index(s.buf[:s.end], []byte("\r\n\r\n")); i >= 0 {
 			head := s.buf[:i]
-			if !bytes.HasPrefix(head, []byte("HTTP/1.1 200 ")) {
+			if !bytes.HasPrefix(head, []byte("HTTP/1.1 "+status+" ")) {
 				line, _, _ := bytes.Cut(head, []byte("\r\n"))
 				return fmt.Errorf("response %q", line)
 			}
-			if !bytes.Contains(bytes.ToLower(head), []byte("\r\ntransfer-encoding: chunked")) {
-				return errors.New("response body is not chunked")
+			if !bytes.Contains(bytes.ToLower(head), []byte("\r\n"+header)) {
+				return fmt.Errorf("response without %q", header)
 			}
 			s.raw = i + 4
 			return nil
@@ -104,7 +110,12 @@ func (s *streamReader) readHead() error {
 // returns false.
 func (s *streamReader) readLines(line func([]byte) bool) error {
 	for {
-		err := s.dechunk()
+		var err error
+		if s.ws {
+			err = s.deframe()
+		} else {
+			err = s.dechunk()
+		}
 		// Every complete line, then what is left moves to the front.
 		done := 0
 		for {
@@ -209,12 +220,17 @@ func chunkSize(line []byte) (int, error) {
 }
 
 // compact drops buf[:done], the lines already read, keeping the partial
-// line and the raw bytes after it.
+// line and the raw bytes after it (on a WebSocket, a byte apart: the room
+// for the "\n" that ends a message, see deframe).
 func (s *streamReader) compact(done int) {
-	if done == 0 && s.text == s.raw {
+	gap := 0
+	if s.ws {
+		gap = 1
+	}
+	if done == 0 && s.raw-s.text <= gap {
 		return
 	}
 	text := copy(s.buf, s.buf[done:s.text])
-	raw := copy(s.buf[text:], s.buf[s.raw:s.end])
-	s.text, s.raw, s.end = text, text, text+raw
+	raw := copy(s.buf[text+gap:], s.buf[s.raw:s.end])
+	s.text, s.raw, s.end = text, text+gap, text+gap+raw
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -61,7 +62,7 @@ func TestStreamReader(t *testing.T) {
 				}
 			}()
 			s := &streamReader{conn: client, src: client, buf: make([]byte, streamBuffer)}
-			if err := s.readHead(); err != nil {
+			if err := s.readHead("200", "transfer-encoding: chunked"); err != nil {
 				t.Fatalf("readHead() = %v", err)
 			}
 			var got []string
@@ -74,6 +75,83 @@ func TestStreamReader(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("lines (-want +got):\n%.2000s", diff)
+			}
+		})
+	}
+}
+
+// TestWebSocketReader feeds server frames through the reader in writes of
+// every size: messages split into continuation frames, empty messages,
+// pings between frames, a message longer than the buffer, lengths of
+// every header form; each message comes out once and whole, as a line.
+func TestWebSocketReader(t *testing.T) {
+	frame := func(b *strings.Builder, op byte, fin bool, p string) {
+		if fin {
+			op |= 0x80
+		}
+		b.WriteByte(op)
+		switch n := len(p); {
+		case n < 126:
+			b.WriteByte(byte(n))
+		case n <= 0xffff:
+			b.Write([]byte{126, byte(n >> 8), byte(n)})
+		default:
+			b.WriteByte(127)
+			b.Write(binary.BigEndian.AppendUint64(nil, uint64(n)))
+		}
+		b.WriteString(p)
+	}
+	var want []string
+	var body strings.Builder
+	for i := range 300 {
+		m := fmt.Sprintf(`{"type":"event","record":{"sent":%d,"title":%q}}`, i, strings.Repeat("x", i*37%700))
+		if i%10 == 3 {
+			m = ""
+		}
+		want = append(want, m)
+		if i%4 == 1 && len(m) > 10 { // in three frames, a ping among them
+			frame(&body, 0x1, false, m[:5])
+			frame(&body, 0x9, true, "ping")
+			frame(&body, 0x0, false, m[5:9])
+			frame(&body, 0x0, true, m[9:])
+		} else {
+			frame(&body, 0x1, true, m)
+		}
+	}
+	long := strings.Repeat("y", 70000)
+	want = append(want, long)
+	frame(&body, 0x1, true, long)
+	frame(&body, 0x8, true, "\x03\xe8")
+
+	for _, writeMax := range []int{1 << 20, 1, 3, 700} {
+		t.Run(fmt.Sprint("writes up to ", writeMax), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			client, server := net.Pipe()
+			go func() {
+				defer server.Close()
+				b := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + body.String())
+				for len(b) > 0 {
+					n := min(len(b), 1+rng.IntN(writeMax))
+					if _, err := server.Write(b[:n]); err != nil {
+						return
+					}
+					b = b[n:]
+				}
+			}()
+			s := &streamReader{conn: client, src: client, buf: make([]byte, streamBuffer), ws: true}
+			if err := s.readHead("101", "upgrade: websocket"); err != nil {
+				t.Fatalf("readHead() = %v", err)
+			}
+			var got []string
+			err := s.readLines(func(line []byte) bool {
+				got = append(got, string(line))
+				return true
+			})
+			if err == nil || err.Error() != "EOF" {
+				t.Errorf("readLines() = %v, want EOF", err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("messages (-want +got):\n%.2000s", diff)
 			}
 		})
 	}
