@@ -28,16 +28,19 @@ func (a *api) realtimeRoutes() {
 	if a.realtime == nil {
 		return
 	}
-	// A stream is served by the hub (sse.go) when its connection can be
-	// taken over (HTTP/1.x), else by a handler goroutine of its own.
-	hub := newSSEHub(a.realtime, a.log)
+	// A stream is served by the hub (streams.go) when its connection can
+	// be taken over (HTTP/1.x, and every WebSocket), else by a handler
+	// goroutine of its own.
+	hub := newStreamHub(a.realtime, a.log)
 	a.mux.HandleFunc("GET /api/realtime", func(w http.ResponseWriter, r *http.Request) {
 		if !hub.serve(w, r) {
 			a.handleRealtimeConnect(w, r)
 		}
 	})
 	a.handle("POST /api/realtime", a.handleRealtimeSubscribe)
-	a.mux.HandleFunc("GET /api/realtime/ws", a.handleRealtimeWS) // realtime_ws.go
+	a.mux.HandleFunc("GET /api/realtime/ws", func(w http.ResponseWriter, r *http.Request) {
+		a.handleRealtimeWS(hub, w, r) // realtime_ws.go
+	})
 }
 
 func (a *api) handleRealtimeConnect(w http.ResponseWriter, r *http.Request) {

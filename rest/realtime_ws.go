@@ -41,16 +41,15 @@ type wsClientMessage struct {
 	Token  *string  `json:"token"`
 }
 
-func (a *api) handleRealtimeWS(w http.ResponseWriter, r *http.Request) {
+// handleRealtimeWS serves a WebSocket client: the hub writes its events
+// and pings in its rounds (streams.go), as for an SSE stream, and this
+// goroutine reads the client's messages until the connection ends.
+func (a *api) handleRealtimeWS(hub *streamHub, w http.ResponseWriter, r *http.Request) {
 	ws, err := upgradeWebSocket(w, r, wsMaxMessage, wsReadTimeout)
 	if err != nil {
 		a.writeError(w, r, underhood.Errorf(underhood.EInvalid, "Expected a WebSocket handshake: %s.", err.Error()))
 		return
 	}
-	c := a.realtime.Connect()
-	defer a.realtime.Disconnect(c)
-	defer ws.Close(wsGoingAway, "server closed the stream")
-
 	send := func(v any) bool {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -58,62 +57,15 @@ func (a *api) handleRealtimeWS(w http.ResponseWriter, r *http.Request) {
 		}
 		return ws.WriteMessage(wsText, b) == nil
 	}
-	if !send(map[string]string{"type": "connected", "clientId": c.ID}) {
+	s := hub.addWS(ws, func(id string) bool {
+		return send(map[string]string{"type": "connected", "clientId": id})
+	})
+	if s == nil {
 		return
 	}
-
-	// The reader handles the client's messages; it ends when the
-	// connection does.
-	readerDone := make(chan struct{})
-	identity := auth.IdentityFrom(r.Context()) // from an Authorization header on the handshake, if any
-	go func() {
-		defer close(readerDone)
-		a.readRealtimeWS(r, ws, c, identity, send)
-	}()
-
-	ping := time.NewTicker(realtimePing)
-	defer ping.Stop()
-	idle := time.NewTimer(realtimeIdle)
-	defer idle.Stop()
-	var batch [][]byte
-	for {
-		select {
-		case m := <-c.Messages():
-			// Every queued message goes out in one write, as on the SSE
-			// streams: the more a client falls behind, the larger and the
-			// fewer its writes.
-			batch = append(batch[:0], m.Encoded("ws", encodeWSEvent))
-		queued:
-			for {
-				select {
-				case m := <-c.Messages():
-					batch = append(batch, m.Encoded("ws", encodeWSEvent))
-				default:
-					break queued
-				}
-			}
-			err := ws.WriteMessages(wsText, batch)
-			clear(batch)
-			if err != nil {
-				return
-			}
-		case <-ping.C:
-			if ws.WriteMessage(wsPing, nil) != nil {
-				return
-			}
-		case <-idle.C:
-			if len(c.Subscriptions()) == 0 {
-				ws.Close(wsNormalClosure, "idle without subscriptions")
-				return
-			}
-			idle.Reset(realtimeIdle)
-		case <-c.Done():
-			ws.Close(wsGoingAway, "disconnected by the server")
-			return
-		case <-readerDone:
-			return
-		}
-	}
+	defer a.realtime.Disconnect(s.client) // closes ws through the stream
+	// From an Authorization header on the handshake, if any.
+	a.readRealtimeWS(r, ws, s.client, auth.IdentityFrom(r.Context()), send)
 }
 
 // encodeWSEvent renders an event message, once for every client of it;

@@ -431,3 +431,42 @@ func TestRealtimeWebSocketBurst(t *testing.T) {
 		i++
 	}
 }
+
+// A WebSocket client that stops reading neither holds up the others nor
+// keeps the server's memory: the others get every event, in order, and it
+// is disconnected once it is too far behind.
+func TestRealtimeWebSocketStalledClient(t *testing.T) {
+	e := newWSEnv(t)
+	rec := e.bigPost()
+	live := e.dialWS(nil)
+	live.subscribe(e.tokens["su"], "posts/*")
+	stalled := e.dialWS(nil)
+	_ = stalled.conn.(*net.TCPConn).SetReadBuffer(4096)
+	stalled.subscribe(e.tokens["su"], "posts/*") // and never reads again
+	if n := e.broker.Clients(); n != 2 {
+		t.Fatalf("Clients() = %d, want 2", n)
+	}
+
+	e.stallOne(rec, func() int {
+		m := live.next()
+		r, _ := m["record"].(map[string]any)
+		views, ok := r["views"].(float64)
+		if m["type"] != "event" || !ok {
+			t.Fatalf("live client: %.200v, want an event", m)
+		}
+		return int(views)
+	})
+}
+
+// When the server stops, every WebSocket client is told so with 1001.
+func TestRealtimeWebSocketServerStops(t *testing.T) {
+	e := newWSEnv(t)
+	a, b := e.dialWS(nil), e.dialWS(nil)
+	a.subscribe("", "posts/*")
+	e.broker.Close()
+	for _, c := range []*wsClient{a, b} {
+		if code := c.closed(); code != 1001 {
+			t.Errorf("close code %d, want 1001", code)
+		}
+	}
+}

@@ -139,14 +139,23 @@ func TestRealtimeSSEStalledClient(t *testing.T) {
 		t.Fatalf("Clients() = %d, want 2", n)
 	}
 
-	// 8 MB in all, more than socket buffers and the 1 MiB a stream may
-	// queue, in steps that a client that reads keeps up with.
+	e.stallOne(rec, func() int { return live.views(t) })
+}
+
+// stallOne checks a live client and a stalled one, both subscribed to
+// posts/*: 2000 updates of rec, 8 MB in all (more than socket buffers and
+// the 1,024 events a client may fall behind), go out in steps that a
+// client that reads keeps up with; views returns the views of the live
+// client's next event, which must count up, and the stalled client must
+// be dropped.
+func (e *wsEnv) stallOne(rec *underhood.Record, views func() int) {
+	e.t.Helper()
 	const events, step = 2000, 100
 	for i := 0; i < events; i += step {
 		e.injectViews(rec, i, step)
 		for j := i; j < i+step; j++ {
-			if got := live.views(t); got != j {
-				t.Fatalf("live stream: event %d has views %d", j, got)
+			if got := views(); got != j {
+				e.t.Fatalf("live client: event %d has views %d", j, got)
 			}
 		}
 	}
@@ -155,6 +164,6 @@ func TestRealtimeSSEStalledClient(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if n := e.broker.Clients(); n != 1 {
-		t.Errorf("Clients() = %d after one stream stalled for %d events, want 1", n, events)
+		e.t.Errorf("Clients() = %d after one client stalled for %d events, want 1", n, events)
 	}
 }

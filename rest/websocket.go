@@ -55,8 +55,9 @@ type wsConn struct {
 	maxMessage  int
 	readTimeout time.Duration
 
+	// wmu orders the writes: this type's, and those of the hub's rounds
+	// (stream.flush), which write frames to conn themselves.
 	wmu    sync.Mutex
-	bw     *bufio.Writer
 	closed bool
 }
 
@@ -113,8 +114,8 @@ func upgradeWebSocket(w http.ResponseWriter, r *http.Request, maxMessage int, re
 		return nil, err
 	}
 	// The reader keeps what the client may have sent right after its
-	// handshake; the writer gets a fresh small buffer.
-	return &wsConn{conn: conn, br: brw.Reader, bw: bufio.NewWriterSize(conn, 4096), maxMessage: maxMessage, readTimeout: readTimeout}, nil
+	// handshake.
+	return &wsConn{conn: conn, br: brw.Reader, maxMessage: maxMessage, readTimeout: readTimeout}, nil
 }
 
 // ReadMessage returns the next text or binary message, answering pings
@@ -224,56 +225,29 @@ func (c *wsConn) WriteMessage(op int, payload []byte) error {
 	return c.writeFrame(op, payload)
 }
 
-// WriteMessages sends each payload as one unfragmented message, all with
-// as few writes as the buffer allows: a client that fell behind catches
-// up with fewer system calls.
-func (c *wsConn) WriteMessages(op int, payloads [][]byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.closed {
-		return net.ErrClosed
-	}
-	_ = c.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-	for _, p := range payloads {
-		if err := c.bufferFrame(op, p); err != nil {
-			return err
-		}
-	}
-	return c.bw.Flush()
-}
-
 func (c *wsConn) writeFrame(op int, payload []byte) error {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-	if err := c.bufferFrame(op, payload); err != nil {
-		return err
-	}
-	return c.bw.Flush()
+	_, err := c.conn.Write(appendWSFrame(make([]byte, 0, 10+len(payload)), op, payload))
+	return err
 }
 
-// bufferFrame writes one frame to the buffer (which writes through when
-// it fills).
-func (c *wsConn) bufferFrame(op int, payload []byte) error {
-	var header [10]byte
-	header[0] = 0x80 | byte(op)
-	n := len(payload)
-	h := 2
+// appendWSHeader appends the header of a final, unmasked frame of op
+// with n bytes of payload.
+func appendWSHeader(b []byte, op, n int) []byte {
+	b = append(b, 0x80|byte(op))
 	switch {
 	case n <= 125:
-		header[1] = byte(n)
+		return append(b, byte(n))
 	case n <= 0xFFFF:
-		header[1] = 126
-		binary.BigEndian.PutUint16(header[2:4], uint16(n))
-		h = 4
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
 	default:
-		header[1] = 127
-		binary.BigEndian.PutUint64(header[2:10], uint64(n))
-		h = 10
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
 	}
-	if _, err := c.bw.Write(header[:h]); err != nil {
-		return err
-	}
-	_, err := c.bw.Write(payload)
-	return err
+}
+
+// appendWSFrame appends payload as one final, unmasked frame of op.
+func appendWSFrame(b []byte, op int, payload []byte) []byte {
+	return append(appendWSHeader(b, op, len(payload)), payload...)
 }
 
 // Close sends a close frame with code (best effort) and closes the

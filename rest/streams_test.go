@@ -39,7 +39,7 @@ func TestSSEStreamCatchesUp(t *testing.T) {
 			server, client := tt.pair(t)
 			defer client.Close()
 			defer server.Close()
-			s := newTestStream(t, newSSEHub(broker, nil), server)
+			s := newTestStream(t, newStreamHub(broker, nil), server, nil)
 
 			// 600 KB, more than the socket buffers and less than a stream
 			// may fall behind; nothing is read until every event is sent.
@@ -61,7 +61,7 @@ func TestSSEStreamCatchesUp(t *testing.T) {
 // order, while some of the writes fill the socket and wait.
 func TestSSELongRounds(t *testing.T) {
 	broker, post := newTestBroker(t)
-	hub := newSSEHub(broker, nil)
+	hub := newStreamHub(broker, nil)
 	hub.procs, hub.longRound = 4, 8 // four writers, whatever the machine
 	const streams, events = 40, 30
 	ids := make([]string, streams)
@@ -69,7 +69,7 @@ func TestSSELongRounds(t *testing.T) {
 	for i := range streams {
 		server, client := tcpPair(t)
 		t.Cleanup(func() { client.Close(); server.Close() })
-		ids[i], clients[i] = newTestStream(t, hub, server).idLine, client
+		ids[i], clients[i] = newTestStream(t, hub, server, nil).idLine, client
 	}
 	for i := range events {
 		r := post.Clone()
@@ -93,10 +93,68 @@ func TestSSELongRounds(t *testing.T) {
 	}
 }
 
-// newTestStream is an SSE stream of hub on server, subscribed to posts/*.
-func newTestStream(t *testing.T, hub *sseHub, server net.Conn) *sseStream {
+// A WebSocket stream whose handler is writing an answer (which may wait
+// for a client that does not read) is written after it, and the rounds
+// do not wait meanwhile: another stream of the hub gets every event.
+func TestWebSocketStreamWaitsAside(t *testing.T) {
+	broker, post := newTestBroker(t)
+	hub := newStreamHub(broker, nil)
+	wsServer, wsClient := tcpPair(t)
+	defer wsClient.Close()
+	ws := &wsConn{conn: wsServer}
+	newTestStream(t, hub, wsServer, ws)
+	sseServer, sseClient := tcpPair(t)
+	defer sseClient.Close()
+	sse := newTestStream(t, hub, sseServer, nil)
+
+	ws.wmu.Lock() // the handler is writing
+	const events = 5
+	for i := range events {
+		r := post.Clone()
+		r.Data["title"] = fmt.Sprint(i)
+		broker.Inject(underhood.Event{Action: "update", Collection: "posts", Record: r})
+	}
+	if err := readTitles(sseClient, sse.idLine, events); err != nil {
+		t.Fatalf("the SSE stream, while the WebSocket's handler writes: %v", err)
+	}
+	ws.wmu.Unlock()
+	// Then the WebSocket gets its events, as text frames.
+	_ = wsClient.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(wsClient)
+	for i := 0; i < events; {
+		var h [4]byte
+		if _, err := io.ReadFull(br, h[:2]); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		n := int(h[1] & 0x7f)
+		if n == 126 {
+			if _, err := io.ReadFull(br, h[2:4]); err != nil {
+				t.Fatal(err)
+			}
+			n = int(h[2])<<8 | int(h[3])
+		}
+		p := make([]byte, n)
+		if _, err := io.ReadFull(br, p); err != nil {
+			t.Fatal(err)
+		}
+		if h[0] != 0x81 || !strings.Contains(string(p), `"type":"event"`) {
+			t.Fatalf("frame %#x %.80q, want an event in a text frame", h[0], p)
+		}
+		if strings.Contains(string(p), `"action":"create"`) {
+			continue
+		}
+		if want := fmt.Sprintf(`"title":"%d"`, i); !strings.Contains(string(p), want) {
+			t.Fatalf("event %d: %.200q, want it to hold %s", i, p, want)
+		}
+		i++
+	}
+}
+
+// newTestStream is a stream of hub on server, subscribed to posts/*: a
+// WebSocket one when ws is set.
+func newTestStream(t *testing.T, hub *streamHub, server net.Conn, ws *wsConn) *stream {
 	t.Helper()
-	s := &sseStream{hub: hub, conn: server}
+	s := &stream{hub: hub, conn: server, ws: ws}
 	if sc, ok := server.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
 	}

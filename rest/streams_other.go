@@ -5,7 +5,7 @@ package rest
 import "errors"
 
 // canWriteNow says that writeNonblocking does not work here: every SSE
-// write waits in a goroutine of its own (sseStream.drain).
+// write waits in a goroutine of its own (stream.drain).
 const canWriteNow = false
 
 func writeNonblocking(uintptr, []byte) (int, error) {

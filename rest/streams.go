@@ -15,93 +15,101 @@ import (
 	"github.com/underhood/underhood/realtime"
 )
 
-// Realtime streams, written without a goroutine per stream. An SSE stream
-// takes over its connection (the handler returns); its events wait in the
-// broker, in the feeds of its groups, and the broker wakes the stream when
-// one comes (realtime.ConnectFunc). An idle stream holds its connection, a
-// goroutine blocked on reading it (which notices a client that goes away
-// at once) and a few hundred bytes: no HTTP buffers, no queue, no timers.
-// The hub pings every stream and closes the ones left without
-// subscriptions.
+// Realtime streams, written without a goroutine per stream: SSE streams
+// and WebSocket clients alike. A stream takes over its connection; its
+// events wait in the broker, in the feeds of its groups, and the broker
+// wakes the stream when one comes (realtime.ConnectFunc). An idle SSE
+// stream holds its connection, a goroutine blocked on reading it (which
+// notices a client that goes away at once) and a few hundred bytes: no
+// HTTP buffers, no queue, no timers. A WebSocket's reading goroutine is
+// its handler's, which also answers the client's messages. The hub pings
+// every stream and closes the ones left without subscriptions.
 //
 // Woken streams are written in rounds: a round takes, for every stream
 // woken before it began, everything that piled up for it meanwhile and
-// writes it with one system call, each event as one HTTP chunk. When the
-// server keeps up, a round is one event and starts at once; under load,
-// rounds grow longer and each write carries more events, so the system
-// calls, which cost far more than the bytes, stay about one per stream
-// per round, and the work per subscriber is done once per write, not once
-// per event. There is one writer per two processors, so that the others
-// serve requests (among them the writes that make the events) and run the
-// broker at once; a round of more than sseLongRound streams, which takes
-// long enough that its length is what delays events, gets a writer per
-// processor (on two cores and 10,000 streams that took p99 from about 350
-// to 270 ms, and made the requests wait 3 ms more). A write never waits:
-// what the socket does not take at once is written by a goroutine of its
-// own, with a deadline, while the rounds go on.
+// writes it with one system call, each event as one HTTP chunk (or one
+// WebSocket text frame). When the server keeps up, a round is one event
+// and starts at once; under load, rounds grow longer and each write
+// carries more events, so the system calls, which cost far more than the
+// bytes, stay about one per stream per round, and the work per subscriber
+// is done once per write, not once per event. There is one writer per two
+// processors, so that the others serve requests (among them the writes
+// that make the events) and run the broker at once; a round of more than
+// streamLongRound streams, which takes long enough that its length is what
+// delays events, gets a writer per processor (on two cores and 10,000
+// streams that took p99 from about 350 to 270 ms, and made the requests
+// wait 3 ms more). A write never waits: what the socket does not take at
+// once is written by a goroutine of its own, with a deadline, while the
+// rounds go on.
 //
 // A round's cost is almost all in the kernel: on loopback a send also runs
 // the receiver's TCP, about 15 µs on the 2-core development VM, so a round
 // of 10,000 streams takes 150 ms of CPU however little the server adds
 // (bench/realtime -floor measures it on a machine).
 
-// Pacing of the SSE streams. How far a stream may fall behind before it
-// is disconnected is the broker's limit.
+// Pacing of the streams. How far a stream may fall behind before it is
+// disconnected is the broker's limit.
 const (
-	// sseBatch is how many streams a writer takes from a round at once.
-	sseBatch = 32
-	// sseWriterIdle is how long a writer waits for work before it exits.
-	sseWriterIdle = 5 * time.Second
-	// sseLongRound is the number of streams from which a round gets a
+	// streamBatch is how many streams a writer takes from a round at once.
+	streamBatch = 32
+	// streamWriterIdle is how long a writer waits for work before it exits.
+	streamWriterIdle = 5 * time.Second
+	// streamLongRound is the number of streams from which a round gets a
 	// writer per processor.
-	sseLongRound = 2000
+	streamLongRound = 2000
 )
 
 // ssePing is the comment that keeps an idle stream alive.
 var ssePing = []byte(":ping\n\n")
 
-// sseHub writes and pings the SSE streams of one API.
-type sseHub struct {
+// streamHub writes and pings the SSE streams of one API.
+type streamHub struct {
 	broker *realtime.Broker
 	log    *slog.Logger
-	// procs and longRound set writersFor: GOMAXPROCS and sseLongRound.
+	// procs and longRound set writersFor: GOMAXPROCS and streamLongRound.
 	procs, longRound int
 	// wake tells a waiting writer that there is work.
 	wake chan struct{}
 
 	mu      sync.Mutex
-	streams map[*sseStream]struct{}
+	streams map[*stream]struct{}
 	pinging bool
 	// writers is the number of writers; peak is the most there have been.
 	writers, peak int
 	// round is the streams of the current round, of which the writers
 	// have taken round[:taken]; next is the streams scheduled since it
 	// began.
-	round, next []*sseStream
+	round, next []*stream
 	taken       int
 }
 
-func newSSEHub(broker *realtime.Broker, log *slog.Logger) *sseHub {
-	return &sseHub{
+func newStreamHub(broker *realtime.Broker, log *slog.Logger) *streamHub {
+	return &streamHub{
 		broker:    broker,
 		log:       log,
 		procs:     runtime.GOMAXPROCS(0),
-		longRound: sseLongRound,
+		longRound: streamLongRound,
 		wake:      make(chan struct{}, 1),
-		streams:   map[*sseStream]struct{}{},
+		streams:   map[*stream]struct{}{},
 	}
 }
 
-// sseStream is one hijacked event stream.
-type sseStream struct {
-	hub    *sseHub
+// stream is one hijacked event stream: Server-Sent Events, or a
+// WebSocket (ws set), whose events are text frames and whose pings are
+// ping frames.
+type stream struct {
+	hub    *streamHub
 	conn   net.Conn
 	client *realtime.Client
 	// raw writes to the socket without waiting; nil when conn has no
 	// descriptor of its own (TLS), and then every write is a drain.
 	raw syscall.RawConn
-	// idLine starts every event: "id:" and the client id.
+	// idLine starts every SSE event: "id:" and the client id.
 	idLine string
+	// ws is the WebSocket of a WebSocket stream; its handler writes
+	// answers to the client's messages, so a round's write holds ws.wmu
+	// from its system call to the end of its drain, and frames never mix.
+	ws *wsConn
 
 	mu        sync.Mutex
 	scheduled bool // in a round, or being written
@@ -110,6 +118,9 @@ type sseStream struct {
 	woken  bool
 	ping   bool // a ping waits
 	closed bool
+	// idle is set when the hub closes the stream for having had no
+	// subscriptions for realtimeIdle.
+	idle bool
 	// noSubsSince is when the hub first saw the stream without
 	// subscriptions (zero while it has some); used by the hub only.
 	noSubsSince time.Time
@@ -117,7 +128,7 @@ type sseStream struct {
 
 // serve takes over r's connection as an event stream; it reports false
 // when the connection cannot be taken over (then nothing was written).
-func (h *sseHub) serve(w http.ResponseWriter, r *http.Request) bool {
+func (h *streamHub) serve(w http.ResponseWriter, r *http.Request) bool {
 	if r.ProtoMajor != 1 || r.ProtoMinor < 1 { // chunked needs HTTP/1.1
 		return false
 	}
@@ -126,7 +137,7 @@ func (h *sseHub) serve(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	_ = conn.SetDeadline(time.Time{})
-	s := &sseStream{hub: h, conn: conn}
+	s := &stream{hub: h, conn: conn}
 	if sc, ok := conn.(syscall.Conn); ok && canWriteNow {
 		s.raw, _ = sc.SyscallConn()
 	}
@@ -165,6 +176,23 @@ func (h *sseHub) serve(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// addWS takes ws into the hub as a WebSocket stream; hello writes the
+// first message, with the client id, before any event can. It returns
+// nil when hello failed (then the client is gone).
+func (h *streamHub) addWS(ws *wsConn, hello func(id string) bool) *stream {
+	s := &stream{hub: h, conn: ws.conn, ws: ws}
+	if sc, ok := ws.conn.(syscall.Conn); ok && canWriteNow {
+		s.raw, _ = sc.SyscallConn()
+	}
+	s.client = h.broker.ConnectFunc(s.wake, s.close)
+	if !hello(s.client.ID) {
+		h.broker.Disconnect(s.client)
+		return nil
+	}
+	h.add(s)
+	return s
+}
+
 // appendChunk appends prefix and body as one HTTP/1.1 chunk.
 func appendChunk(b []byte, prefix string, body []byte) []byte {
 	b = strconv.AppendUint(b, uint64(len(prefix)+len(body)), 16)
@@ -175,7 +203,7 @@ func appendChunk(b []byte, prefix string, body []byte) []byte {
 }
 
 // watch waits for the client to go away.
-func (s *sseStream) watch() {
+func (s *stream) watch() {
 	var b [64]byte
 	for {
 		if _, err := s.conn.Read(b[:]); err != nil {
@@ -188,7 +216,7 @@ func (s *sseStream) watch() {
 
 // wake puts the stream in the next round; the broker calls it when an
 // event comes for the stream after it had taken all it had.
-func (s *sseStream) wake() {
+func (s *stream) wake() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -205,22 +233,22 @@ func (s *sseStream) wake() {
 }
 
 // queuePing asks for a ping in the stream's next write.
-func (s *sseStream) queuePing() {
+func (s *stream) queuePing() {
 	s.mu.Lock()
 	s.ping = true
 	s.mu.Unlock()
 	s.wake()
 }
 
-// sseWriter is the memory a writer reuses from one stream to the next.
-type sseWriter struct {
+// streamWriter is the memory a writer reuses from one stream to the next.
+type streamWriter struct {
 	msgs []*realtime.Message
 	buf  []byte
 }
 
 // flush takes the stream's events and writes them with one system call
 // that does not wait. What the socket does not take is left to drain.
-func (s *sseStream) flush(w *sseWriter) {
+func (s *stream) flush(w *streamWriter) {
 	s.mu.Lock()
 	ping, closed := s.ping, s.closed
 	s.ping, s.woken = false, false
@@ -235,29 +263,55 @@ func (s *sseStream) flush(w *sseWriter) {
 		return
 	}
 	buf := w.buf[:0]
-	for _, m := range msgs {
-		buf = appendChunk(buf, s.idLine, m.Encoded("sse", encodeSSE))
-	}
-	if ping {
-		buf = appendChunk(buf, "", ssePing)
+	if s.ws != nil {
+		for _, m := range msgs {
+			buf = appendWSFrame(buf, wsText, m.Encoded("ws", encodeWSEvent))
+		}
+		if ping {
+			buf = appendWSFrame(buf, wsPing, nil)
+		}
+	} else {
+		for _, m := range msgs {
+			buf = appendChunk(buf, s.idLine, m.Encoded("sse", encodeSSE))
+		}
+		if ping {
+			buf = appendChunk(buf, "", ssePing)
+		}
 	}
 	clear(msgs)
 	w.msgs, w.buf = msgs[:0], buf
+	if s.ws != nil {
+		// The write holds wmu until it ends, here or in drain. When the
+		// handler is writing an answer (which may wait for the client),
+		// the round does not wait with it: drain takes the lock.
+		if !s.ws.wmu.TryLock() {
+			go s.drain(bytes.Clone(buf), false)
+			return
+		}
+		if s.ws.closed {
+			s.ws.wmu.Unlock()
+			s.flushed(false)
+			return
+		}
+	}
 	n := 0
 	if s.raw != nil {
 		var err error
 		n, err = s.writeNow(buf)
 		if err == nil && n == len(buf) {
+			if s.ws != nil {
+				s.ws.wmu.Unlock()
+			}
 			s.flushed(true)
 			return
 		}
 	}
-	go s.drain(bytes.Clone(buf[n:]))
+	go s.drain(bytes.Clone(buf[n:]), true)
 }
 
 // writeNow makes one write(2) of p on the socket, without waiting for it
 // to be writable.
-func (s *sseStream) writeNow(p []byte) (int, error) {
+func (s *stream) writeNow(p []byte) (int, error) {
 	var n int
 	var werr error
 	err := s.raw.Write(func(fd uintptr) bool {
@@ -273,11 +327,24 @@ func (s *sseStream) writeNow(p []byte) (int, error) {
 // drain writes rest, the part of a flush the socket did not take,
 // waiting for the client for as long as wsWriteTimeout, then hands the
 // stream back to the rounds. It runs in a goroutine of its own, only for
-// a client that does not read as fast as events come (or on TLS).
-func (s *sseStream) drain(rest []byte) {
+// a client that does not read as fast as events come (or on TLS, or a
+// WebSocket whose handler was writing). locked says that flush holds the
+// WebSocket's write lock for it.
+func (s *stream) drain(rest []byte, locked bool) {
+	if s.ws != nil && !locked {
+		s.ws.wmu.Lock()
+		if s.ws.closed {
+			s.ws.wmu.Unlock()
+			s.flushed(false)
+			return
+		}
+	}
 	_ = s.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
 	_, err := s.conn.Write(rest)
 	_ = s.conn.SetWriteDeadline(time.Time{})
+	if s.ws != nil {
+		s.ws.wmu.Unlock()
+	}
 	if err != nil {
 		s.hub.broker.Disconnect(s.client) // closes s through onClose
 	}
@@ -287,7 +354,7 @@ func (s *sseStream) drain(rest []byte) {
 // flushed ends a flush. A stream that wrote goes to the next round, to
 // take what came meanwhile; one that found nothing rests until the broker
 // wakes it.
-func (s *sseStream) flushed(wrote bool) {
+func (s *stream) flushed(wrote bool) {
 	s.mu.Lock()
 	again := (wrote || s.woken || s.ping) && !s.closed
 	s.scheduled = again
@@ -299,20 +366,31 @@ func (s *sseStream) flushed(wrote bool) {
 }
 
 // close ends the stream; it runs once the broker dropped the client (and
-// then under the broker's lock: it must not call the broker).
-func (s *sseStream) close() {
+// then under the broker's lock: it must not call the broker). A WebSocket
+// gets a close frame first: 1000 when it was idle, else 1001 (a client
+// too slow, or the server stopping).
+func (s *stream) close() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
 	}
 	s.closed = true
+	idle := s.idle
 	s.mu.Unlock()
-	_ = s.conn.Close()
+	if s.ws != nil {
+		code, reason := wsGoingAway, "disconnected by the server"
+		if idle {
+			code, reason = wsNormalClosure, "idle without subscriptions"
+		}
+		go s.ws.Close(code, reason) // it waits for a write under way
+	} else {
+		_ = s.conn.Close()
+	}
 	s.hub.remove(s)
 }
 
-func (h *sseHub) add(s *sseStream) {
+func (h *streamHub) add(s *stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.streams[s] = struct{}{}
@@ -322,7 +400,7 @@ func (h *sseHub) add(s *sseStream) {
 	}
 }
 
-func (h *sseHub) remove(s *sseStream) {
+func (h *streamHub) remove(s *stream) {
 	h.mu.Lock()
 	delete(h.streams, s)
 	h.mu.Unlock()
@@ -330,7 +408,7 @@ func (h *sseHub) remove(s *sseStream) {
 
 // schedule puts s in the next round, starting a writer when there is
 // room for one.
-func (h *sseHub) schedule(s *sseStream) {
+func (h *streamHub) schedule(s *stream) {
 	h.mu.Lock()
 	h.next = append(h.next, s)
 	first := len(h.next) == 1
@@ -348,7 +426,7 @@ func (h *sseHub) schedule(s *sseStream) {
 }
 
 // signal wakes a waiting writer, if any.
-func (h *sseHub) signal() {
+func (h *streamHub) signal() {
 	select {
 	case h.wake <- struct{}{}:
 	default:
@@ -356,7 +434,7 @@ func (h *sseHub) signal() {
 }
 
 // writersFor is how many writers a round of n streams gets.
-func (h *sseHub) writersFor(n int) int {
+func (h *streamHub) writersFor(n int) int {
 	if n > h.longRound {
 		return h.procs
 	}
@@ -367,7 +445,7 @@ func (h *sseHub) writersFor(n int) int {
 // the next round when this one is all taken; none when there is no work.
 // It reports false when the writer is one too many for the round, and
 // then the writer is no longer counted.
-func (h *sseHub) take(batch []*sseStream) ([]*sseStream, bool) {
+func (h *streamHub) take(batch []*stream) ([]*stream, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.taken == len(h.round) {
@@ -399,12 +477,12 @@ func (h *sseHub) take(batch []*sseStream) ([]*sseStream, bool) {
 	return batch, true
 }
 
-// writer writes rounds until it has had nothing to do for sseWriterIdle.
-func (h *sseHub) writer() {
-	idle := time.NewTimer(sseWriterIdle)
+// writer writes rounds until it has had nothing to do for streamWriterIdle.
+func (h *streamHub) writer() {
+	idle := time.NewTimer(streamWriterIdle)
 	defer idle.Stop()
-	batch := make([]*sseStream, 0, sseBatch)
-	var w sseWriter
+	batch := make([]*stream, 0, streamBatch)
+	var w streamWriter
 	for {
 		var stay bool
 		batch, stay = h.take(batch[:0])
@@ -419,7 +497,7 @@ func (h *sseHub) writer() {
 			runtime.Gosched()
 			continue
 		}
-		idle.Reset(sseWriterIdle)
+		idle.Reset(streamWriterIdle)
 		select {
 		case <-h.wake:
 		case <-idle.C:
@@ -438,7 +516,7 @@ func (h *sseHub) writer() {
 // ping keeps every stream alive with a comment line and closes the
 // streams that have been without subscriptions for realtimeIdle; it ends
 // when no stream is left.
-func (h *sseHub) ping() {
+func (h *streamHub) ping() {
 	t := time.NewTicker(realtimePing)
 	defer t.Stop()
 	for now := range t.C {
@@ -448,7 +526,7 @@ func (h *sseHub) ping() {
 			h.mu.Unlock()
 			return
 		}
-		list := make([]*sseStream, 0, len(h.streams))
+		list := make([]*stream, 0, len(h.streams))
 		for s := range h.streams {
 			list = append(list, s)
 		}
@@ -459,6 +537,9 @@ func (h *sseHub) ping() {
 			} else if s.noSubsSince.IsZero() {
 				s.noSubsSince = now
 			} else if now.Sub(s.noSubsSince) >= realtimeIdle {
+				s.mu.Lock()
+				s.idle = true
+				s.mu.Unlock()
 				h.broker.Disconnect(s.client)
 				continue
 			}
