@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -42,7 +43,7 @@ type wsClientMessage struct {
 }
 
 // handleRealtimeWS serves a WebSocket client: the hub writes its events
-// and pings in its rounds (streams.go), as for an SSE stream, and this
+// and pings in its rounds (streams.go), as for an SSE stream, and a
 // goroutine reads the client's messages until the connection ends.
 func (a *api) handleRealtimeWS(hub *streamHub, w http.ResponseWriter, r *http.Request) {
 	ws, err := upgradeWebSocket(w, r, wsMaxMessage, wsReadTimeout)
@@ -63,9 +64,16 @@ func (a *api) handleRealtimeWS(hub *streamHub, w http.ResponseWriter, r *http.Re
 	if s == nil {
 		return
 	}
-	defer a.realtime.Disconnect(s.client) // closes ws through the stream
-	// From an Authorization header on the handshake, if any.
-	a.readRealtimeWS(r, ws, s.client, auth.IdentityFrom(r.Context()), send)
+	// The client's messages are read by a goroutine of its own and this
+	// one ends: an idle client then holds a small stack, not the one the
+	// request grew. The request's context ends with this handler; its
+	// values (the identity, the request id) stay.
+	r = r.WithContext(context.WithoutCancel(r.Context()))
+	go func() {
+		defer a.realtime.Disconnect(s.client) // closes ws through the stream
+		// From an Authorization header on the handshake, if any.
+		a.readRealtimeWS(r, ws, s.client, auth.IdentityFrom(r.Context()), send)
+	}()
 }
 
 // encodeWSEvent renders an event message, once for every client of it;

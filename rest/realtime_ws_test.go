@@ -55,6 +55,13 @@ type wsClient struct {
 // the 101 answer.
 func (e *wsEnv) dialWS(header map[string]string) *wsClient {
 	e.t.Helper()
+	return e.dialWSWith(header, nil)
+}
+
+// dialWSWith is dialWS sending early, frames, in the same write as the
+// handshake.
+func (e *wsEnv) dialWSWith(header map[string]string, early []byte) *wsClient {
+	e.t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.ws.URL, "http://"))
 	if err != nil {
 		e.t.Fatal(err)
@@ -67,7 +74,7 @@ func (e *wsEnv) dialWS(header map[string]string) *wsClient {
 	for h, v := range header {
 		req += h + ": " + v + "\r\n"
 	}
-	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+	if _, err := conn.Write(append([]byte(req+"\r\n"), early...)); err != nil {
 		e.t.Fatal(err)
 	}
 	br := bufio.NewReader(conn)
@@ -103,6 +110,13 @@ func TestAcceptKey(t *testing.T) {
 // frame sends one frame; fin false starts or continues a fragmented message.
 func (c *wsClient) frame(fin bool, op byte, payload []byte, masked bool) {
 	c.t.Helper()
+	if _, err := c.conn.Write(clientFrame(fin, op, payload, masked)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// clientFrame is one frame as a client sends it (masked, unless not).
+func clientFrame(fin bool, op byte, payload []byte, masked bool) []byte {
 	b := []byte{op}
 	if fin {
 		b[0] |= 0x80
@@ -130,9 +144,7 @@ func (c *wsClient) frame(fin bool, op byte, payload []byte, masked bool) {
 			p[i] ^= mask[i&3]
 		}
 	}
-	if _, err := c.conn.Write(append(b, p...)); err != nil {
-		c.t.Fatal(err)
-	}
+	return append(b, p...)
 }
 
 func (c *wsClient) send(v any) {
@@ -468,5 +480,20 @@ func TestRealtimeWebSocketServerStops(t *testing.T) {
 		if code := c.closed(); code != 1001 {
 			t.Errorf("close code %d, want 1001", code)
 		}
+	}
+}
+
+// A subscription sent in the same packet as the handshake is not lost
+// (the server reads what came after the handshake first).
+func TestRealtimeWebSocketEarlyMessage(t *testing.T) {
+	e := newWSEnv(t)
+	sub, _ := json.Marshal(map[string]any{"type": "subscribe", "topics": []string{"posts/*"}})
+	c := e.dialWSWith(nil, clientFrame(true, 0x1, sub, true))
+	if m := c.next(); m["type"] != "subscribed" {
+		t.Fatalf("after the early subscribe: %v", m)
+	}
+	e.injectViews(e.bigPost(), 7, 1)
+	if m := c.next(); m["type"] != "event" || m["topic"] != "posts/*" {
+		t.Errorf("after the early subscribe: %.200v, want an event of posts/*", m)
 	}
 }

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
@@ -46,6 +47,9 @@ const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // wsWriteTimeout bounds one frame write: a client that does not read is
 // dropped rather than holding a goroutine.
 const wsWriteTimeout = 10 * time.Second
+
+// wsReadBuffer is the size of a connection's read buffer.
+const wsReadBuffer = 512
 
 // wsConn is one server-side WebSocket connection. ReadMessage is for one
 // goroutine; WriteMessage and Close may be called from any.
@@ -113,9 +117,15 @@ func upgradeWebSocket(w http.ResponseWriter, r *http.Request, maxMessage int, re
 		conn.Close()
 		return nil, err
 	}
-	// The reader keeps what the client may have sent right after its
-	// handshake.
-	return &wsConn{conn: conn, br: brw.Reader, maxMessage: maxMessage, readTimeout: readTimeout}, nil
+	// What the client may have sent right after its handshake is read
+	// first, through a buffer smaller than net/http's: a client's messages
+	// are short, and an idle connection should cost little.
+	var src io.Reader = conn
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+	}
+	return &wsConn{conn: conn, br: bufio.NewReaderSize(src, wsReadBuffer), maxMessage: maxMessage, readTimeout: readTimeout}, nil
 }
 
 // ReadMessage returns the next text or binary message, answering pings
