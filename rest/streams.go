@@ -68,6 +68,8 @@ type streamHub struct {
 	log    *slog.Logger
 	// procs and longRound set writersFor: GOMAXPROCS and streamLongRound.
 	procs, longRound int
+	// pingEvery and idleAfter are realtimePing and realtimeIdle.
+	pingEvery, idleAfter time.Duration
 	// wake tells a waiting writer that there is work.
 	wake chan struct{}
 
@@ -89,6 +91,8 @@ func newStreamHub(broker *realtime.Broker, log *slog.Logger) *streamHub {
 		log:       log,
 		procs:     runtime.GOMAXPROCS(0),
 		longRound: streamLongRound,
+		pingEvery: realtimePing,
+		idleAfter: realtimeIdle,
 		wake:      make(chan struct{}, 1),
 		streams:   map[*stream]struct{}{},
 	}
@@ -119,7 +123,7 @@ type stream struct {
 	ping   bool // a ping waits
 	closed bool
 	// idle is set when the hub closes the stream for having had no
-	// subscriptions for realtimeIdle.
+	// subscriptions for idleAfter.
 	idle bool
 	// noSubsSince is when the hub first saw the stream without
 	// subscriptions (zero while it has some); used by the hub only.
@@ -514,10 +518,10 @@ func (h *streamHub) writer() {
 }
 
 // ping keeps every stream alive with a comment line and closes the
-// streams that have been without subscriptions for realtimeIdle; it ends
+// streams that have been without subscriptions for idleAfter; it ends
 // when no stream is left.
 func (h *streamHub) ping() {
-	t := time.NewTicker(realtimePing)
+	t := time.NewTicker(h.pingEvery)
 	defer t.Stop()
 	for now := range t.C {
 		h.mu.Lock()
@@ -536,7 +540,7 @@ func (h *streamHub) ping() {
 				s.noSubsSince = time.Time{}
 			} else if s.noSubsSince.IsZero() {
 				s.noSubsSince = now
-			} else if now.Sub(s.noSubsSince) >= realtimeIdle {
+			} else if now.Sub(s.noSubsSince) >= h.idleAfter {
 				s.mu.Lock()
 				s.idle = true
 				s.mu.Unlock()

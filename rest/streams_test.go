@@ -154,16 +154,94 @@ func TestWebSocketStreamWaitsAside(t *testing.T) {
 // WebSocket one when ws is set.
 func newTestStream(t *testing.T, hub *streamHub, server net.Conn, ws *wsConn) *stream {
 	t.Helper()
+	return connectTestStream(t, hub, server, ws, "posts/*")
+}
+
+// connectTestStream is a stream of hub on server subscribed to topics
+// (none: no subscription), a WebSocket one when ws is set.
+func connectTestStream(t *testing.T, hub *streamHub, server net.Conn, ws *wsConn, topics ...string) *stream {
+	t.Helper()
 	s := &stream{hub: hub, conn: server, ws: ws}
 	if sc, ok := server.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
 	}
 	s.client = hub.broker.ConnectFunc(s.wake, s.close)
 	s.idLine = "id:" + s.client.ID
-	if err := hub.broker.Subscribe(s.client.ID, nil, []string{"posts/*"}); err != nil {
-		t.Fatal(err)
+	if len(topics) > 0 {
+		if err := hub.broker.Subscribe(s.client.ID, nil, topics); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return s
+}
+
+// Every stream is pinged (an SSE comment line, a WebSocket ping frame);
+// a stream that stays without subscriptions is closed, a WebSocket with
+// 1000, and one with subscriptions stays open and keeps being pinged.
+func TestStreamsPingAndIdle(t *testing.T) {
+	broker, _ := newTestBroker(t)
+	hub := newStreamHub(broker, nil)
+	hub.pingEvery, hub.idleAfter = 20*time.Millisecond, 100*time.Millisecond
+	var clients []net.Conn
+	open := func(ws bool, topics ...string) net.Conn {
+		server, client := tcpPair(t)
+		t.Cleanup(func() { client.Close(); server.Close() })
+		var c *wsConn
+		if ws {
+			c = &wsConn{conn: server}
+		}
+		hub.add(connectTestStream(t, hub, server, c, topics...))
+		clients = append(clients, client)
+		return client
+	}
+	subscribed := open(false, "posts/*")
+	idleSSE := open(false)
+	idleWS := open(true)
+	for _, c := range clients {
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second)) // ends a hang only
+	}
+
+	// The idle WebSocket: pings, then close 1000.
+	ws := bufio.NewReader(idleWS)
+	pings := 0
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(ws, h[:]); err != nil {
+			t.Fatalf("idle WebSocket, after %d pings: %v", pings, err)
+		}
+		p := make([]byte, h[1]&0x7f)
+		if _, err := io.ReadFull(ws, p); err != nil {
+			t.Fatal(err)
+		}
+		if h[0] == 0x89 {
+			pings++
+			continue
+		}
+		if h[0] != 0x88 || len(p) < 2 || int(p[0])<<8|int(p[1]) != 1000 || string(p[2:]) != "idle without subscriptions" {
+			t.Fatalf("idle WebSocket: frame %#x %q, want a close 1000", h[0], p)
+		}
+		break
+	}
+	if pings == 0 {
+		t.Error("the idle WebSocket got no ping before its close")
+	}
+	// The idle SSE stream: pings, then the end of the connection.
+	rest, err := io.ReadAll(idleSSE)
+	if err != nil || !strings.Contains(string(rest), ":ping") {
+		t.Errorf("idle SSE stream: %q, %v; want pings, then its end", rest, err)
+	}
+	// The subscribed one is still pinged after the others were closed.
+	buf := make([]byte, 4096)
+	for got := ""; !strings.Contains(got, ":ping"); {
+		n, err := subscribed.Read(buf)
+		if err != nil {
+			t.Fatalf("subscribed stream: %v", err)
+		}
+		got = string(buf[:n])
+	}
+	if n := broker.Clients(); n != 1 {
+		t.Errorf("Clients() = %d, want the subscribed one only", n)
+	}
 }
 
 // readTitles reads events update events from client's stream, whose
