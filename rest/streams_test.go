@@ -93,7 +93,7 @@ func TestSSELongRounds(t *testing.T) {
 	}
 }
 
-// A WebSocket stream whose handler is writing an answer (which may wait
+// A WebSocket stream whose reader is writing an answer (which may wait
 // for a client that does not read) is written after it, and the rounds
 // do not wait meanwhile: another stream of the hub gets every event.
 func TestWebSocketStreamWaitsAside(t *testing.T) {
@@ -107,7 +107,7 @@ func TestWebSocketStreamWaitsAside(t *testing.T) {
 	defer sseClient.Close()
 	sse := newTestStream(t, hub, sseServer, nil)
 
-	ws.wmu.Lock() // the handler is writing
+	ws.wmu.Lock() // its reader is writing
 	const events = 5
 	for i := range events {
 		r := post.Clone()
@@ -115,7 +115,7 @@ func TestWebSocketStreamWaitsAside(t *testing.T) {
 		broker.Inject(underhood.Event{Action: "update", Collection: "posts", Record: r})
 	}
 	if err := readTitles(sseClient, sse.idLine, events); err != nil {
-		t.Fatalf("the SSE stream, while the WebSocket's handler writes: %v", err)
+		t.Fatalf("the SSE stream, while the WebSocket's reader writes: %v", err)
 	}
 	ws.wmu.Unlock()
 	// Then the WebSocket gets its events, as text frames.

@@ -235,6 +235,8 @@ func (c *wsConn) WriteMessage(op int, payload []byte) error {
 	return c.writeFrame(op, payload)
 }
 
+// writeFrame writes one final frame, waiting for the client for as long
+// as wsWriteTimeout; c.wmu is held.
 func (c *wsConn) writeFrame(op int, payload []byte) error {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
 	_, err := c.conn.Write(appendWSFrame(make([]byte, 0, 10+len(payload)), op, payload))
