@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -495,5 +496,41 @@ func TestRealtimeWebSocketEarlyMessage(t *testing.T) {
 	e.injectViews(e.bigPost(), 7, 1)
 	if m := c.next(); m["type"] != "event" || m["topic"] != "posts/*" {
 		t.Errorf("after the early subscribe: %.200v, want an event of posts/*", m)
+	}
+}
+
+// Clients that leave, with a close frame or by dropping the connection,
+// are removed with everything the server held for them: no client, and no
+// goroutine left behind.
+func TestRealtimeWebSocketClientsLeave(t *testing.T) {
+	e := newWSEnv(t)
+	rec := e.bigPost()
+	before := runtime.NumGoroutine()
+	var clients []*wsClient
+	for range 20 {
+		c := e.dialWS(nil)
+		c.subscribe("", "posts/*")
+		clients = append(clients, c)
+	}
+	e.injectViews(rec, 0, 3)
+	for i, c := range clients {
+		if i%2 == 0 {
+			c.frame(true, 0x8, binary.BigEndian.AppendUint16(nil, 1000), true)
+		} else {
+			c.conn.Close() // gone without a word
+		}
+	}
+	// The hub's pinger stays until its next tick, and closing a socket
+	// waits up to 2 s for the client's last bytes: a margin of two.
+	deadline := time.Now().Add(30 * time.Second) // ends a hang only
+	for (e.broker.Clients() != 0 || runtime.NumGoroutine() > before+2) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := e.broker.Clients(); n != 0 {
+		t.Errorf("Clients() = %d after every client left, want 0", n)
+	}
+	if n := runtime.NumGoroutine(); n > before+2 {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines after every client left, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
