@@ -62,6 +62,30 @@ export async function signUp(server, name, password = `pw-${name}-123456`) {
 }
 
 /**
+ * createOwnedCollection creates the base collection `name` of notes that
+ * their owner, and anyone when `public` is set, may see; only the owner
+ * may write them. `secret` is a hidden field.
+ */
+export async function createOwnedCollection(su, name) {
+    const owner = "owner = @request.auth.id";
+    return su.collections.create({
+        name,
+        type: "base",
+        listRule: `${owner} || public = true`,
+        viewRule: `${owner} || public = true`,
+        createRule: owner,
+        updateRule: owner,
+        deleteRule: owner,
+        fields: [
+            { name: "text", type: "text" },
+            { name: "public", type: "bool" },
+            { name: "secret", type: "text", hidden: true },
+            { name: "owner", type: "relation", collectionId: "_pb_users_auth_", maxSelect: 1 },
+        ],
+    });
+}
+
+/**
  * createBlogSchema creates "authors" and "posts" (every common field type,
  * single and multi relations, a unique slug) as a superuser and returns
  * both collections. Anyone may read; only signed-in users may write.

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
 import { startServer } from "./server.mjs";
-import { signUp } from "./fixtures.mjs";
+import { createOwnedCollection, signUp } from "./fixtures.mjs";
 
 let server;
 let su;
@@ -17,21 +17,7 @@ let bob;
 before(async () => {
     server = await startServer();
     su = await server.superuser();
-    await su.collections.create({
-        name: "notes",
-        type: "base",
-        listRule: "owner = @request.auth.id || public = true",
-        viewRule: "owner = @request.auth.id || public = true",
-        createRule: "owner = @request.auth.id",
-        updateRule: "owner = @request.auth.id",
-        deleteRule: "owner = @request.auth.id",
-        fields: [
-            { name: "text", type: "text" },
-            { name: "public", type: "bool" },
-            { name: "secret", type: "text", hidden: true },
-            { name: "owner", type: "relation", collectionId: "_pb_users_auth_", maxSelect: 1 },
-        ],
-    });
+    await createOwnedCollection(su, "notes");
     alice = await signUp(server, "ws-alice");
     bob = await signUp(server, "ws-bob");
 });

@@ -44,11 +44,7 @@ func TestSSEStreamCatchesUp(t *testing.T) {
 			// 600 KB, more than the socket buffers and less than a stream
 			// may fall behind; nothing is read until every event is sent.
 			const events = 150
-			for i := range events {
-				r := post.Clone()
-				r.Data["title"] = fmt.Sprint(i)
-				broker.Inject(underhood.Event{Action: "update", Collection: "posts", Record: r})
-			}
+			injectTitles(broker, post, events)
 			if err := readTitles(client, s.idLine, events); err != nil {
 				t.Fatal(err)
 			}
@@ -71,11 +67,7 @@ func TestSSELongRounds(t *testing.T) {
 		t.Cleanup(func() { client.Close(); server.Close() })
 		ids[i], clients[i] = newTestStream(t, hub, server, nil).idLine, client
 	}
-	for i := range events {
-		r := post.Clone()
-		r.Data["title"] = fmt.Sprint(i)
-		broker.Inject(underhood.Event{Action: "update", Collection: "posts", Record: r})
-	}
+	injectTitles(broker, post, events)
 	errs := make(chan error, streams)
 	for i := range streams {
 		go func() { errs <- readTitles(clients[i], ids[i], events) }()
@@ -109,11 +101,7 @@ func TestWebSocketStreamWaitsAside(t *testing.T) {
 
 	ws.wmu.Lock() // its reader is writing
 	const events = 5
-	for i := range events {
-		r := post.Clone()
-		r.Data["title"] = fmt.Sprint(i)
-		broker.Inject(underhood.Event{Action: "update", Collection: "posts", Record: r})
-	}
+	injectTitles(broker, post, events)
 	if err := readTitles(sseClient, sse.idLine, events); err != nil {
 		t.Fatalf("the SSE stream, while the WebSocket's reader writes: %v", err)
 	}
@@ -147,6 +135,15 @@ func TestWebSocketStreamWaitsAside(t *testing.T) {
 			t.Fatalf("event %d: %.200q, want it to hold %s", i, p, want)
 		}
 		i++
+	}
+}
+
+// injectTitles dispatches n updates of post, titled 0 to n-1.
+func injectTitles(broker *realtime.Broker, post *underhood.Record, n int) {
+	for i := range n {
+		r := post.Clone()
+		r.Data["title"] = fmt.Sprint(i)
+		broker.Inject(underhood.Event{Action: "update", Collection: "posts", Record: r})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -53,6 +54,15 @@ const (
 // openStream connects to base and sends GET path, and reads the response
 // head, which must be a 200 with a chunked body.
 func openStream(d *net.Dialer, base, path string) (*streamReader, error) {
+	return dialStream(d, base, false, "200", "transfer-encoding: chunked", func(host string) string {
+		return "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nAccept: text/event-stream\r\nCache-Control: no-store\r\n\r\n"
+	})
+}
+
+// dialStream connects to base, sends the request that request makes for
+// its host, and reads the response head, which must have status and
+// header (see readHead); ws reads the body as WebSocket frames.
+func dialStream(d *net.Dialer, base string, ws bool, status, header string, request func(host string) string) (*streamReader, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, err
@@ -61,15 +71,16 @@ func openStream(d *net.Dialer, base, path string) (*streamReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host + "\r\nAccept: text/event-stream\r\nCache-Control: no-store\r\n\r\n"
+	req := request(u.Host)
 	if _, err := io.WriteString(conn, req); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	s := &streamReader{conn: conn, src: conn, buf: make([]byte, streamBuffer)}
-	if err := s.readHead("200", "transfer-encoding: chunked"); err != nil {
+	s := &streamReader{conn: conn, src: conn, buf: make([]byte, streamBuffer), ws: ws}
+	if err := s.readHead(status, header); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("GET %s: %w", path, err)
+		line, _, _ := strings.Cut(req, "\r\n")
+		return nil, fmt.Errorf("%s: %w", strings.TrimSuffix(line, " HTTP/1.1"), err)
 	}
 	return s, nil
 }

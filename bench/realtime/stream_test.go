@@ -49,27 +49,7 @@ func TestStreamReader(t *testing.T) {
 			}
 			framed.WriteString("0\r\n\r\n")
 
-			client, server := net.Pipe()
-			go func() {
-				defer server.Close()
-				b := []byte(framed.String())
-				for len(b) > 0 {
-					n := min(len(b), 1+rng.IntN(tt.writeMax))
-					if _, err := server.Write(b[:n]); err != nil {
-						return
-					}
-					b = b[n:]
-				}
-			}()
-			s := &streamReader{conn: client, src: client, buf: make([]byte, streamBuffer)}
-			if err := s.readHead("200", "transfer-encoding: chunked"); err != nil {
-				t.Fatalf("readHead() = %v", err)
-			}
-			var got []string
-			err := s.readLines(func(line []byte) bool {
-				got = append(got, string(line))
-				return true
-			})
+			got, err := readInPieces(t, framed.String(), rng, tt.writeMax, false)
 			if err == nil || err.Error() != "EOF" {
 				t.Errorf("readLines() = %v, want EOF", err)
 			}
@@ -126,27 +106,7 @@ func TestWebSocketReader(t *testing.T) {
 	for _, writeMax := range []int{1 << 20, 1, 3, 700} {
 		t.Run(fmt.Sprint("writes up to ", writeMax), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(3, 4))
-			client, server := net.Pipe()
-			go func() {
-				defer server.Close()
-				b := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + body.String())
-				for len(b) > 0 {
-					n := min(len(b), 1+rng.IntN(writeMax))
-					if _, err := server.Write(b[:n]); err != nil {
-						return
-					}
-					b = b[n:]
-				}
-			}()
-			s := &streamReader{conn: client, src: client, buf: make([]byte, streamBuffer), ws: true}
-			if err := s.readHead("101", "upgrade: websocket"); err != nil {
-				t.Fatalf("readHead() = %v", err)
-			}
-			var got []string
-			err := s.readLines(func(line []byte) bool {
-				got = append(got, string(line))
-				return true
-			})
+			got, err := readInPieces(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"+body.String(), rng, writeMax, true)
 			if err == nil || err.Error() != "EOF" {
 				t.Errorf("readLines() = %v, want EOF", err)
 			}
@@ -155,4 +115,38 @@ func TestWebSocketReader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readInPieces serves response through a pipe in writes of 1 to writeMax
+// bytes and returns every line a streamReader reads from it, and the
+// error that ended them: an SSE response (200, chunked), or a WebSocket
+// one (101, frames) when ws is set.
+func readInPieces(t *testing.T, response string, rng *rand.Rand, writeMax int, ws bool) ([]string, error) {
+	t.Helper()
+	client, server := net.Pipe()
+	go func() {
+		defer server.Close()
+		b := []byte(response)
+		for len(b) > 0 {
+			n := min(len(b), 1+rng.IntN(writeMax))
+			if _, err := server.Write(b[:n]); err != nil {
+				return
+			}
+			b = b[n:]
+		}
+	}()
+	s := &streamReader{conn: client, src: client, buf: make([]byte, streamBuffer), ws: ws}
+	status, header := "200", "transfer-encoding: chunked"
+	if ws {
+		status, header = "101", "upgrade: websocket"
+	}
+	if err := s.readHead(status, header); err != nil {
+		t.Fatalf("readHead() = %v", err)
+	}
+	var got []string
+	err := s.readLines(func(line []byte) bool {
+		got = append(got, string(line))
+		return true
+	})
+	return got, err
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 )
 
 // The WebSocket transport (-transport ws): the same subscribers on
@@ -21,27 +20,16 @@ import (
 // openWS connects to base's WebSocket endpoint, subscribes to topic and
 // returns the stream once the server said it is subscribed.
 func openWS(d *net.Dialer, base, topic string) (*streamReader, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := d.Dial("tcp", u.Host)
-	if err != nil {
-		return nil, err
-	}
 	var nonce [16]byte
 	_, _ = rand.Read(nonce[:])
-	req := "GET /api/realtime/ws HTTP/1.1\r\nHost: " + u.Host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(nonce[:]) + "\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
-		conn.Close()
+	s, err := dialStream(d, base, true, "101", "upgrade: websocket", func(host string) string {
+		return "GET /api/realtime/ws HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(nonce[:]) + "\r\n\r\n"
+	})
+	if err != nil {
 		return nil, err
 	}
-	s := &streamReader{conn: conn, src: conn, buf: make([]byte, streamBuffer), ws: true}
-	if err := s.readHead("101", "upgrade: websocket"); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("GET /api/realtime/ws: %w", err)
-	}
+	conn := s.conn
 	sub, _ := json.Marshal(map[string]any{"type": "subscribe", "topics": []string{topic}})
 	if _, err := conn.Write(maskedFrame(sub)); err != nil {
 		conn.Close()
