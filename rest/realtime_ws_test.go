@@ -385,41 +385,62 @@ func TestRealtimeWebSocketProtocol(t *testing.T) {
 }
 
 // An SSE stream is taken over by the hub: it still speaks HTTP/1.1
-// (chunked), carries the middleware's headers, and a client that goes
-// away is removed at once.
+// (chunked) and carries the middleware's headers; clients that go away
+// are removed at once, and nothing the server held for them stays.
 func TestRealtimeSSEStreamLifecycle(t *testing.T) {
 	e := newWSEnv(t)
-	res, err := http.Get(e.ws.URL + "/api/realtime")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" || res.Header.Get("X-Request-Id") == "" ||
-		len(res.TransferEncoding) != 1 || res.TransferEncoding[0] != "chunked" {
-		t.Errorf("stream answered %d %v %v", res.StatusCode, res.Header, res.TransferEncoding)
-	}
-	br := bufio.NewReader(res.Body)
-	for {
-		line, err := br.ReadString('\n')
+	before := runtime.NumGoroutine()
+	const streams = 10
+	var bodies []io.Closer
+	for i := range streams {
+		res, err := http.Get(e.ws.URL + "/api/realtime")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasPrefix(line, "data:") {
-			if !strings.Contains(line, "clientId") {
-				t.Errorf("PB_CONNECT data = %q", line)
+		bodies = append(bodies, res.Body)
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" || res.Header.Get("X-Request-Id") == "" ||
+			len(res.TransferEncoding) != 1 || res.TransferEncoding[0] != "chunked" {
+			t.Errorf("stream %d answered %d %v %v", i, res.StatusCode, res.Header, res.TransferEncoding)
+		}
+		br := bufio.NewReader(res.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
 			}
-			break
+			if strings.HasPrefix(line, "data:") {
+				if !strings.Contains(line, "clientId") {
+					t.Errorf("PB_CONNECT data = %q", line)
+				}
+				break
+			}
 		}
 	}
-	if n := e.broker.Clients(); n != 1 {
-		t.Errorf("Clients() = %d with one stream open, want 1", n)
+	if n := e.broker.Clients(); n != streams {
+		t.Errorf("Clients() = %d with %d streams open", n, streams)
 	}
-	res.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.broker.Clients() != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for _, b := range bodies {
+		b.Close()
+	}
+	e.noneLeft(before)
+}
+
+// noneLeft waits until the broker has no client and no more goroutines
+// run than before (with a margin of two: the hub's pinger stays until its
+// next tick, and closing a socket may wait 2 s for the client's last
+// bytes), and fails the test if that does not come.
+func (e *wsEnv) noneLeft(before int) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second) // ends a hang only
+	for (e.broker.Clients() != 0 || runtime.NumGoroutine() > before+2) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
 	if n := e.broker.Clients(); n != 0 {
-		t.Errorf("Clients() = %d after the client went away, want 0", n)
+		e.t.Errorf("Clients() = %d after every client left, want 0", n)
+	}
+	if n := runtime.NumGoroutine(); n > before+2 {
+		buf := make([]byte, 1<<16)
+		e.t.Errorf("%d goroutines after every client left, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -520,17 +541,5 @@ func TestRealtimeWebSocketClientsLeave(t *testing.T) {
 			c.conn.Close() // gone without a word
 		}
 	}
-	// The hub's pinger stays until its next tick, and closing a socket
-	// waits up to 2 s for the client's last bytes: a margin of two.
-	deadline := time.Now().Add(30 * time.Second) // ends a hang only
-	for (e.broker.Clients() != 0 || runtime.NumGoroutine() > before+2) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := e.broker.Clients(); n != 0 {
-		t.Errorf("Clients() = %d after every client left, want 0", n)
-	}
-	if n := runtime.NumGoroutine(); n > before+2 {
-		buf := make([]byte, 1<<16)
-		t.Errorf("%d goroutines after every client left, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	e.noneLeft(before)
 }
