@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -13,24 +11,14 @@ import (
 	umail "github.com/underhood/underhood/mail"
 	"github.com/underhood/underhood/mail/mailpittest"
 	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/sqlstore"
 	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
 func newRecords(t *testing.T) *record.Service {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	records, err := record.New(ctx, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return records
+	return recordtest.Open(t, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()}, nil)
 }
 
 func updateSettings(t *testing.T, records *record.Service, patch string) {

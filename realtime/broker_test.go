@@ -11,6 +11,7 @@ import (
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/sqlstore"
 	"github.com/underhood/underhood/sqlstore/sqlite"
 )
@@ -26,15 +27,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	records, err := record.New(ctx, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	records := recordtest.Open(t, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()}, log)
 	broker := realtime.New(records, log)
 	t.Cleanup(broker.Close)
 	e := &env{t: t, records: records, broker: broker, users: map[string]*underhood.Record{}}

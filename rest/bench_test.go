@@ -13,7 +13,7 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/auth"
-	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
 	"github.com/underhood/underhood/sqlstore"
@@ -26,15 +26,7 @@ func benchHandler(b *testing.B, n int) (http.Handler, []string) {
 	b.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	records, err := record.New(ctx, store, log)
-	if err != nil {
-		b.Fatal(err)
-	}
+	records := recordtest.Open(b, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: b.TempDir()}, log)
 	authSvc := auth.New(records, log)
 	h := server.New(server.Deps{API: rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log}), Auth: authSvc, Log: log})
 	col := `{"name":"posts","type":"base","listRule":"","viewRule":"","createRule":"","fields":[

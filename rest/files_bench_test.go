@@ -16,7 +16,7 @@ import (
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/files"
 	"github.com/underhood/underhood/files/s3test"
-	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
 	"github.com/underhood/underhood/sqlstore"
@@ -57,15 +57,7 @@ func benchFileHandler(b *testing.B, st files.Storage) (http.Handler, *files.Serv
 	b.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	records, err := record.New(ctx, store, log)
-	if err != nil {
-		b.Fatal(err)
-	}
+	records := recordtest.Open(b, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: b.TempDir()}, log)
 	fileSvc := files.New(st, records, log, files.Options{SweepInterval: -1, StagingDir: b.TempDir()})
 	b.Cleanup(fileSvc.Close)
 	authSvc := auth.New(records, log)

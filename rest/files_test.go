@@ -29,10 +29,9 @@ import (
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/files"
 	"github.com/underhood/underhood/files/s3test"
-	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
-	"github.com/underhood/underhood/sqlstore"
 	"github.com/underhood/underhood/sqlstore/postgres"
 	"github.com/underhood/underhood/sqlstore/sqlite"
 	"github.com/underhood/underhood/sqlstore/storetest"
@@ -97,15 +96,7 @@ func newFileEnv(t *testing.T, st files.Storage, opts files.Options) *fileEnv {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlstore.Open(ctx, storetest.Config(t, sqlite.Dialect{}, postgres.Dialect{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	records, err := record.New(ctx, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	records := recordtest.Open(t, storetest.Config(t, sqlite.Dialect{}, postgres.Dialect{}), log)
 	if opts.MaxFiles == 0 {
 		opts.MaxFiles = 8
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
-	"github.com/underhood/underhood/sqlstore"
 	"github.com/underhood/underhood/sqlstore/postgres"
 	"github.com/underhood/underhood/sqlstore/sqlite"
 	"github.com/underhood/underhood/sqlstore/storetest"
@@ -35,15 +35,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlstore.Open(ctx, storetest.Config(t, sqlite.Dialect{}, postgres.Dialect{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	records, err := record.New(ctx, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	records := recordtest.Open(t, storetest.Config(t, sqlite.Dialect{}, postgres.Dialect{}), log)
 	authSvc := auth.New(records, log)
 	broker := realtime.New(records, log)
 	t.Cleanup(broker.Close)

@@ -16,7 +16,7 @@ import (
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/events"
 	"github.com/underhood/underhood/outbound"
-	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
 	"github.com/underhood/underhood/sqlstore"
@@ -29,15 +29,7 @@ func newWebhookEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	records, err := record.New(ctx, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	records := recordtest.Open(t, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()}, log)
 	client := outbound.New(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, MaxRedirects: -1})
 	hooks, err := events.NewWebhooks(ctx, records, log, events.WebhookOptions{Client: client, RetryBase: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond})
 	if err != nil {
