@@ -26,6 +26,7 @@ var layers = map[string]int{
 	"sqlstore/postgres":  3,
 	"sqlstore/storetest": 3,
 	"record":             4,
+	"record/recordtest":  5, // test helper: a record service over a store
 	"auth":               5, // capabilities
 	"files":              5,
 	"backup":             5,
