@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,11 @@ import (
 // healthy; it returns the base URL and what serve printed.
 func startServe(t *testing.T, env func(string) string, args ...string) (*running, *syncBuffer) {
 	t.Helper()
+	if !slices.Contains(args, "--dir") {
+		// The files of a node on PostgreSQL still go to DIR/storage:
+		// never the package's own directory.
+		args = append([]string{"--dir", t.TempDir()}, args...)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{stop: cancel, finished: make(chan struct{})}
 	var stdout, stderr syncBuffer
