@@ -200,6 +200,10 @@ type Store struct {
 
 	// seqs are the sequences the writer counts (sequence.go).
 	seqs sequences
+	// dataVersion is the writer's last reading of Dialect.DataVersion by
+	// noticeOtherWriters, once seenDataVersion; writer goroutine only.
+	dataVersion     int64
+	seenDataVersion bool
 	// stages collect values to write before each COMMIT (stage.go).
 	stagesMu sync.Mutex
 	stages   []stager
@@ -219,6 +223,8 @@ type Store struct {
 // under it. On an engine that several processes share (ReadVersion) it
 // counts the transactions of all of them and costs a round trip; when the
 // database cannot be read it returns a number no earlier call returned.
+// On a database file it counts this process's transactions, and one more
+// within otherWritersPoll of any other process committing.
 func (s *Store) Version() uint64 {
 	query := s.dialect.ReadVersion()
 	if query == "" {
@@ -661,11 +667,21 @@ type writeReq struct {
 // writeLoop is the single writer: it runs batches until Close.
 func (s *Store) writeLoop() {
 	defer close(s.loopDone)
+	var poll <-chan time.Time
+	if s.dialect.ReadVersion() == "" && s.dialect.DataVersion() != "" {
+		t := time.NewTicker(otherWritersPoll)
+		defer t.Stop()
+		poll = t.C
+		s.noticeOtherWriters()
+	}
 	batch := make([]*writeReq, 0, maxBatch)
 	for {
 		select {
 		case r := <-s.writes:
 			batch = append(batch[:0], r)
+		case <-poll:
+			s.noticeOtherWriters()
+			continue
 		case <-s.closing:
 			return
 		}
@@ -682,6 +698,34 @@ func (s *Store) writeLoop() {
 			batch = s.runBatch(batch)
 		}
 	}
+}
+
+// otherWritersPoll is how often the writer of a database file checks
+// whether another process has written to it.
+const otherWritersPoll = 500 * time.Millisecond
+
+// noticeOtherWriters counts a new version when another process (the
+// CLI, or someone in the sqlite3 shell) has committed to the database
+// since the writer last looked: Version only counts this process's
+// transactions on such an engine, so results cached under it would
+// otherwise be served unchanged until this process wrote. The writer's
+// own commits leave its data version as it is.
+func (s *Store) noticeOtherWriters() {
+	w := s.writer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.open(ctx); err != nil {
+		return
+	}
+	var v int64
+	if err := w.c.QueryRowContext(ctx, s.dialect.DataVersion()).Scan(&v); err != nil {
+		s.checkConn(w, err)
+		return
+	}
+	if s.seenDataVersion && v != s.dataVersion {
+		s.version.Add(1)
+	}
+	s.dataVersion, s.seenDataVersion = v, true
 }
 
 // runBatch runs batch in one transaction and answers its callers. When the
