@@ -16,8 +16,9 @@ process.env.UH_OUTBOUND_ALLOW = "127.0.0.1/32";
 let server;
 let su;
 let receiver;
+/** The receiver's origin; each test's webhook posts to a path of its own. */
 let receiverURL;
-/** Every request the receiver got: { headers, body (raw string) }. */
+/** Every request the receiver got: { path, headers, body (raw string) }. */
 const received = [];
 /** Record ids whose first delivery attempt the receiver answers 503. */
 const failOnce = new Set();
@@ -28,7 +29,7 @@ before(async () => {
         req.on("data", (c) => chunks.push(c));
         req.on("end", () => {
             const body = Buffer.concat(chunks).toString("utf8");
-            received.push({ headers: req.headers, body });
+            received.push({ path: req.url, headers: req.headers, body });
             const id = JSON.parse(body).record?.id;
             if (failOnce.delete(id)) {
                 res.writeHead(503).end("try later");
@@ -38,7 +39,7 @@ before(async () => {
         });
     });
     await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
-    receiverURL = `http://127.0.0.1:${receiver.address().port}/hook`;
+    receiverURL = `http://127.0.0.1:${receiver.address().port}`;
 
     server = await startServer();
     su = await server.superuser();
@@ -66,9 +67,15 @@ async function waitFor(cond, what, ms = 10_000) {
     assert.fail(`timed out waiting for ${what}`);
 }
 
-/** deliveriesOf returns the received requests about one record. */
-function deliveriesOf(recordId) {
-    return received.filter((r) => JSON.parse(r.body).record?.id === recordId);
+/**
+ * deliveriesOf returns the requests about one record that the receiver got
+ * at path (each test's webhook has its own), in the order of the events:
+ * deliveries of different events may arrive in any order, and `position`
+ * orders the events.
+ */
+function deliveriesOf(recordId, path) {
+    const about = received.filter((r) => r.path === path && JSON.parse(r.body).record?.id === recordId);
+    return about.sort((a, b) => JSON.parse(a.body).position - JSON.parse(b.body).position);
 }
 
 /** verify checks a request with the reference library and returns its event. */
@@ -83,7 +90,7 @@ function verify(secret, req) {
 test("deliveries verify with the Standard Webhooks library, through a secret rotation", async () => {
     const hook = await su.send("/api/webhooks", {
         method: "POST",
-        body: { name: "orders", url: receiverURL, collections: ["orders"] },
+        body: { name: "orders", url: receiverURL + "/orders", collections: ["orders"] },
     });
     assert.equal(hook.secrets.length, 1);
     const [first] = hook.secrets;
@@ -93,22 +100,22 @@ test("deliveries verify with the Standard Webhooks library, through a secret rot
     const rec = await orders.create({ item: "tea", note: "for the back office" });
     await orders.update(rec.id, { item: "green tea" });
     await orders.delete(rec.id);
-    await waitFor(() => deliveriesOf(rec.id).length >= 3, "three deliveries");
+    await waitFor(() => deliveriesOf(rec.id, "/orders").length >= 3, "three deliveries");
 
-    const events = deliveriesOf(rec.id).map((req) => verify(first, req));
+    const events = deliveriesOf(rec.id, "/orders").map((req) => verify(first, req));
     assert.deepEqual(events.map((e) => e.action), ["create", "update", "delete"]);
     assert.deepEqual(events.map((e) => e.collection), ["orders", "orders", "orders"]);
     assert.equal(events[1].record.item, "green tea");
     assert.equal(events[0].record.note, "for the back office", "the payload is the record as a superuser sees it");
     // Each event's webhook-id is its own event id; sequences count up.
-    const ids = deliveriesOf(rec.id).map((r) => r.headers["webhook-id"]);
+    const ids = deliveriesOf(rec.id, "/orders").map((r) => r.headers["webhook-id"]);
     assert.deepEqual(ids, events.map((e) => e.id));
     assert.equal(new Set(ids).size, 3);
     assert.deepEqual(events.map((e) => e.sequence - events[0].sequence), [0, 1, 2]);
 
     // A wrong secret or a changed body fails the library's check.
-    assert.throws(() => verify("whsec_" + Buffer.alloc(32, 7).toString("base64"), deliveriesOf(rec.id)[0]));
-    const tampered = { ...deliveriesOf(rec.id)[0] };
+    assert.throws(() => verify("whsec_" + Buffer.alloc(32, 7).toString("base64"), deliveriesOf(rec.id, "/orders")[0]));
+    const tampered = { ...deliveriesOf(rec.id, "/orders")[0] };
     tampered.body = tampered.body.replace("tea", "TEA");
     assert.throws(() => verify(first, tampered));
 
@@ -119,8 +126,8 @@ test("deliveries verify with the Standard Webhooks library, through a secret rot
     assert.notEqual(second, first);
     assert.ok(rotated.secrets.includes(first));
     const next = await orders.create({ item: "coffee" });
-    await waitFor(() => deliveriesOf(next.id).length >= 1, "the delivery after the rotation");
-    const [req] = deliveriesOf(next.id);
+    await waitFor(() => deliveriesOf(next.id, "/orders").length >= 1, "the delivery after the rotation");
+    const [req] = deliveriesOf(next.id, "/orders");
     assert.equal(verify(second, req).record.item, "coffee");
     assert.equal(verify(first, req).record.item, "coffee");
 
@@ -130,8 +137,8 @@ test("deliveries verify with the Standard Webhooks library, through a secret rot
         body: { eventId: req.headers["webhook-id"] },
     });
     assert.equal(replay.replayed, 1);
-    await waitFor(() => deliveriesOf(next.id).length >= 2, "the replay");
-    const again = deliveriesOf(next.id)[1];
+    await waitFor(() => deliveriesOf(next.id, "/orders").length >= 2, "the replay");
+    const again = deliveriesOf(next.id, "/orders")[1];
     assert.equal(again.headers["webhook-id"], req.headers["webhook-id"]);
     assert.deepEqual(verify(second, again), verify(second, req));
 
@@ -141,14 +148,14 @@ test("deliveries verify with the Standard Webhooks library, through a secret rot
 test("a failed attempt is retried, and the log shows both", async () => {
     const hook = await su.send("/api/webhooks", {
         method: "POST",
-        body: { name: "retry", url: receiverURL, collections: ["orders"], actions: ["create"] },
+        body: { name: "retry", url: receiverURL + "/retry", collections: ["orders"], actions: ["create"] },
     });
     const id = "retry0000000001"; // the id the receiver fails once
     failOnce.add(id);
     await su.collection("orders").create({ id, item: "late" });
     // The first retry comes about 5 s (±25%) after the failure.
-    await waitFor(() => deliveriesOf(id).length >= 2, "the retry", 20_000);
-    const [firstTry, secondTry] = deliveriesOf(id);
+    await waitFor(() => deliveriesOf(id, "/retry").length >= 2, "the retry", 20_000);
+    const [firstTry, secondTry] = deliveriesOf(id, "/retry");
     assert.equal(firstTry.headers["webhook-id"], secondTry.headers["webhook-id"]);
     assert.equal(verify(hook.secrets[0], secondTry).record.item, "late");
 
