@@ -135,20 +135,6 @@ func TestTwoNodesOnePostgres(t *testing.T) {
 	b, _ := startServe(t, noEnv, "--db", dsn)
 	ta, tb := superuserToken(t, a.base), superuserToken(t, b.base)
 
-	// within retries fn until it holds. The bound only ends a test that
-	// would otherwise hang: the time it took is logged, not asserted.
-	within := func(what string, fn func() bool) {
-		t.Helper()
-		start := time.Now()
-		for !fn() {
-			if time.Since(start) > 15*time.Second {
-				t.Fatalf("%s: not seen by the other node within 15s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Logf("%s: seen by the other node after %v", what, time.Since(start).Round(time.Millisecond))
-	}
-
 	status, body := call(t, "POST", a.base+"/api/collections", ta, map[string]any{
 		"name": "items", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
 		"fields":  []map[string]any{{"name": "slug", "type": "text"}},
@@ -157,7 +143,7 @@ func TestTwoNodesOnePostgres(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("create collection on A = %d %v", status, body)
 	}
-	within("a collection created on A", func() bool {
+	within(t, "a collection created on A", func() bool {
 		status, _ := call(t, "GET", b.base+"/api/collections/items/records", "", nil)
 		return status == 200
 	})
@@ -167,7 +153,7 @@ func TestTwoNodesOnePostgres(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("add a field on A = %d %v", status, body)
 	}
-	within("a field added on A", func() bool {
+	within(t, "a field added on A", func() bool {
 		_, body := call(t, "GET", b.base+"/api/collections/items", tb, nil)
 		fields, _ := body["fields"].([]any)
 		return len(fields) == 3
@@ -179,7 +165,7 @@ func TestTwoNodesOnePostgres(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("settings on A = %d %v", status, body)
 	}
-	within("settings changed on A", func() bool {
+	within(t, "settings changed on A", func() bool {
 		_, body := call(t, "GET", b.base+"/api/settings", tb, nil)
 		meta, _ := body["meta"].(map[string]any)
 		return meta["appName"] == "Shared app"
@@ -248,7 +234,7 @@ func TestTwoNodesOnePostgres(t *testing.T) {
 	if status != 204 {
 		t.Fatalf("delete collection on B = %d", status)
 	}
-	within("a collection deleted on B", func() bool {
+	within(t, "a collection deleted on B", func() bool {
 		status, _ := call(t, "GET", a.base+"/api/collections/items/records", "", nil)
 		return status == 404
 	})
@@ -283,15 +269,11 @@ func TestTwoNodesShareLimits(t *testing.T) {
 	if status, body := call(t, "PATCH", a.base+"/api/settings", ta, map[string]any{"trustedProxy": map[string]any{"headers": []string{"X-Real-IP"}}}); status != 200 {
 		t.Fatalf("PATCH settings = %d %v", status, body)
 	}
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+	within(t, "the trusted proxy setting on node B", func() bool {
 		_, body := call(t, "GET", b.base+"/api/settings", tb, nil)
-		if tp, _ := body["trustedProxy"].(map[string]any); fmt.Sprint(tp["headers"]) == "[X-Real-IP]" {
-			break
-		}
-		if time.Since(start) > 15*time.Second { // only ends a test that would hang
-			t.Fatal("the trusted proxy setting did not reach node B within 15s")
-		}
-	}
+		tp, _ := body["trustedProxy"].(map[string]any)
+		return fmt.Sprint(tp["headers"]) == "[X-Real-IP]"
+	})
 
 	login := func(base string) int {
 		t.Helper()
@@ -424,4 +406,18 @@ func TestTwoNodesDeliverWebhooksOnce(t *testing.T) {
 	if badSig > 0 {
 		t.Errorf("%d requests with a bad signature", badSig)
 	}
+}
+
+// within retries fn until it holds. The bound only ends a test that would
+// otherwise hang: the time it took is logged, not asserted.
+func within(t *testing.T, what string, fn func() bool) {
+	t.Helper()
+	start := time.Now()
+	for !fn() {
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("%s: not seen within 15s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%s: seen after %v", what, time.Since(start).Round(time.Millisecond))
 }
