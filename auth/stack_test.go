@@ -16,6 +16,7 @@ import (
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
 	"github.com/underhood/underhood/sqlstore"
@@ -68,15 +69,7 @@ func newStack(t *testing.T) *stack {
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir := t.TempDir()
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	records, err := record.New(ctx, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	records, store := recordtest.OpenStore(t, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir}, log)
 	authSvc := auth.New(records, log)
 	api := rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log})
 	srv := httptest.NewServer(server.New(server.Deps{API: api, Auth: authSvc, Log: log, RateLimits: records}))

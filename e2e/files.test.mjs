@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { startServer } from "./server.mjs";
-import { rejectsWith, signUp } from "./fixtures.mjs";
+import { rejectsWith, signUp, waitFor } from "./fixtures.mjs";
 
 let server;
 let alice; // { pb, user }
@@ -218,9 +218,6 @@ describe("delete", () => {
         await res.arrayBuffer();
         assert.equal(res.status, 404);
         // The files go once the delete has committed.
-        for (let i = 0; i < 100 && existsSync(dir); i++) {
-            await new Promise((r) => setTimeout(r, 20));
-        }
-        assert.ok(!existsSync(dir), `${dir} still exists after the delete`);
+        await waitFor(() => !existsSync(dir), `${dir} to go after the delete`);
     });
 });

@@ -1,8 +1,10 @@
 // Shared test data and assertions: the blog schema several files use,
-// signing users up through the SDK, and checks of PocketBase's error shape.
+// signing users up through the SDK, checks of PocketBase's error shape,
+// and waiting for what arrives on its own (events, deliveries).
 
 import assert from "node:assert/strict";
 import { ClientResponseError } from "pocketbase";
+import { startServer } from "./server.mjs";
 
 /** DATETIME is the shape of every datetime the API returns. */
 export const DATETIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -137,3 +139,34 @@ export const ids = (records) => records.map((r) => r.id);
 
 /** titles maps records to their titles. */
 export const titles = (records) => records.map((r) => r.title);
+
+/**
+ * startWithOwners starts a server with the owned collection `name`
+ * (createOwnedCollection) and two users signed up, `${prefix}-alice` and
+ * `${prefix}-bob`; it returns { server, su, alice, bob }.
+ */
+export async function startWithOwners(name, prefix) {
+    const server = await startServer();
+    try {
+        const su = await server.superuser();
+        await createOwnedCollection(su, name);
+        const alice = await signUp(server, `${prefix}-alice`);
+        const bob = await signUp(server, `${prefix}-bob`);
+        return { server, su, alice, bob };
+    } catch (err) {
+        await server.stop();
+        throw err;
+    }
+}
+
+/**
+ * waitFor polls until cond() holds, or fails after `ms`. The bound only
+ * ends a test that would otherwise hang.
+ */
+export async function waitFor(cond, what, ms = 10_000) {
+    for (const end = Date.now() + ms; Date.now() < end; ) {
+        if (cond()) return;
+        await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.fail(`timed out waiting for ${what}`);
+}

@@ -5,8 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { EventSource } from "eventsource";
-import { startServer } from "./server.mjs";
-import { createOwnedCollection, signUp } from "./fixtures.mjs";
+import { startWithOwners, waitFor } from "./fixtures.mjs";
 
 // Node has no EventSource of its own; the SDK expects the browser's.
 globalThis.EventSource = EventSource;
@@ -17,11 +16,7 @@ let alice; // { pb, user }
 let bob;
 
 before(async () => {
-    server = await startServer();
-    su = await server.superuser();
-    await createOwnedCollection(su, "diary");
-    alice = await signUp(server, "rt-alice");
-    bob = await signUp(server, "rt-bob");
+    ({ server, su, alice, bob } = await startWithOwners("diary", "rt"));
 });
 
 after(async () => {
@@ -34,15 +29,6 @@ async function collect(pb, topic, options) {
     const got = [];
     await pb.collection("diary").subscribe(topic, (e) => got.push(e), options);
     return got;
-}
-
-/** waitFor polls until cond() holds or fails after two seconds. */
-async function waitFor(cond, what) {
-    for (let i = 0; i < 100; i++) {
-        if (cond()) return;
-        await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.fail(`timed out waiting for ${what}`);
 }
 
 test("subscribers see only what their rules let them see", async () => {

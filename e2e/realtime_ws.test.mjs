@@ -6,8 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
-import { startServer } from "./server.mjs";
-import { createOwnedCollection, signUp } from "./fixtures.mjs";
+import { startWithOwners, waitFor } from "./fixtures.mjs";
 
 let server;
 let su;
@@ -15,11 +14,7 @@ let alice; // { pb, user }
 let bob;
 
 before(async () => {
-    server = await startServer();
-    su = await server.superuser();
-    await createOwnedCollection(su, "notes");
-    alice = await signUp(server, "ws-alice");
-    bob = await signUp(server, "ws-bob");
+    ({ server, su, alice, bob } = await startWithOwners("notes", "ws"));
 });
 
 after(async () => {
@@ -64,14 +59,6 @@ async function subscribe(c, topics, token) {
 /** events returns the event messages c got, as "action text". */
 function events(c) {
     return c.messages.filter((m) => m.type === "event").map((m) => `${m.action} ${m.record.text}`);
-}
-
-async function waitFor(cond, what, ms = 5000) {
-    for (const end = Date.now() + ms; Date.now() < end; ) {
-        if (cond()) return;
-        await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.fail(`timed out waiting for ${what}`);
 }
 
 test("subscribers get what their identity may see, as text frames", async () => {

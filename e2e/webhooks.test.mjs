@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { after, before, test } from "node:test";
 import { Webhook } from "standardwebhooks";
+import { waitFor } from "./fixtures.mjs";
 import { startServer } from "./server.mjs";
 
 // The receiver listens on loopback, which the server refuses to deliver
@@ -57,15 +58,6 @@ after(async () => {
     await server?.stop();
     await new Promise((ok) => (receiver ? receiver.close(ok) : ok()));
 });
-
-/** waitFor polls until cond() holds, or fails after `ms`. */
-async function waitFor(cond, what, ms = 10_000) {
-    for (const end = Date.now() + ms; Date.now() < end; ) {
-        if (cond()) return;
-        await new Promise((r) => setTimeout(r, 25));
-    }
-    assert.fail(`timed out waiting for ${what}`);
-}
 
 /**
  * deliveriesOf returns the requests about one record that the receiver got

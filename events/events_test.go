@@ -19,6 +19,7 @@ import (
 	"github.com/underhood/underhood/events"
 	"github.com/underhood/underhood/outbound"
 	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/sqlstore"
 	"github.com/underhood/underhood/sqlstore/sqlite"
 )
@@ -56,17 +57,7 @@ func newEnv(t *testing.T) *env {
 // open opens the store and service on e.dir (again, after close).
 func (e *env) open() {
 	e.t.Helper()
-	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: e.dir})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { store.Close() })
-	records, err := record.New(ctx, store, quiet)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.store, e.records = store, records
+	e.records, e.store = recordtest.OpenStore(e.t, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: e.dir}, quiet)
 }
 
 func (e *env) create(coll string, data map[string]any) *underhood.Record {

@@ -16,6 +16,7 @@ import (
 	"github.com/underhood/underhood/events"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/sqlstore"
 	"github.com/underhood/underhood/sqlstore/postgres"
 	"github.com/underhood/underhood/sqlstore/storetest"
@@ -137,15 +138,7 @@ type node struct {
 func startNode(t *testing.T, dsn, url string) *node {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	records, err := record.New(ctx, store, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	records := recordtest.Open(t, sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn}, quiet)
 	broker := realtime.New(records, quiet)
 	t.Cleanup(broker.Close)
 	bus, err := events.NewNATS(ctx, url, records, quiet, events.NATSOptions{Stream: events.DefaultStream})
@@ -265,16 +258,7 @@ func TestRelayMissesNothingWhenNodesWriteAtOnce(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	ctx := context.Background()
 	open := func() *record.Service {
-		store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		records, err := record.New(ctx, store, quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return records
+		return recordtest.Open(t, sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn}, quiet)
 	}
 	a := open()
 	if _, err := a.SaveCollection(ctx, a.SystemRequest().Auth, "", &underhood.Collection{

@@ -17,6 +17,13 @@ import (
 // log (nil: nowhere); both are closed when tb ends.
 func Open(tb testing.TB, cfg sqlstore.Config, log *slog.Logger) *record.Service {
 	tb.Helper()
+	records, _ := OpenStore(tb, cfg, log)
+	return records
+}
+
+// OpenStore is Open for a test that also uses the store.
+func OpenStore(tb testing.TB, cfg sqlstore.Config, log *slog.Logger) (*record.Service, *sqlstore.Store) {
+	tb.Helper()
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -30,5 +37,5 @@ func Open(tb testing.TB, cfg sqlstore.Config, log *slog.Logger) *record.Service 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return records
+	return records, store
 }
