@@ -150,38 +150,27 @@ func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password
 	if err := checkCredentials(c, identity, password, identityField); err != nil {
 		return nil, err
 	}
-	// Only failures count against an identity and against the client's
-	// address: the owner's successful logins never hold anyone up.
-	attempt, ip := attemptKey(c, identity), ClientIPFrom(ctx)
-	leave, err := a.enterAttempt(ctx, ScopePassword, attempt)
+	// Only failures count, each against the account from the client's
+	// address, against the address and against the account: an attacker's
+	// failures never hold up the owner (loginlimits.go).
+	check, err := a.admitPasswordCheck(ctx, attemptKey(c, identity), ClientIPFrom(ctx))
 	if err != nil {
 		return nil, err
-	}
-	defer leave()
-	if err := a.checkFailures(ctx, ScopeIPFailures, ip); err != nil {
-		return nil, err
-	}
-	if err := a.checkFailures(ctx, ScopePassword, attempt); err != nil {
-		return nil, err
-	}
-	failed := func() {
-		a.countFailure(ctx, ScopePassword, attempt)
-		a.countFailure(ctx, ScopeIPFailures, ip)
 	}
 	rec, err := a.findByIdentity(ctx, c, identity, identityField)
 	if err != nil {
+		// Not a failed guess: it must not count as one.
+		check.refundAll(ctx, a)
 		return nil, err
 	}
 	if rec == nil {
 		a.equalizeTiming(c, password)
-		failed()
 		return nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
 	}
 	if !record.CheckPassword(rec.String("password"), password) {
-		failed()
 		return nil, underhood.Errorf(underhood.EInvalid, msgFailedAuth)
 	}
-	a.clearAttempts(ctx, ScopePassword, attempt)
+	check.succeeded(ctx, a)
 	return a.finish(ctx, rec, MethodPassword, mfaID)
 }
 

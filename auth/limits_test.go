@@ -3,10 +3,16 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/ratelimit"
 )
 
 func TestPasswordAttemptsPerIdentity(t *testing.T) {
@@ -65,5 +71,151 @@ func TestPasswordAttemptsPerIdentity(t *testing.T) {
 		if err := attempt("bob@example.com", "wrong"); underhood.ErrorCode(err) != underhood.EInvalid {
 			t.Fatalf("AuthWithPassword(limits off) = %v, want %s", err, underhood.EInvalid)
 		}
+	}
+}
+
+// TestOthersFailuresNeverLockOutTheOwner (M5): however often an attacker
+// fails on an account from one address, the owner logging in from another
+// address with the right password gets in at once, superusers included.
+func TestOthersFailuresNeverLockOutTheOwner(t *testing.T) {
+	e := newEnv(t)
+	clock := time.Now()
+	e.auth.now = func() time.Time { return clock }
+	from := func(ip string) context.Context { return WithClientIP(context.Background(), ip) }
+	for _, tt := range []struct{ coll, identity, password string }{
+		{"users", "alice@example.com", "alice-password"},
+		{underhood.SuperusersName, "root@example.com", "root-password"},
+	} {
+		t.Run(tt.coll, func(t *testing.T) {
+			refused := 0
+			for i := range 50 {
+				_, err := e.auth.AuthWithPassword(from("203.0.113.7"), tt.coll, tt.identity, "wrong-"+strconv.Itoa(i), "", "")
+				switch underhood.ErrorCode(err) {
+				case underhood.EInvalid:
+				case underhood.ETooManyRequests:
+					refused++
+				default:
+					t.Fatalf("attack %d: AuthWithPassword = %v, want 400 or 429", i, err)
+				}
+			}
+			if refused < 45 {
+				t.Errorf("attacker's 50 wrong passwords from one address: %d refused with 429, want at least 45", refused)
+			}
+			if _, err := e.auth.AuthWithPassword(from("198.51.100.1"), tt.coll, tt.identity, tt.password, "", ""); err != nil {
+				t.Errorf("owner from another address, right password, during the attack = %v, want success", err)
+			}
+			// The owner's address then misses once and gets in at the second try.
+			e.auth.AuthWithPassword(from("198.51.100.1"), tt.coll, tt.identity, "typo", "", "")
+			if _, err := e.auth.AuthWithPassword(from("198.51.100.1"), tt.coll, tt.identity, tt.password, "", ""); err != nil {
+				t.Errorf("owner after one typo during the attack = %v, want success", err)
+			}
+			clock = clock.Add(2 * time.Hour)
+		})
+	}
+}
+
+// TestConcurrentGuessesCountFirst (L1): guesses sent all at once are
+// counted before any password is checked, so no more than the limit are
+// evaluated; the rest are answered 429. Both for one account (5 a minute)
+// and for one address spraying many accounts (20 a minute).
+func TestConcurrentGuessesCountFirst(t *testing.T) {
+	stores := map[string]func(t *testing.T) ratelimit.Store{
+		"memory": func(t *testing.T) ratelimit.Store { return ratelimit.NewMemory(0, nil) },
+	}
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		stores["redis"] = func(t *testing.T) ratelimit.Store {
+			r, err := ratelimit.NewRedis(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(r.Close)
+			return prefixStore{r, fmt.Sprintf("test:%d:", rand.Int64())}
+		}
+	}
+	tests := []struct {
+		name     string
+		identity func(i int) string
+		want     int
+	}{
+		{"one account", func(int) string { return "alice@example.com" }, 5},
+		{"many accounts", func(i int) string { return fmt.Sprintf("user%d@example.com", i) }, 20},
+	}
+	for storeName, newStore := range stores {
+		for _, tt := range tests {
+			t.Run(storeName+"/"+tt.name, func(t *testing.T) {
+				e := newEnv(t)
+				e.auth.UseLimiter(newStore(t))
+				ctx := WithClientIP(context.Background(), "203.0.113.9")
+				const n = 30
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				codes := make([]string, n)
+				for i := range n {
+					wg.Go(func() {
+						<-start
+						_, err := e.auth.AuthWithPassword(ctx, "users", tt.identity(i), "wrong-guess", "", "")
+						codes[i] = underhood.ErrorCode(err)
+					})
+				}
+				close(start)
+				wg.Wait()
+				evaluated, refused := 0, 0
+				for i, c := range codes {
+					switch c {
+					case underhood.EInvalid:
+						evaluated++
+					case underhood.ETooManyRequests:
+						refused++
+					default:
+						t.Errorf("guess %d: error code %q, want 400 or 429", i, c)
+					}
+				}
+				if evaluated > tt.want || evaluated+refused != n {
+					t.Errorf("%d concurrent wrong guesses: %d evaluated, %d refused; want at most %d evaluated, the rest 429", n, evaluated, refused, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// prefixStore keeps a test's keys in a shared Redis apart from other runs'.
+type prefixStore struct {
+	ratelimit.Store
+	prefix string
+}
+
+func (p prefixStore) Add(ctx context.Context, key string, n int, window time.Duration) (int, time.Time, error) {
+	return p.Store.Add(ctx, p.prefix+key, n, window)
+}
+
+func (p prefixStore) Reset(ctx context.Context, key string) error {
+	return p.Store.Reset(ctx, p.prefix+key)
+}
+
+// TestManyAddressesGuessOneAccount: once an account has had its failures
+// of the minute from all addresses, each address may make only its first
+// attempt of the minute; the owner from a fresh address still gets in.
+func TestManyAddressesGuessOneAccount(t *testing.T) {
+	e := newEnv(t)
+	clock := time.Now()
+	e.auth.now = func() time.Time { return clock }
+	login := func(ip, password string) error {
+		_, err := e.auth.AuthWithPassword(WithClientIP(context.Background(), ip), "users", "alice@example.com", password, "", "")
+		return err
+	}
+	for i := range 25 {
+		if err := login(fmt.Sprintf("192.0.2.%d", i), "wrong"); underhood.ErrorCode(err) != underhood.EInvalid {
+			t.Fatalf("first guess from address %d = %v, want 400", i, err)
+		}
+	}
+	if err := login("192.0.2.1", "wrong"); underhood.ErrorCode(err) != underhood.ETooManyRequests {
+		t.Errorf("second guess of an address after 25 failures on the account = %v, want 429", err)
+	}
+	if err := login("198.51.100.1", "alice-password"); err != nil {
+		t.Errorf("owner from a fresh address = %v, want success", err)
+	}
+	clock = clock.Add(61 * time.Second)
+	if err := login("192.0.2.1", "wrong"); underhood.ErrorCode(err) != underhood.EInvalid {
+		t.Errorf("a guess of the same address a minute later = %v, want 400", err)
 	}
 }

@@ -64,7 +64,7 @@ func (m *Memory) Add(_ context.Context, key string, n int, length time.Duration)
 	defer s.mu.Unlock()
 	w, ok := s.windows[key]
 	if !ok || !now.Before(w.ends) {
-		if n == 0 {
+		if n <= 0 {
 			return 0, now.Add(length), nil
 		}
 		if !ok && len(s.windows) >= m.perShard {
@@ -75,7 +75,7 @@ func (m *Memory) Add(_ context.Context, key string, n int, length time.Duration)
 	if n == 0 {
 		return w.count, w.ends, nil
 	}
-	w.count += n
+	w.count = max(w.count+n, 0)
 	s.windows[key] = w
 	return w.count, w.ends, nil
 }

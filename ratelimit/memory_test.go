@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -135,4 +137,56 @@ func hitConcurrently(t *testing.T, key string, max int, stores ...Store) int {
 	}
 	wg.Wait()
 	return allowed
+}
+
+// TestReserveAndRefund: a reservation counts at once and tells the count;
+// a refund gives back one hit of a live window, never more than were
+// counted and never credit for a window that has not begun.
+func TestReserveAndRefund(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Unix(0, 0)}
+	stores := map[string]Store{"memory": NewMemory(0, clk.now)}
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		r, err := NewRedis(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		stores["redis"] = r
+	}
+	for name, s := range stores {
+		t.Run(name, func(t *testing.T) {
+			p := fmt.Sprintf("test:%d:", rand.Int64())
+			l := Limit{Max: 2, Window: time.Minute}
+			// A refund of a key never counted gives no credit.
+			if err := Refund(ctx, s, p+"k", l); err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range []int{1, 2, 3} {
+				n, wait, err := Reserve(ctx, s, p+"k", l, clk.now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n != want || (wait > 0) != (want > 2) {
+					t.Fatalf("Reserve %d = %d, %v; want count %d, refused %v", i+1, n, wait, want, want > 2)
+				}
+			}
+			// Giving back the refused hit and one allowed one makes room for one.
+			for range 2 {
+				if err := Refund(ctx, s, p+"k", l); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n, wait, _ := Reserve(ctx, s, p+"k", l, clk.now()); n != 2 || wait != 0 {
+				t.Errorf("Reserve after two refunds = %d, %v; want 2, allowed", n, wait)
+			}
+			// Refunds past zero do not go negative.
+			for range 5 {
+				Refund(ctx, s, p+"k", l)
+			}
+			if n, _, _ := Reserve(ctx, s, p+"k", l, clk.now()); n != 1 {
+				t.Errorf("Reserve after refunding more than was counted = %d, want 1", n)
+			}
+		})
+	}
 }

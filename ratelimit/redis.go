@@ -37,7 +37,17 @@ const (
 
 // addScript adds ARGV[1] hits to the window KEYS[1] and returns its count
 // and the milliseconds until it ends; a new window ends ARGV[2] ms from now.
-const addScript = `local c = redis.call('INCRBY', KEYS[1], ARGV[1])
+// A negative ARGV[1] (a refund) opens no window and never takes the count
+// below zero.
+const addScript = `local n = tonumber(ARGV[1])
+if n < 0 then
+  local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if c <= 0 then
+    return {0, 0}
+  end
+  n = math.max(n, -c)
+end
+local c = redis.call('INCRBY', KEYS[1], n)
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])

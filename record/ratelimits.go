@@ -7,9 +7,13 @@ package record
 //
 // Rules labelled "identity:<scope>" limit attempts per identity (an
 // account's email or username, per collection) rather than requests per
-// client IP; a password login counts only its failures, so that guessing
-// one account's password is slow from any number of addresses while its
-// owner, who logs in at the first try, is never held up. The other rules
+// client IP. A password login counts only its failures, per account and
+// client address ("auth-with-password"), per address across accounts
+// ("ip-failures") and per account across addresses ("account-failures",
+// past which each address gets only its first attempt of the minute): an
+// attacker's failures never refuse the owner's right password from
+// another address, and guessing one account stays slow from any number
+// of addresses. The other rules
 // limit every request per client IP; their labels follow PocketBase:
 // "<collection>:<tag>" or "*:<tag>" for an auth endpoint (tags: the action,
 // as in "authWithPassword", and its family: "auth" for logins, "request"
@@ -28,11 +32,15 @@ func defaultRateLimits() RateLimitSettings {
 		{Label: "*:totp", Duration: 60, MaxRequests: 20},
 		{Label: "*:refresh", Duration: 10, MaxRequests: 60},
 		{Label: "/api/install", Duration: 60, MaxRequests: 10},
+		// Failed password logins of one account from one client address.
 		{Label: "identity:auth-with-password", Duration: 60, MaxRequests: 5},
 		{Label: "identity:auth-with-password", Duration: 3600, MaxRequests: 20},
 		// Failed password logins of one client address, over all accounts.
 		{Label: "identity:ip-failures", Duration: 60, MaxRequests: 20},
 		{Label: "identity:ip-failures", Duration: 3600, MaxRequests: 100},
+		// Failed password logins of one account, over all addresses.
+		{Label: "identity:account-failures", Duration: 60, MaxRequests: 20},
+		{Label: "identity:account-failures", Duration: 3600, MaxRequests: 100},
 		// Authenticator codes have six digits: an hourly cap keeps guessing
 		// one account's codes hopeless.
 		{Label: "identity:totp", Duration: 60, MaxRequests: 5},
