@@ -149,6 +149,30 @@ func (a *Service) later(ctx context.Context, what string, job func(ctx context.C
 	}()
 }
 
+// ScopeMailRecipient limits the emails of one kind (verification,
+// password reset, one-time password, email change) sent to one mailbox,
+// whoever asks for them and from wherever: past it the requests are
+// answered as usual and nothing is sent, so the limit tells nothing about
+// accounts. Its rules are labelled "identity:mail-recipient".
+const ScopeMailRecipient = "mail-recipient"
+
+// mayMail counts one email of kind to the address to against the
+// recipient's limit and reports whether it may be sent; what describes
+// the email in the log, without the address.
+func (a *Service) mayMail(ctx context.Context, kind, to, what string) bool {
+	key := kind + "\x00" + strings.ToLower(strings.TrimSpace(to))
+	err := a.limitAttempt(ctx, ScopeMailRecipient, key)
+	switch underhood.ErrorCode(err) {
+	case "":
+		return true
+	case underhood.ETooManyRequests:
+		a.log.Info("email not sent: the recipient has had its emails of this kind", "what", what)
+	default:
+		a.log.Error("email not sent: cannot count the recipient's emails", "what", what, "err", err)
+	}
+	return false
+}
+
 // sendMail hands one email to the mailer.
 func (a *Service) sendMail(ctx context.Context, to string, tmpl underhood.EmailTemplate, rec *underhood.Record, vars map[string]string) error {
 	if a.mail.mailer == nil {
@@ -199,7 +223,11 @@ func (a *Service) RequestVerification(ctx context.Context, coll, email string) e
 	if err != nil || rec == nil || rec.Bool("verified") {
 		return err
 	}
-	a.laterAfterFloor(ctx, start, "verification email for "+c.Name+"/"+rec.ID(), func(ctx context.Context) error {
+	what := "verification email for " + c.Name + "/" + rec.ID()
+	a.laterAfterFloor(ctx, start, what, func(ctx context.Context) error {
+		if !a.mayMail(ctx, KindVerification, rec.String("email"), what) {
+			return nil
+		}
 		token, err := signTokenWith(rec, KindVerification, a.now(), claims{Email: rec.String("email")})
 		if err != nil {
 			return err
@@ -271,7 +299,11 @@ func (a *Service) RequestPasswordReset(ctx context.Context, coll, email string) 
 	if err != nil || rec == nil {
 		return err
 	}
-	a.laterAfterFloor(ctx, start, "password reset email for "+c.Name+"/"+rec.ID(), func(ctx context.Context) error {
+	what := "password reset email for " + c.Name + "/" + rec.ID()
+	a.laterAfterFloor(ctx, start, what, func(ctx context.Context) error {
+		if !a.mayMail(ctx, KindPasswordReset, rec.String("email"), what) {
+			return nil
+		}
 		token, err := signTokenWith(rec, KindPasswordReset, a.now(), claims{Email: rec.String("email")})
 		if err != nil {
 			return err
@@ -340,7 +372,11 @@ func (a *Service) RequestEmailChange(ctx context.Context, caller *underhood.Reco
 	if err := a.limitAttempt(ctx, ScopeRequestEmail, attemptKey(c, rec.ID())); err != nil {
 		return err
 	}
-	a.later(ctx, "email change email for "+c.Name+"/"+rec.ID(), func(ctx context.Context) error {
+	what := "email change email for " + c.Name + "/" + rec.ID()
+	a.later(ctx, what, func(ctx context.Context) error {
+		if !a.mayMail(ctx, KindEmailChange, newEmail, what) {
+			return nil
+		}
 		token, err := signTokenWith(rec, KindEmailChange, a.now(), claims{Email: rec.String("email"), NewEmail: newEmail})
 		if err != nil {
 			return err

@@ -57,7 +57,11 @@ func (a *Service) RequestOTP(ctx context.Context, coll, email string) (string, e
 	if rec == nil {
 		return otpID, nil
 	}
-	a.laterAfterFloor(ctx, start, "otp email for "+c.Name+"/"+rec.ID(), func(ctx context.Context) error {
+	what := "otp email for " + c.Name + "/" + rec.ID()
+	a.laterAfterFloor(ctx, start, what, func(ctx context.Context) error {
+		if !a.mayMail(ctx, "otp", rec.String("email"), what) {
+			return nil
+		}
 		return a.sendOTP(ctx, rec, otpID)
 	})
 	return otpID, nil

@@ -46,6 +46,9 @@ func defaultRateLimits() RateLimitSettings {
 		{Label: "identity:totp", Duration: 60, MaxRequests: 5},
 		{Label: "identity:totp", Duration: 3600, MaxRequests: 20},
 		{Label: "identity:auth-with-otp", Duration: 60, MaxRequests: 5},
+		// Emails of one kind to one mailbox, however many addresses ask:
+		// past it nothing is sent and the answer stays the same.
+		{Label: "identity:mail-recipient", Duration: 600, MaxRequests: 2},
 		{Label: "identity:*", Duration: 60, MaxRequests: 10},
 	}}
 }
