@@ -2,7 +2,9 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -37,7 +39,11 @@ func newMailEnv(t *testing.T) *mailEnv {
 	// The cheapest bcrypt for one-time passwords too: at the default cost
 	// one hash takes seconds under the race detector.
 	e.updateCollection(t, record.OTPsName, func(c *underhood.Collection) { c.Field("password").Cost = bcrypt.MinCost })
-	e.auth.UseMailer(mail.New(e.records))
+	// mailpit listens on loopback, which the operator allows here.
+	e.auth.UseMailer(mail.New(e.records, mail.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}))
+	// These tests mail one address more often than its limit allows
+	// (TestMailsPerRecipient tests the limit).
+	e.setRateLimit(t, "identity:"+ScopeMailRecipient, 600, 1000)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -46,6 +52,25 @@ func newMailEnv(t *testing.T) *mailEnv {
 		}
 	})
 	return &mailEnv{env: e, smtp: smtp}
+}
+
+// setRateLimit sets the limit of every rate-limit rule labelled label.
+func (e *env) setRateLimit(t *testing.T, label string, duration, maxRequests int) {
+	t.Helper()
+	rl := e.records.Settings().RateLimits
+	rules := slices.Clone(rl.Rules)
+	for i := range rules {
+		if rules[i].Label == label {
+			rules[i].Duration, rules[i].MaxRequests = duration, maxRequests
+		}
+	}
+	patch, err := json.Marshal(map[string]any{"rateLimits": map[string]any{"enabled": rl.Enabled, "rules": rules}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.records.UpdateSettings(context.Background(), e.records.SystemRequest().Auth, patch); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // record returns the stored state of a user of the env.

@@ -9,6 +9,10 @@ import { startServer } from "./server.mjs";
 import { rejectsWith, signUp } from "./fixtures.mjs";
 import { codeIn, MAILPIT_MISSING, startMailpit, tokenIn, useMailpit } from "./mailpit.mjs";
 
+// mailpit listens on loopback, which the server refuses to send mail to
+// unless the operator allows it.
+process.env.UH_OUTBOUND_ALLOW = "127.0.0.1/32";
+
 let server, mailpit;
 before(async () => {
     if (MAILPIT_MISSING) return;

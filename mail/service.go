@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"strings"
 
 	"github.com/underhood/underhood"
@@ -19,12 +20,21 @@ var ErrDisabled = errors.New("mail: smtp is not enabled in the settings")
 // settings change applies to the next email.
 type Service struct {
 	records *record.Service
+	opts    Options
+}
+
+// Options configure a Service. The zero value is the safe default.
+type Options struct {
+	// Allow lists the internal networks (loopback, private, …) the SMTP
+	// server of the settings may be on: the operator's --outbound-allow.
+	// Any other internal address is refused (see Config.Allow).
+	Allow []netip.Prefix
 }
 
 // New returns the mail service of the application whose settings records
 // holds.
-func New(records *record.Service) *Service {
-	return &Service{records: records}
+func New(records *record.Service, opts Options) *Service {
+	return &Service{records: records, opts: opts}
 }
 
 // Send delivers msg through the configured SMTP server. A msg without a
@@ -41,7 +51,9 @@ func (s *Service) Send(ctx context.Context, msg *Message) error {
 		}
 		msg.From = from
 	}
-	return Send(ctx, ConfigOf(st.SMTP), msg)
+	cfg := ConfigOf(st.SMTP)
+	cfg.Allow = s.opts.Allow
+	return Send(ctx, cfg, msg)
 }
 
 // SendTemplate renders tmpl for rec (see Render) with the settings' app

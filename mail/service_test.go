@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/mail"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/underhood/underhood"
 	umail "github.com/underhood/underhood/mail"
 	"github.com/underhood/underhood/mail/mailpittest"
+	"github.com/underhood/underhood/outbound"
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/sqlstore"
@@ -31,7 +36,8 @@ func updateSettings(t *testing.T, records *record.Service, patch string) {
 func TestServiceSendTemplate(t *testing.T) {
 	ctx := context.Background()
 	records := newRecords(t)
-	m := umail.New(records)
+	// mailpit listens on loopback, which the operator allows here.
+	m := umail.New(records, umail.Options{Allow: loopback})
 	users, err := records.Collection("users")
 	if err != nil {
 		t.Fatal(err)
@@ -71,3 +77,51 @@ func TestServiceSendTemplate(t *testing.T) {
 		t.Error("SendTemplate(smtp server on a closed port) = nil, want an error")
 	}
 }
+
+// TestServiceGuardsTheSettingsServer: the SMTP server a superuser writes in
+// the settings is refused on an internal address, unless the operator
+// allowed its network.
+func TestServiceGuardsTheSettingsServer(t *testing.T) {
+	ctx := context.Background()
+	records := newRecords(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan struct{}, 8)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close() // no greeting: the send fails after connecting
+		}
+	}()
+	updateSettings(t, records, fmt.Sprintf(`{"smtp":{"enabled":true,"host":"127.0.0.1","port":%d},
+		"meta":{"senderAddress":"support@acme.test"}}`, l.Addr().(*net.TCPAddr).Port))
+	msg := &umail.Message{To: []mail.Address{{Address: "ann@example.com"}}, Subject: "x", HTML: "<p>x</p>"}
+
+	if err := umail.New(records, umail.Options{}).Send(ctx, msg); !errors.Is(err, outbound.ErrRefused) || !strings.Contains(err.Error(), "--outbound-allow") {
+		t.Errorf("Send(settings server on loopback) = %v, want refused, naming --outbound-allow", err)
+	}
+	select {
+	case <-accepted:
+		t.Error("the refused server got a connection")
+	default:
+	}
+	allow := umail.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	if err := umail.New(records, allow).Send(ctx, msg); errors.Is(err, outbound.ErrRefused) {
+		t.Errorf("Send(loopback allowed) = %v, want the connection made", err)
+	}
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Error("the allowed server got no connection within 5s")
+	}
+}
+
+// loopback allows the test servers on 127.0.0.1.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}

@@ -8,12 +8,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"net/mail"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 
 	umail "github.com/underhood/underhood/mail"
 	"github.com/underhood/underhood/mail/mailpittest"
+	"github.com/underhood/underhood/outbound"
 )
 
 // testCert writes a self-signed certificate for 127.0.0.1 and its key to
@@ -153,7 +157,7 @@ func TestSendThroughRealSMTP(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := mailpittest.Start(t, tt.args...)
 			cfg := tt.cfg
-			cfg.Host, cfg.Port = srv.Host, srv.SMTPPort
+			cfg.Host, cfg.Port, cfg.Allow = srv.Host, srv.SMTPPort, loopback
 			msg := &umail.Message{
 				From:    mail.Address{Name: "Acme Support", Address: "support@acme.test"},
 				To:      []mail.Address{{Address: "carol@example.com"}},
@@ -212,11 +216,82 @@ func TestSendTimesOut(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	msg := &umail.Message{From: mail.Address{Address: "a@acme.test"}, To: []mail.Address{{Address: "b@acme.test"}}, HTML: "<p>x</p>"}
 	start := time.Now()
-	err = umail.Send(context.Background(), umail.Config{Host: "127.0.0.1", Port: port, Timeout: 300 * time.Millisecond}, msg)
+	err = umail.Send(context.Background(), umail.Config{Host: "127.0.0.1", Port: port, Allow: loopback, Timeout: 300 * time.Millisecond}, msg)
 	if err == nil {
 		t.Fatal("Send(silent server) = nil, want a timeout")
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Send(silent server) took %s, want about the 300ms timeout", d)
+	}
+}
+
+// TestSendRefusesInternalAddresses: the SMTP server of the settings is
+// reached through the outbound guard, so a superuser cannot point the
+// mailer at the cloud metadata endpoint or a service on the server's own
+// network; an operator's allow list (--outbound-allow) lets one through.
+func TestSendRefusesInternalAddresses(t *testing.T) {
+	// A server that counts connections and never greets.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			defer c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	msg := &umail.Message{From: mail.Address{Address: "a@acme.test"}, To: []mail.Address{{Address: "b@acme.test"}}, HTML: "<p>x</p>"}
+	tests := []struct {
+		name       string
+		host       string
+		port       int
+		allow      []netip.Prefix
+		wantReason string // "" when the connection must be made
+	}{
+		{"cloud metadata", "169.254.169.254", 25, nil, "cloud metadata"},
+		{"loopback", "127.0.0.1", port, nil, "loopback"},
+		{"loopback by name", "localhost", port, nil, "loopback"},
+		{"private", "10.1.2.3", 25, nil, "private"},
+		{"metadata not covered by a wide allow", "169.254.169.254", 25, []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16")}, "cloud metadata"},
+		{"loopback allowed", "127.0.0.1", port, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := accepted.Load()
+			cfg := umail.Config{Host: tt.host, Port: tt.port, Allow: tt.allow, Timeout: 300 * time.Millisecond}
+			err := umail.Send(context.Background(), cfg, msg)
+			if tt.wantReason == "" {
+				if errors.Is(err, outbound.ErrRefused) {
+					t.Fatalf("Send(%s, allowed) = %v, want the connection made", tt.host, err)
+				}
+				waitFor(t, func() bool { return accepted.Load() > before })
+				return
+			}
+			if !errors.Is(err, outbound.ErrRefused) || !strings.Contains(err.Error(), tt.wantReason) {
+				t.Fatalf("Send(%s:%d) = %v, want refused as %s", tt.host, tt.port, err, tt.wantReason)
+			}
+			if n := accepted.Load() - before; n != 0 {
+				t.Errorf("Send(%s:%d) refused, but the server got %d connections", tt.host, tt.port, n)
+			}
+		})
+	}
+}
+
+// waitFor polls cond for up to 5 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

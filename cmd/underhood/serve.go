@@ -48,7 +48,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	redisURL := fs.String("redis", envOr(e.getenv, "UH_REDIS", ""),
 		"Redis server (redis://[user:password@]host:port[/db]) that keeps the rate-limit and failed-login counts, so that every node counts against the same limits")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
-		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
+		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider, a webhook receiver or the SMTP server on loopback")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -127,7 +127,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		authSvc.UseLimiter(limits)
 	}
 	authSvc.UseOutbound(outbound.New(outbound.Options{Allow: allow}))
-	authSvc.UseMailer(mail.New(records))
+	authSvc.UseMailer(mail.New(records, mail.Options{Allow: allow}))
 	// Emails still being sent (they may write one-time passwords) finish
 	// before the store closes.
 	defer func() {
