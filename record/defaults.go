@@ -195,7 +195,7 @@ func ScaffoldCollections() map[string]*underhood.Collection {
 		},
 		Indexes: []string{
 			(&indexDef{unique: true, name: "idx_tokenKey_" + indexID, cols: []indexCol{{name: "tokenKey"}}}).String(),
-			(&indexDef{unique: true, name: "idx_email_" + indexID, cols: []indexCol{{name: "email"}}, where: "email != ''"}).String(),
+			(&indexDef{unique: true, name: "idx_email_" + indexID, cols: []indexCol{{name: "email", collate: "NOCASE"}}, where: "email != ''"}).String(),
 		},
 		Auth: defaultAuthOptions(false),
 	}

@@ -82,7 +82,7 @@ func TestDefaultCollections(t *testing.T) {
 			}
 			wantIdx := []string{
 				"CREATE UNIQUE INDEX idx_tokenKey_" + tt.id + " ON " + tt.name + " (tokenKey)",
-				"CREATE UNIQUE INDEX idx_email_" + tt.id + " ON " + tt.name + " (email) WHERE email != ''",
+				"CREATE UNIQUE INDEX idx_email_" + tt.id + " ON " + tt.name + " (email COLLATE NOCASE) WHERE email != ''",
 			}
 			if diff := cmp.Diff(wantIdx, c.Indexes); diff != "" {
 				t.Errorf("indexes mismatch (-want +got):\n%s", diff)

@@ -304,6 +304,9 @@ func (s *Service) FindByField(ctx context.Context, c *underhood.Collection, fiel
 	if f == nil {
 		return nil, underhood.Errorf(underhood.EInvalid, "Unknown field %q.", field)
 	}
+	if c.IsAuth() && f.Name == "email" {
+		return s.findByEmail(ctx, c, value)
+	}
 	col := "r." + s.dialect.Quote(f.Name)
 	cond := col + " = " + s.dialect.Placeholder(1)
 	if f.Type == underhood.FieldEmail {

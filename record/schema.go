@@ -873,14 +873,50 @@ func (p *preparer) prepareIndexes() {
 			parsed = append(parsed, &indexDef{unique: true, name: authIndexName("tokenKey", c), table: c.Name, cols: []indexCol{{name: "tokenKey"}}})
 		}
 		if !hasSingleUniqueIndex(parsed, "email") {
-			parsed = append(parsed, &indexDef{unique: true, name: authIndexName("email", c), table: c.Name, cols: []indexCol{{name: "email"}}, where: "email != ''"})
+			parsed = append(parsed, &indexDef{unique: true, name: authIndexName("email", c), table: c.Name, cols: []indexCol{{name: "email", collate: "NOCASE"}}, where: "email != ''"})
 		}
+		p.emailIndexIgnoringCase(parsed)
 	}
 	p.indexes = parsed
 	c.Indexes = make([]string, len(parsed))
 	for i, ix := range parsed {
 		c.Indexes[i] = ix.String()
 	}
+}
+
+// emailIndexIgnoringCase makes the unique email index of an auth
+// collection unique regardless of case (email.go), unless the collection
+// already has a case-sensitive one: then its records hold emails that
+// differ only in case, which keep the index from being created until
+// they are resolved (migrateEmailIndexes), and the collection must stay
+// editable meanwhile.
+func (p *preparer) emailIndexIgnoringCase(parsed []*indexDef) {
+	var first *indexDef
+	for _, ix := range parsed {
+		if !isEmailIndex(ix) {
+			continue
+		}
+		if ix.cols[0].collate == "NOCASE" {
+			return
+		}
+		if first == nil {
+			first = ix
+		}
+	}
+	if first == nil || (p.old != nil && p.old.IsAuth() && !emailIgnoresCase(p.old) && hasEmailIndex(p.old)) {
+		return
+	}
+	first.cols[0].collate = "NOCASE"
+}
+
+// hasEmailIndex reports whether c has a unique index of its email.
+func hasEmailIndex(c *underhood.Collection) bool {
+	for _, raw := range c.Indexes {
+		if ix, err := parseIndex(raw); err == nil && isEmailIndex(ix) {
+			return true
+		}
+	}
+	return false
 }
 
 // indexOwner returns the name of another collection that has an index

@@ -482,7 +482,7 @@ func TestPrepareCollectionAuth(t *testing.T) {
 	}
 	wantIdx := []string{
 		"CREATE UNIQUE INDEX idx_tokenKey_" + got.ID + " ON members (tokenKey)",
-		"CREATE UNIQUE INDEX idx_email_" + got.ID + " ON members (email) WHERE email != ''",
+		"CREATE UNIQUE INDEX idx_email_" + got.ID + " ON members (email COLLATE NOCASE) WHERE email != ''",
 	}
 	if diff := cmp.Diff(wantIdx, got.Indexes); diff != "" {
 		t.Errorf("indexes mismatch (-want +got):\n%s", diff)
@@ -539,7 +539,7 @@ func TestPrepareCollectionAuth(t *testing.T) {
 	}
 	wantIdx = []string{
 		"CREATE UNIQUE INDEX idx_tokenKey_" + got.ID + " ON staff (tokenKey)",
-		"CREATE UNIQUE INDEX idx_email_" + got.ID + " ON staff (email) WHERE email != ''",
+		"CREATE UNIQUE INDEX idx_email_" + got.ID + " ON staff (email COLLATE NOCASE) WHERE email != ''",
 	}
 	if diff := cmp.Diff(wantIdx, updated.Indexes); diff != "" {
 		t.Errorf("indexes after rename mismatch (-want +got):\n%s", diff)

@@ -111,6 +111,9 @@ func New(ctx context.Context, store *sqlstore.Store, log *slog.Logger) (*Service
 	if err := s.ensureSystemCollections(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.migrateEmailIndexes(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.initOutbox(ctx); err != nil {
 		return nil, err
 	}

@@ -95,6 +95,9 @@ func (s *Service) insert(ctx context.Context, q sqlstore.Querier, req *Request, 
 	if len(errs) > 0 {
 		return withMessage(underhood.Invalid("Failed to save record.", errs), "Failed to create record.")
 	}
+	if err := s.checkEmailUnique(ctx, q, r, nil); err != nil {
+		return withMessage(err, "Failed to create record.")
+	}
 	if err := s.store.InsertRecord(ctx, q, r); err != nil {
 		return withMessage(err, "Failed to create record.")
 	}
@@ -129,6 +132,9 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 		return nil, withMessage(err, "Failed to update record.")
 	}
 	if err := s.checkFiles(ctx, r, old); err != nil {
+		return nil, withMessage(err, "Failed to update record.")
+	}
+	if err := s.checkEmailUnique(ctx, q, r, old); err != nil {
 		return nil, withMessage(err, "Failed to update record.")
 	}
 	if err := s.store.UpdateRecord(ctx, q, r); err != nil {
