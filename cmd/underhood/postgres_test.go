@@ -288,7 +288,7 @@ func TestTwoNodesShareLimits(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode
 	}
-	// The default limit is 5 failed logins a minute per account.
+	// The default limit is 5 failed logins a minute per account and address.
 	var got []int
 	for i := range 7 {
 		base := a.base
