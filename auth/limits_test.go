@@ -30,9 +30,10 @@ func TestPasswordAttemptsPerIdentity(t *testing.T) {
 			t.Fatalf("AuthWithPassword(alice, right password) = %v", err)
 		}
 	}
-	// Five failures are answered as failures, the sixth attempt with 429,
-	// even with the right password, and identities differing in case only
-	// share their count.
+	// Five failures are answered as failures, the sixth attempt from the
+	// same address with 429, even with the right password (another
+	// address is not held up: TestOthersFailuresNeverLockOutTheOwner), and
+	// identities differing in case only share their count.
 	for i := range 5 {
 		identity := "alice@example.com"
 		if i%2 == 1 {
