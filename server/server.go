@@ -89,6 +89,7 @@ func New(d Deps) http.Handler {
 		limitBodyTime(d.BodyTimeout, d.MinBodyRate),
 		limitBody(bodyLimits{multipart: d.BodyLimit, other: d.JSONBodyLimit, settings: d.Settings}),
 		identify(d.Auth, d.Log),
+		guardSuperusers(d.Settings),
 		limitRate(d.RateLimits, d.RateLimitStore, d.Log),
 	)
 }
