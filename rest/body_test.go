@@ -1,10 +1,13 @@
 package rest_test
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -13,8 +16,12 @@ import (
 	"time"
 
 	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood/record/recordtest"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
+	"github.com/underhood/underhood/sqlstore/postgres"
+	"github.com/underhood/underhood/sqlstore/sqlite"
+	"github.com/underhood/underhood/sqlstore/storetest"
 )
 
 // repeatReader returns a reader of head, then unit repeated, then tail,
@@ -170,5 +177,32 @@ func TestJSONBodyAmplification(t *testing.T) {
 				t.Errorf("POST %s took %v, want well under 5 s", tt.path, d)
 			}
 		})
+	}
+}
+
+// TestBodyTimeoutAnswer: a body that misses the server's deadline (L3) is
+// answered 408 by the API, not taken for a malformed body.
+func TestBodyTimeoutAnswer(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	records := recordtest.Open(t, storetest.Config(t, sqlite.Dialect{}, postgres.Dialect{}), log)
+	api := rest.NewHandler(rest.Deps{Records: records, Auth: auth.New(records, log), Log: log})
+	srv := httptest.NewServer(server.New(server.Deps{API: api, Log: log, BodyTimeout: 300 * time.Millisecond}))
+	defer srv.Close()
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/collections/users/auth-with-password HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body within 5 s: %v", err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if want := `{"status":408,"message":"The request body was not received in time.","data":{}}`; res.StatusCode != 408 || string(b) != want {
+		t.Errorf("stalled body = %d %s, want 408 %s", res.StatusCode, b, want)
 	}
 }

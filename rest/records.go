@@ -82,11 +82,9 @@ func readAll(r *http.Request) ([]byte, error) {
 	if r.ContentLength <= 0 {
 		return io.ReadAll(r.Body)
 	}
+	// net/http delivers exactly ContentLength bytes or fails.
 	b := make([]byte, r.ContentLength)
 	n, err := io.ReadFull(r.Body, b)
-	if err == io.ErrUnexpectedEOF {
-		return b[:n], nil
-	}
 	return b[:n], err
 }
 
