@@ -3,10 +3,12 @@ module github.com/underhood/underhood
 go 1.26.0
 
 require (
+	github.com/aymerick/douceur v0.2.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/gorilla/css v1.0.1 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
@@ -36,4 +38,10 @@ require (
 	// NATS for serve --nats: every event to underhood.<collection>.<action>
 	// for other services, and realtime across nodes (events/nats.go).
 	github.com/nats-io/nats.go v1.55.0
+	// Editor fields (record/editor.go): HTML sanitised on write with an
+	// allow-list, by the maintained Go sanitiser, rather than a parser and
+	// policy of our own; x/net/html is its HTML tokenizer, which the
+	// sanitiser test also parses the stored HTML with.
+	github.com/microcosm-cc/bluemonday v1.0.27
+	golang.org/x/net v0.60.0
 )

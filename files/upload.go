@@ -2,7 +2,6 @@ package files
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -246,7 +245,10 @@ func formData(values, uploads map[string][]string, payloads []string) (map[strin
 			continue
 		}
 		var m map[string]any
-		if err := json.Unmarshal([]byte(p), &m); err != nil || m == nil {
+		if err := (underhood.JSONLimits{}).Unmarshal([]byte(p), &m); err != nil {
+			return nil, err
+		}
+		if m == nil {
 			return nil, errBadBody()
 		}
 		for k, v := range m {

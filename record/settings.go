@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -25,6 +27,10 @@ type Settings struct {
 	RateLimits   RateLimitSettings    `json:"rateLimits"`
 	TrustedProxy TrustedProxySettings `json:"trustedProxy"`
 	Logs         LogSettings          `json:"logs"`
+	// SuperuserIPs, when not empty, are the only addresses and networks
+	// ("203.0.113.7", "10.0.0.0/8") from which a superuser may sign in or
+	// use a superuser's token. Underhood's own setting: PocketBase has none.
+	SuperuserIPs []string `json:"superuserIPs"`
 }
 
 // MetaSettings name the application and its sender address.
@@ -113,6 +119,7 @@ func DefaultSettings() *Settings {
 		RateLimits:   defaultRateLimits(),
 		TrustedProxy: TrustedProxySettings{Headers: []string{}},
 		Logs:         LogSettings{MaxDays: 5, LogIP: true},
+		SuperuserIPs: []string{},
 	}
 }
 
@@ -163,9 +170,16 @@ func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, pa
 	// patch would still have written into the live settings.
 	next.RateLimits.Rules = slices.Clone(cur.RateLimits.Rules)
 	next.TrustedProxy.Headers = slices.Clone(cur.TrustedProxy.Headers)
+	next.SuperuserIPs = slices.Clone(cur.SuperuserIPs)
+	if err := checkSettingsKeys(patch); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(patch))
 	if err := dec.Decode(&next); err != nil {
 		return nil, underhood.Errorf(underhood.EInvalid, "Failed to load the submitted data due to invalid formatting.")
+	}
+	if next.SuperuserIPs == nil {
+		next.SuperuserIPs = []string{}
 	}
 	if next.SMTP.Password == "" {
 		next.SMTP.Password = cur.SMTP.Password
@@ -177,6 +191,9 @@ func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, pa
 		next.Backups.S3.Secret = cur.Backups.S3.Secret
 	}
 	if err := validateSettings(&next); err != nil {
+		return nil, err
+	}
+	if err := refuseUnavailable(&cur, &next); err != nil {
 		return nil, err
 	}
 	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
@@ -242,6 +259,13 @@ func validateSettings(st *Settings) error {
 	if st.Logs.MaxDays < 0 {
 		section("logs")["maxDays"] = underhood.FieldError{Code: "validation_min_greater_equal_than_required", Message: "Must be no less than 0."}
 	}
+	for i, v := range st.SuperuserIPs {
+		if _, ok := parseAddressOrNetwork(v); !ok {
+			errs["superuserIPs"] = map[string]any{fmt.Sprint(i): underhood.FieldError{Code: "validation_invalid_ip",
+				Message: fmt.Sprintf("%q is not an IP address or a network in CIDR notation.", v)}}
+			break
+		}
+	}
 	for i, r := range st.RateLimits.Rules {
 		if r.Label == "" || r.MaxRequests <= 0 || r.Duration <= 0 || !validAudience(r.Audience) {
 			section("rateLimits")["rules"] = map[string]any{fmt.Sprint(i): underhood.FieldError{Code: "validation_invalid_rule", Message: "A rule needs a label, a positive duration and maxRequests, and an audience of \"\", \"@guest\" or \"@auth\"."}}
@@ -252,4 +276,146 @@ func validateSettings(st *Settings) error {
 		return underhood.Invalid("An error occurred while submitting the form.", errs)
 	}
 	return nil
+}
+
+// checkSettingsKeys refuses a patch that names a setting Settings does not
+// have: such a key used to be accepted and silently dropped, which let a
+// caller believe it took effect. The 400 names every unknown key by its
+// path ("meta.bogus").
+func checkSettingsKeys(patch []byte) error {
+	var doc any
+	if err := json.Unmarshal(patch, &doc); err != nil {
+		return underhood.Errorf(underhood.EInvalid, "Failed to load the submitted data due to invalid formatting.")
+	}
+	var unknown []string
+	unknownKeys(doc, reflect.TypeFor[Settings](), "", &unknown)
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	data := map[string]any{}
+	for _, k := range unknown {
+		data[k] = underhood.FieldError{Code: "validation_unknown_setting", Message: "Unknown setting."}
+	}
+	return underhood.Invalid(fmt.Sprintf("Unknown settings: %s.", strings.Join(unknown, ", ")), data)
+}
+
+// unknownKeys appends to out the path of every object key in v that has
+// no field in t (a struct, a slice of them, or a scalar).
+func unknownKeys(v any, t reflect.Type, path string, out *[]string) {
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return // a type mismatch: the decoder reports it
+		}
+		fields := map[string]reflect.Type{}
+		for f := range t.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name != "" && name != "-" {
+				fields[name] = f.Type
+			}
+		}
+		for k, kv := range obj {
+			ft, ok := fields[k]
+			if !ok {
+				*out = append(*out, path+k)
+				continue
+			}
+			unknownKeys(kv, ft, path+k+".", out)
+		}
+	case reflect.Slice:
+		list, ok := v.([]any)
+		if !ok {
+			return
+		}
+		for i, item := range list {
+			unknownKeys(item, t.Elem(), fmt.Sprintf("%s%d.", path, i), out)
+		}
+	}
+}
+
+// refuseUnavailable refuses a change of the settings of features that do
+// not exist yet (request logs, backups): accepted, they would be stored
+// and do nothing. Their defaults, and values already stored, pass, so a
+// client that sends back the whole settings it read is not refused.
+func refuseUnavailable(cur, next *Settings) error {
+	def := DefaultSettings()
+	errs := map[string]any{}
+	sections := []struct {
+		name          string
+		cur, next, df any
+		message       string
+	}{
+		{"logs", cur.Logs, next.Logs, def.Logs, "Request logs are not available yet."},
+		{"backups", cur.Backups, next.Backups, def.Backups, "Backups are not available yet."},
+	}
+	for _, s := range sections {
+		changed := changedFields(reflect.ValueOf(s.next), reflect.ValueOf(s.cur), reflect.ValueOf(s.df))
+		if len(changed) == 0 {
+			continue
+		}
+		m := map[string]any{}
+		for _, f := range changed {
+			m[f] = underhood.FieldError{Code: "validation_not_available", Message: s.message}
+		}
+		errs[s.name] = m
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	msg := "Request logs are not available yet."
+	if _, ok := errs["backups"]; ok {
+		msg = "Backups are not available yet."
+		if _, ok := errs["logs"]; ok {
+			msg = "Backups and request logs are not available yet."
+		}
+	}
+	return underhood.Invalid(msg+" Their settings keep their defaults.", errs)
+}
+
+// changedFields returns the JSON names of the fields of struct next that
+// differ from both cur and def.
+func changedFields(next, cur, def reflect.Value) []string {
+	var out []string
+	for i := range next.NumField() {
+		n := next.Field(i).Interface()
+		if n == cur.Field(i).Interface() || n == def.Field(i).Interface() {
+			continue
+		}
+		name, _, _ := strings.Cut(next.Type().Field(i).Tag.Get("json"), ",")
+		out = append(out, name)
+	}
+	return out
+}
+
+// parseAddressOrNetwork parses "203.0.113.7" or "10.0.0.0/8".
+func parseAddressOrNetwork(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, false
+		}
+		return p.Masked(), true
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), true
+}
+
+// AddressIn reports whether addr is one of list's addresses or inside one
+// of its networks (the form of the superuserIPs setting). Entries that do
+// not parse match nothing.
+func AddressIn(addr netip.Addr, list []string) bool {
+	addr = addr.Unmap()
+	for _, v := range list {
+		if p, ok := parseAddressOrNetwork(v); ok && p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }

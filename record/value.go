@@ -79,7 +79,15 @@ func NormalizeValue(f *underhood.Field, v any) (any, error) {
 		return normalizeJSON(v)
 	case underhood.FieldGeoPoint:
 		return normalizeGeoPoint(v)
-	default: // text, email, url, editor, password
+	case underhood.FieldEditor:
+		// Sanitised on write, as the contract says: stored HTML is
+		// served to browsers as it is.
+		html, err := normalizeString(v)
+		if err != nil {
+			return nil, err
+		}
+		return sanitizeHTML(html), nil
+	default: // text, email, url, password
 		return normalizeString(v)
 	}
 }

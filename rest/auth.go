@@ -41,7 +41,7 @@ func (a *api) authResponse(w http.ResponseWriter, r *http.Request, token string,
 }
 
 func (a *api) handleAuthWithPassword(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func (a *api) authAdminRoutes() {
 // superuser, of the record named by ?recordId= or {"recordId": …}. It
 // answers 204.
 func (a *api) handleAuthRevoke(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (a *api) handleAuthRevoke(w http.ResponseWriter, r *http.Request) error {
 // handleImpersonate answers a superuser with {token, record} for another
 // record; {"duration": seconds} sets the token's lifetime.
 func (a *api) handleImpersonate(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (a *api) handleInstallForm(w http.ResponseWriter, r *http.Request) error {
 // passwordConfirm}. A JSON request gets the record as JSON; the form of
 // the install page gets a page.
 func (a *api) handleInstall(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ func stringOf(body map[string]any, key string) string {
 }
 
 func (a *api) handleRequestVerification(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -33,7 +33,7 @@ func (a *api) handleRequestVerification(w http.ResponseWriter, r *http.Request) 
 }
 
 func (a *api) handleConfirmVerification(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (a *api) handleConfirmVerification(w http.ResponseWriter, r *http.Request) 
 }
 
 func (a *api) handleRequestPasswordReset(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func (a *api) handleRequestPasswordReset(w http.ResponseWriter, r *http.Request)
 }
 
 func (a *api) handleConfirmPasswordReset(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (a *api) handleConfirmPasswordReset(w http.ResponseWriter, r *http.Request)
 }
 
 func (a *api) handleRequestEmailChange(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func (a *api) handleRequestEmailChange(w http.ResponseWriter, r *http.Request) e
 }
 
 func (a *api) handleConfirmEmailChange(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (a *api) handleConfirmEmailChange(w http.ResponseWriter, r *http.Request) e
 }
 
 func (a *api) handleRequestOTP(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (a *api) handleRequestOTP(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) handleAuthWithOTP(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func (a *api) handleTOTPEnroll(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) handleTOTPConfirm(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func (a *api) handleTOTPConfirm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) handleTOTPDisable(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func (a *api) handleTOTPDisable(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) handleAuthWithTOTP(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}

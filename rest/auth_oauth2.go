@@ -20,7 +20,7 @@ func (a *api) authOAuth2Routes() {
 // the client: {provider, code, codeVerifier, redirectURL, createData?}.
 // An mfaId (query or body) completes a pending multi-factor login.
 func (a *api) handleAuthWithOAuth2(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,9 @@ type batchResult struct {
 	Body   json.RawMessage `json:"body"`
 }
 
-func readBatch(r *http.Request) ([]batchRequest, error) {
+// readBatch reads the batch's requests from a JSON body or from the
+// "@jsonPayload" of a multipart one, within the adapter's JSON limits.
+func (a *api) readBatch(r *http.Request) ([]batchRequest, error) {
 	var payload struct {
 		Requests []batchRequest `json:"requests"`
 	}
@@ -38,8 +40,11 @@ func readBatch(r *http.Request) ([]batchRequest, error) {
 			return nil, bodyError(err)
 		}
 		raw := r.MultipartForm.Value["@jsonPayload"]
-		if len(raw) == 0 || json.Unmarshal([]byte(raw[0]), &payload) != nil {
+		if len(raw) == 0 {
 			return nil, errBadBody()
+		}
+		if err := a.json.Unmarshal([]byte(raw[0]), &payload); err != nil {
+			return nil, err
 		}
 		// Plain form parts named requests.N.field add to request N's body.
 		for k, v := range r.MultipartForm.Value {
@@ -63,11 +68,12 @@ func readBatch(r *http.Request) ([]batchRequest, error) {
 		}
 		return payload.Requests, nil
 	}
-	if err := json.NewDecoder(r.Body).Decode(&payload); err != nil {
-		if e := bodyError(err); underhood.ErrorCode(e) == underhood.ETooLarge {
-			return nil, e
-		}
-		return nil, errBadBody()
+	b, err := readAll(r)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	if err := a.json.Unmarshal(b, &payload); err != nil {
+		return nil, err
 	}
 	return payload.Requests, nil
 }
@@ -79,7 +85,7 @@ func (a *api) handleBatch(w http.ResponseWriter, r *http.Request) error {
 	if !settings.Enabled {
 		return underhood.Errorf(underhood.EForbidden, "Batch requests are not allowed.")
 	}
-	reqs, err := readBatch(r)
+	reqs, err := a.readBatch(r)
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func errFileNotFound() error {
 func (a *api) readWrite(r *http.Request, id string, write func(ctx context.Context, body map[string]any) error) error {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if a.files == nil || ct != "multipart/form-data" {
-		body, err := readBody(r)
+		body, err := a.readBody(r)
 		if err != nil {
 			return err
 		}

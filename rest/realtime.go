@@ -134,7 +134,7 @@ func encodeSSE(m *realtime.Message) []byte {
 }
 
 func (a *api) handleRealtimeSubscribe(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}

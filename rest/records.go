@@ -1,12 +1,13 @@
 package rest
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -15,8 +16,11 @@ import (
 	"github.com/underhood/underhood/record"
 )
 
-// maxMultipartMemory is how much of a multipart body is kept in memory.
-const maxMultipartMemory = 32 << 20
+// maxMultipartMemory is how much of the files of a multipart body that is
+// not a record write (those stream through files.ReadMultipart) is kept in
+// memory; more goes to temporary files. Its values are held in memory up
+// to this plus the 10 MiB net/http allows them.
+const maxMultipartMemory = 1 << 20
 
 // newRequest describes the HTTP caller to the record service.
 func newRequest(r *http.Request, body map[string]any) *record.Request {
@@ -48,42 +52,70 @@ func errBadBody() error {
 }
 
 // readBody decodes a JSON, multipart or url-encoded request body into a
-// map of field values. An empty body is an empty map.
-func readBody(r *http.Request) (map[string]any, error) {
+// map of field values. An empty body is an empty map. JSON (a body or a
+// multipart "@jsonPayload") is decoded within the adapter's JSON limits.
+func (a *api) readBody(r *http.Request) (map[string]any, error) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
 	case "multipart/form-data":
 		if err := r.ParseMultipartForm(maxMultipartMemory); err != nil {
 			return nil, bodyError(err)
 		}
-		return formValues(r.MultipartForm.Value)
+		return a.formValues(r.MultipartForm.Value)
 	case "application/x-www-form-urlencoded":
 		if err := r.ParseForm(); err != nil {
 			return nil, bodyError(err)
 		}
-		return formValues(r.PostForm)
+		return a.formValues(r.PostForm)
 	}
-	b, err := io.ReadAll(r.Body)
+	b, err := readAll(r)
 	if err != nil {
 		return nil, bodyError(err)
 	}
-	return decodeObject(b)
+	return a.decodeObject(b)
 }
 
+// readAll reads the body of r, into a buffer of its announced length when
+// it has one (the server's body limit has already refused a length over
+// it), so that a large body is not copied again and again as it grows.
+func readAll(r *http.Request) ([]byte, error) {
+	if r.ContentLength <= 0 {
+		return io.ReadAll(r.Body)
+	}
+	// net/http delivers exactly ContentLength bytes or fails.
+	b := make([]byte, r.ContentLength)
+	n, err := io.ReadFull(r.Body, b)
+	return b[:n], err
+}
+
+// bodyError maps an error met while reading a body: the server's size
+// limit is 413 naming the limit, its time limit is kept for errorResponse
+// (408), anything else is PocketBase's 400.
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return underhood.Errorf(underhood.ETooLarge, "Request entity too large.")
+		return errTooLarge(mbe.Limit)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
 	}
 	return errBadBody()
 }
 
-func decodeObject(b []byte) (map[string]any, error) {
-	if len(strings.TrimSpace(string(b))) == 0 {
+func errTooLarge(limit int64) error {
+	return underhood.Errorf(underhood.ETooLarge, "Request entity too large: the limit for this body is %d bytes.", limit)
+}
+
+// decodeObject decodes a JSON object within the JSON limits.
+func (a *api) decodeObject(b []byte) (map[string]any, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return map[string]any{}, nil
 	}
 	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil || m == nil {
+	if err := a.json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
 		return nil, errBadBody()
 	}
 	return m, nil
@@ -92,12 +124,12 @@ func decodeObject(b []byte) (map[string]any, error) {
 // formValues turns form values into field values: one value stays a
 // string, several become a list, and a "@jsonPayload" part is merged in
 // as JSON.
-func formValues(form map[string][]string) (map[string]any, error) {
+func (a *api) formValues(form map[string][]string) (map[string]any, error) {
 	out := make(map[string]any, len(form))
 	for k, v := range form {
 		if k == "@jsonPayload" {
 			for _, p := range v {
-				m, err := decodeObject([]byte(p))
+				m, err := a.decodeObject([]byte(p))
 				if err != nil {
 					return nil, err
 				}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 
 	"github.com/underhood/underhood"
@@ -32,6 +33,9 @@ type Deps struct {
 	// Files stores uploads and serves /api/files; nil leaves files out
 	// (multipart bodies are then read without their files).
 	Files *files.Service
+	// JSON bounds the nesting depth and the number of values of a JSON
+	// body; zero fields are underhood's defaults.
+	JSON underhood.JSONLimits
 }
 
 // api holds the dependencies the handlers share.
@@ -42,6 +46,7 @@ type api struct {
 	realtime *realtime.Broker
 	webhooks *events.Webhooks
 	files    *files.Service
+	json     underhood.JSONLimits
 	mux      *http.ServeMux
 }
 
@@ -50,7 +55,7 @@ func NewHandler(d Deps) http.Handler {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	a := &api{records: d.Records, auth: d.Auth, log: d.Log, realtime: d.Realtime, webhooks: d.Webhooks, files: d.Files, mux: http.NewServeMux()}
+	a := &api{records: d.Records, auth: d.Auth, log: d.Log, realtime: d.Realtime, webhooks: d.Webhooks, files: d.Files, json: d.JSON, mux: http.NewServeMux()}
 	a.routes()
 	a.realtimeRoutes()
 	a.webhookRoutes()
@@ -95,9 +100,13 @@ type errorBody struct {
 func (a *api) errorResponse(r *http.Request, err error) errorBody {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return errorBody{Status: http.StatusRequestEntityTooLarge, Message: "Request entity too large.", Data: map[string]any{}}
+		return a.errorResponse(r, errTooLarge(mbe.Limit))
 	}
 	var ue *underhood.Error
+	if !errors.As(err, &ue) && errors.Is(err, os.ErrDeadlineExceeded) {
+		// The server's time limit for the body (server.limitBodyTime).
+		return errorBody{Status: http.StatusRequestTimeout, Message: "The request body was not received in time.", Data: map[string]any{}}
+	}
 	if !errors.As(err, &ue) || ue.Code == underhood.EInternal {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		return errorBody{Status: http.StatusInternalServerError, Message: "Something went wrong while processing your request.", Data: map[string]any{}}

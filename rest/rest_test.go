@@ -40,7 +40,7 @@ func newEnv(t *testing.T) *env {
 	broker := realtime.New(records, log)
 	t.Cleanup(broker.Close)
 	api := rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker})
-	srv := httptest.NewServer(server.New(server.Deps{API: api, Auth: authSvc, Log: log, BodyLimit: 1 << 20}))
+	srv := httptest.NewServer(server.New(server.Deps{API: api, Auth: authSvc, Log: log, BodyLimit: 1 << 20, Settings: records}))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, srv: srv, records: records, tokens: map[string]string{}, ids: map[string]string{}}
 

@@ -169,7 +169,7 @@ func (a *api) handleWebhookAttempts(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (a *api) handleWebhookReplay(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}

@@ -238,31 +238,6 @@ func cors(allowed []string) func(http.Handler) http.Handler {
 	}
 }
 
-// limitBody refuses a body larger than limit bytes: at once with 413 when
-// Content-Length announces it (the body is never read), otherwise when a
-// handler reads past the limit (http.MaxBytesError, which the adapters
-// report as 413).
-func limitBody(limit int64) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		if limit < 0 {
-			return next
-		}
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ContentLength > limit {
-				// Ask the server to drop the connection rather than drain
-				// an unwanted upload.
-				w.Header().Set("Connection", "close")
-				writeError(w, http.StatusRequestEntityTooLarge, "Request entity too large.")
-				return
-			}
-			if r.Body != nil && r.Body != http.NoBody {
-				r.Body = http.MaxBytesReader(w, r.Body, limit)
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
-
 // identify resolves the Authorization header to the caller's record and
 // stores it in the request context (auth.IdentityFrom). A missing, invalid,
 // expired or revoked token makes the request a guest's; it never fails the

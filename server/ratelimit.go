@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -310,39 +309,17 @@ var acronyms = map[string]string{"otp": "OTP", "totp": "TOTP", "oauth2": "OAuth2
 // address the proxy reports in the first of them that is set. An IPv6
 // address counts as its /64, which one client usually holds whole.
 func clientIP(r *http.Request, proxy record.TrustedProxySettings) string {
-	for _, h := range proxy.Headers {
-		v := r.Header.Get(h)
-		if v == "" {
-			continue
+	addr, ok := clientAddr(r, proxy)
+	if !ok {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return r.RemoteAddr
 		}
-		parts := strings.Split(v, ",")
-		pick := parts[len(parts)-1]
-		if proxy.UseLeftmostIP {
-			pick = parts[0]
-		}
-		if ip, ok := parseIP(pick); ok {
-			return ip
-		}
+		return host
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if ip, ok := parseIP(host); ok {
-		return ip
-	}
-	return host
-}
-
-func parseIP(s string) (string, bool) {
-	addr, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil {
-		return "", false
-	}
-	addr = addr.Unmap()
 	if addr.Is6() {
 		p, _ := addr.Prefix(64)
-		return p.String(), true
+		return p.String()
 	}
-	return addr.String(), true
+	return addr.String()
 }

@@ -1,21 +1,19 @@
 // Package server is the HTTP front door: the middleware every request passes
 // through (panic recovery, request ids, access log, security headers, CORS,
-// body limit, caller identity) and the mounting of the protocol adapters.
-// It knows no protocol itself; the adapters it mounts are passed in.
+// body size and time limits, caller identity, superuser addresses) and the
+// mounting of the protocol adapters. It knows no protocol itself; the
+// adapters it mounts are passed in.
 package server
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/ratelimit"
 )
-
-// DefaultBodyLimit is the largest request body accepted when Deps.BodyLimit
-// is zero: 32 MiB, as PocketBase.
-const DefaultBodyLimit = 32 << 20
 
 // Identifier resolves the token of a request to the caller's record.
 // *auth.Service implements it.
@@ -33,9 +31,24 @@ type Deps struct {
 	Auth Identifier
 	// Log receives the access log and recovered panics; nil is slog.Default.
 	Log *slog.Logger
-	// BodyLimit is the largest request body in bytes; 0 is
+	// BodyLimit is the largest multipart/form-data body in bytes; 0 is
 	// DefaultBodyLimit, a negative value disables the limit.
 	BodyLimit int64
+	// JSONBodyLimit is the largest body of any other type (JSON,
+	// url-encoded forms) in bytes; 0 is DefaultJSONBodyLimit, a negative
+	// value disables the limit. POST /api/batch takes the settings'
+	// batch.maxBodySize instead when that is set.
+	JSONBodyLimit int64
+	// BodyTimeout is how long a request body may take to arrive, extended
+	// by a second for every MinBodyRate bytes received; 0 is
+	// DefaultBodyTimeout, a negative value disables it. MinBodyRate 0 is
+	// DefaultMinBodyRate, a negative value gives no extension.
+	BodyTimeout time.Duration
+	MinBodyRate int64
+	// Settings gives the batch body size, the superuserIPs list and the
+	// trusted proxy headers; nil is RateLimits, and when both are nil
+	// neither applies.
+	Settings SettingsSource
 	// AllowedOrigins are the origins CORS admits; empty or "*" admits any.
 	AllowedOrigins []string
 	// RateLimits gives the per-IP rate-limit rules (ratelimit.go); nil
@@ -53,6 +66,18 @@ func New(d Deps) http.Handler {
 	if d.BodyLimit == 0 {
 		d.BodyLimit = DefaultBodyLimit
 	}
+	if d.JSONBodyLimit == 0 {
+		d.JSONBodyLimit = DefaultJSONBodyLimit
+	}
+	if d.BodyTimeout == 0 {
+		d.BodyTimeout = DefaultBodyTimeout
+	}
+	if d.MinBodyRate == 0 {
+		d.MinBodyRate = DefaultMinBodyRate
+	}
+	if d.Settings == nil && d.RateLimits != nil {
+		d.Settings = d.RateLimits
+	}
 	mux := http.NewServeMux()
 	routes(mux, d)
 	return chain(mux,
@@ -61,8 +86,10 @@ func New(d Deps) http.Handler {
 		recoverPanics(d.Log),
 		securityHeaders,
 		cors(d.AllowedOrigins),
-		limitBody(d.BodyLimit),
+		limitBodyTime(d.BodyTimeout, d.MinBodyRate),
+		limitBody(bodyLimits{multipart: d.BodyLimit, other: d.JSONBodyLimit, settings: d.Settings}),
 		identify(d.Auth, d.Log),
+		guardSuperusers(d.Settings),
 		limitRate(d.RateLimits, d.RateLimitStore, d.Log),
 	)
 }

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -74,14 +77,27 @@ func api(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		w.Write([]byte("partial"))
 		panic("late boom")
-	case "/api/body":
+	case "/api/body", "/api/batch":
 		b, err := io.ReadAll(r.Body)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
 			return
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.WriteHeader(http.StatusRequestTimeout)
+			return
+		}
 		w.Write([]byte("read " + strconv.Itoa(len(b))))
+		return
+	case "/api/stream":
+		// An event stream of ten events, 100 ms apart.
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 10 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			http.NewResponseController(w).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
 		return
 	}
 	who := "guest"
@@ -103,6 +119,7 @@ func newServer(t *testing.T, d server.Deps) *testServer {
 	t.Helper()
 	fa := &fakeAuth{users: map[string]*underhood.Record{
 		"alice-token": {Collection: &underhood.Collection{ID: "_pb_users_auth_", Name: "users", Type: underhood.TypeAuth}, Data: map[string]any{"id": "alice"}},
+		"root-token":  {Collection: &underhood.Collection{ID: underhood.SuperusersID, Name: underhood.SuperusersName, Type: underhood.TypeAuth}, Data: map[string]any{"id": "root"}},
 	}}
 	logs := &syncBuffer{}
 	d.API = http.HandlerFunc(api)
@@ -336,8 +353,8 @@ func (u unreadable) Read([]byte) (int, error) {
 
 func TestBodyLimit(t *testing.T) {
 	const limit = 1 << 10
-	ts := newServer(t, server.Deps{BodyLimit: limit})
-	tooLarge := `{"status":413,"message":"Request entity too large.","data":{}}`
+	ts := newServer(t, server.Deps{JSONBodyLimit: limit})
+	tooLarge := `{"status":413,"message":"Request entity too large: the limit for this body is 1024 bytes.","data":{}}`
 
 	t.Run("announced too large is refused unread", func(t *testing.T) {
 		req := httptest.NewRequest("POST", "/api/body", unreadable{t})
@@ -377,11 +394,12 @@ func TestBodyLimit(t *testing.T) {
 func TestBodyLimitDefault(t *testing.T) {
 	ts := newServer(t, server.Deps{})
 	req := httptest.NewRequest("POST", "/api/body", unreadable{t})
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
 	req.ContentLength = server.DefaultBodyLimit + 1
 	w := httptest.NewRecorder()
 	ts.handler.ServeHTTP(w, req)
 	if w.Code != 413 {
-		t.Errorf("POST of DefaultBodyLimit+1 bytes = %d, want 413", w.Code)
+		t.Errorf("multipart POST of DefaultBodyLimit+1 bytes = %d, want 413", w.Code)
 	}
 	if server.DefaultBodyLimit != 32<<20 {
 		t.Errorf("DefaultBodyLimit = %d, want 32 MiB", server.DefaultBodyLimit)

@@ -49,6 +49,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		"Redis server (redis://[user:password@]host:port[/db]) that keeps the rate-limit and failed-login counts, so that every node counts against the same limits")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider, a webhook receiver or the SMTP server on loopback")
+	httpLimits := addHTTPLimitFlags(fs, e.getenv)
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -58,6 +59,10 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	}
 	if len(positional) > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", positional[0])
+	}
+	lim, err := httpLimits.parse()
+	if err != nil {
+		return err
 	}
 	allow, err := outbound.ParseAllow(*outboundAllow)
 	if err != nil {
@@ -154,10 +159,14 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		broker.UsePeers(bus)
 	}
 	handler := server.New(server.Deps{
-		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks, Files: fileSvc}),
+		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks, Files: fileSvc, JSON: lim.json}),
 		Auth:           authSvc,
 		Log:            log,
-		BodyLimit:      server.DefaultBodyLimit,
+		BodyLimit:      lim.body,
+		JSONBodyLimit:  lim.jsonBody,
+		BodyTimeout:    lim.bodyTime,
+		MinBodyRate:    lim.bodyRate,
+		Settings:       records,
 		AllowedOrigins: splitList(*origins),
 		RateLimits:     records,
 		RateLimitStore: limits,
