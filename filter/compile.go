@@ -281,7 +281,13 @@ func (c *compiler) path(p *path, aff affinity, nullable bool) sqlValue {
 	val, typ := col, fieldType(p.field)
 	switch {
 	case p.guardEmail:
-		val = "(CASE WHEN " + c.col(cur, "emailVisibility") + " OR " + c.col(cur, "id") + " = " + c.bind(p.authID) + " THEN " + col + " ELSE NULL END)"
+		// The caller sees its own email: a record of the same collection
+		// (p.authID is empty otherwise) with the same id.
+		visible := c.col(cur, "emailVisibility")
+		if p.authID != "" {
+			visible += " OR " + c.col(cur, "id") + " = " + c.bind(p.authID)
+		}
+		val = "(CASE WHEN " + visible + " THEN " + col + " ELSE NULL END)"
 	case p.json != nil:
 		val, typ = c.d.JSONExtract(col, c.bind(c.d.JSONPath(p.json))), TypeAny
 	case p.length:

@@ -351,7 +351,8 @@ func (m *matcher) path(p *path) ([]any, error) {
 		v := storedValue(r, p.field)
 		switch {
 		case p.guardEmail:
-			if !r.Bool("emailVisibility") && !(r.ID() == p.authID) {
+			// p.authID is set only for a caller of the same collection.
+			if !r.Bool("emailVisibility") && (p.authID == "" || r.ID() != p.authID) {
 				v = nil
 			}
 			out = append(out, v)

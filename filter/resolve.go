@@ -88,7 +88,9 @@ type path struct {
 	each   bool
 	length bool
 	// guardEmail hides the email of auth records whose owner has not made
-	// it visible, for client filters.
+	// it visible, for client filters. authID is the caller's id when the
+	// caller is a record of owner, whose own email is never hidden from
+	// it; "" otherwise, since ids repeat across collections (M1).
 	guardEmail bool
 	authID     string
 }
@@ -586,7 +588,7 @@ func (r *resolver) pathValue(id *Ident, p *path, m mods) (*value, error) {
 	}
 	if r.o.Client && !r.o.Superuser && f.Name == "email" && p.owner.IsAuth() {
 		p.guardEmail = true
-		if a := r.o.Request.Auth; a != nil {
+		if a := r.o.Request.Auth; a != nil && a.Collection != nil && a.Collection.ID == p.owner.ID {
 			p.authID = a.ID()
 		}
 	}

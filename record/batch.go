@@ -74,13 +74,13 @@ func (t *Tx) Upsert(req *Request, coll string, data map[string]any, expand strin
 	}
 	id, _ := data["id"].(string)
 	if id != "" {
-		list, err := t.s.store.Find(t.ctx, t.q, sqlstore.Query{Collection: c, Alias: "r",
-			Where: "r." + t.s.dialect.Quote("id") + " = " + t.s.dialect.Placeholder(1), Args: []any{id}, Limit: 1})
-		if err != nil {
-			return nil, err
-		}
-		if len(list) > 0 {
+		_, err := t.s.findByID(t.ctx, t.q, c, id)
+		switch underhood.ErrorCode(err) {
+		case "":
 			return t.Update(req, coll, id, data, expand)
+		case underhood.ENotFound:
+		default:
+			return nil, err
 		}
 	}
 	return t.Create(req, coll, data, expand)

@@ -226,7 +226,7 @@ func (s *Service) Create(ctx context.Context, req *Request, coll string, data ma
 	}
 	ctx, ch := withChanges(ctx)
 	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
-		if err := s.insert(ctx, q, req, r); err != nil {
+		if err := s.insert(ctx, q, req, r, data); err != nil {
 			return err
 		}
 		return s.expand(ctx, q, req, c, []*underhood.Record{r}, expand)

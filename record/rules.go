@@ -157,3 +157,71 @@ func (s *Service) parseRule(src string) (filter.Expr, error) {
 	s.parsedMu.Unlock()
 	return e, nil
 }
+
+// ruleRequest returns req with the Body a rule of a write reads through
+// @request.body: data as the write will apply it to cur (the stored record
+// on update, nil on create). Every modifier key of a field ("credits+",
+// "+roles", "roles-") is resolved into the field's final value under the
+// field's plain name, so a rule judges what a field becomes however the
+// client spelled the change; without this, {"roles+": "admin"} would pass
+// a rule that forbids setting roles. Create, update and the batch's
+// upsert all come through here, whatever adapter the write came from.
+func ruleRequest(req *Request, c *underhood.Collection, cur *underhood.Record, data map[string]any) *Request {
+	if req == nil || isSuperuser(req) {
+		return req
+	}
+	n := *req
+	n.Body = resolveModifiers(c, cur, data)
+	return &n
+}
+
+// resolveModifiers returns a copy of data in which the modifier keys of
+// c's fields are replaced by the value each field will have, computed as
+// assignValues computes it: plain values first, then the modifiers in
+// order, starting from cur's value (a new record's zero value when cur is
+// nil). Keys that name no field, and plain keys, stay as they are. A
+// modifier that cannot be applied leaves its raw value under the plain
+// name: the field still counts as set, and the write itself refuses it.
+func resolveModifiers(c *underhood.Collection, cur *underhood.Record, data map[string]any) map[string]any {
+	out := make(map[string]any, len(data))
+	failed := map[string]bool{}
+	for _, key := range orderedKeys(data) {
+		name, mod := splitModifier(key)
+		f := c.Field(name)
+		if mod == "" || f == nil {
+			out[key] = data[key]
+			continue
+		}
+		if failed[name] {
+			continue
+		}
+		base, seen := out[name]
+		switch {
+		case seen:
+			if v, err := NormalizeValue(f, base); err == nil {
+				base = v
+			}
+		case cur != nil:
+			base = cur.Data[name]
+		default:
+			base = ZeroValue(f)
+		}
+		v, err := ApplyModifier(f, base, mod, data[key])
+		if err != nil {
+			failed[name] = true
+			v = data[key]
+		}
+		out[name] = v
+	}
+	return out
+}
+
+// hasModifiers reports whether data holds a modifier key of a field of c.
+func hasModifiers(c *underhood.Collection, data map[string]any) bool {
+	for key := range data {
+		if name, mod := splitModifier(key); mod != "" && c.Field(name) != nil {
+			return true
+		}
+	}
+	return false
+}

@@ -33,8 +33,14 @@ var (
 )
 
 // reservedFieldNames are names a field cannot take: record keys the API
-// adds, filter literals and SQLite's implicit row id.
-var reservedFieldNames = []string{"expand", "collectionId", "collectionName", "null", "true", "false", "_rowid_"}
+// adds and filter literals.
+var reservedFieldNames = []string{"expand", "collectionId", "collectionName", "null", "true", "false"}
+
+// systemColumnNames are the hidden columns every table has on one of the
+// engines: SQLite's row id under its three names and PostgreSQL's system
+// columns. A field of that name would shadow the row id the store orders
+// by, or fail to be created (or added) on one engine but not the other.
+var systemColumnNames = []string{"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}
 
 // reservedAuthFieldNames are body keys auth collections use for themselves.
 var reservedAuthFieldNames = []string{"passwordConfirm", "oldPassword"}
@@ -478,6 +484,9 @@ func (p *preparer) checkFieldName(f *underhood.Field) *underhood.FieldError {
 		return fieldErrPtr(underhood.FieldError{Code: "validation_invalid_name", Message: "Only letters, digits and underscores are allowed."})
 	case strings.Contains(strings.ToLower(name), "_via_"):
 		return fieldErrPtr(underhood.FieldError{Code: "validation_found_via", Message: `The value cannot contain "_via_".`})
+	case listHasFold(systemColumnNames, name):
+		return fieldErrPtr(underhood.FieldError{Code: "validation_reserved_field_name",
+			Message: fmt.Sprintf("The field name %q is reserved for a system column of the database and cannot be used.", name)})
 	case listHasFold(reservedFieldNames, name),
 		p.c.Type == underhood.TypeAuth && listHasFold(reservedAuthFieldNames, name):
 		return fieldErrPtr(underhood.FieldError{Code: "validation_reserved_field_name", Message: "The field name is reserved and cannot be used."})

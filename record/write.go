@@ -33,7 +33,7 @@ func (s *Service) create(ctx context.Context, q sqlstore.Querier, req *Request, 
 	if len(errs) > 0 {
 		return nil, s.invalidRecord(ctx, q, r, errs)
 	}
-	if err := s.insert(ctx, q, req, r); err != nil {
+	if err := s.insert(ctx, q, req, r, data); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -77,8 +77,9 @@ func (s *Service) invalidRecord(ctx context.Context, q sqlstore.Querier, r *unde
 }
 
 // insert checks r's relations, inserts it and checks the create rule,
-// which sees the stored record.
-func (s *Service) insert(ctx context.Context, q sqlstore.Querier, req *Request, r *underhood.Record) error {
+// which sees the stored record and data, the body r was made from, with
+// its modifiers applied.
+func (s *Service) insert(ctx context.Context, q sqlstore.Querier, req *Request, r *underhood.Record, data map[string]any) error {
 	c := r.Collection
 	if err := s.checkFiles(ctx, r, nil); err != nil {
 		return withMessage(err, "Failed to create record.")
@@ -105,7 +106,7 @@ func (s *Service) insert(ctx context.Context, q sqlstore.Querier, req *Request, 
 		return err
 	}
 	if !isSuperuser(req) && strings.TrimSpace(*c.CreateRule) != "" {
-		if _, err := s.findVisible(ctx, q, req, c, c.CreateRule, r.ID()); err != nil {
+		if _, err := s.findVisible(ctx, q, ruleRequest(req, c, nil, data), c, c.CreateRule, r.ID()); err != nil {
 			if underhood.ErrorCode(err) == underhood.ENotFound || underhood.ErrorCode(err) == underhood.EForbidden {
 				return underhood.Errorf(underhood.EInvalid, "Failed to create record.")
 			}
@@ -119,6 +120,19 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 	if c.IsView() {
 		return nil, underhood.Errorf(underhood.EInvalid, "View collections are read only.")
 	}
+	if !isSuperuser(req) && c.UpdateRule == nil {
+		return nil, errSuperusersOnly()
+	}
+	// The rules judge the body as the write will apply it, so a modifier
+	// needs the stored value it applies to.
+	var stored *underhood.Record
+	if hasModifiers(c, data) {
+		var err error
+		if stored, err = s.findByID(ctx, q, c, id); err != nil {
+			return nil, err
+		}
+	}
+	req = ruleRequest(req, c, stored, data)
 	old, err := s.findVisible(ctx, q, req, c, c.UpdateRule, id)
 	if err != nil {
 		return nil, err
@@ -144,6 +158,19 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 		return nil, err
 	}
 	return r, nil
+}
+
+// findByID loads record id of c, whatever its rules say.
+func (s *Service) findByID(ctx context.Context, q sqlstore.Querier, c *underhood.Collection, id string) (*underhood.Record, error) {
+	list, err := s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r",
+		Where: "r." + s.dialect.Quote("id") + " = " + s.dialect.Placeholder(1), Args: []any{id}, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, errNotFound()
+	}
+	return list[0], nil
 }
 
 // assign applies a client's data to r (old is the stored record on
@@ -182,21 +209,8 @@ func (s *Service) assignValues(req *Request, r, old *underhood.Record, data map[
 		}
 	}
 
-	// Plain values first, then the modifiers, in a stable order.
-	keys := make([]string, 0, len(data))
-	for k := range data {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		mi, mj := isModifierKey(keys[i]), isModifierKey(keys[j])
-		if mi != mj {
-			return !mi
-		}
-		return keys[i] < keys[j]
-	})
-
 	passwords := map[string]string{} // field name → submitted plaintext
-	for _, key := range keys {
+	for _, key := range orderedKeys(data) {
 		name, mod := splitModifier(key)
 		f := c.Field(name)
 		if f == nil || !s.canSet(r, f, creating, manager) {
@@ -478,6 +492,23 @@ func asFieldError(err error) underhood.FieldError {
 		return *pfe
 	}
 	return underhood.FieldError{Code: "validation_invalid_value", Message: underhood.ErrorMessage(err)}
+}
+
+// orderedKeys returns the keys of data in the order a write applies them:
+// plain values first, then the modifiers, each group sorted.
+func orderedKeys(data map[string]any) []string {
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		mi, mj := isModifierKey(keys[i]), isModifierKey(keys[j])
+		if mi != mj {
+			return !mi
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
 }
 
 func isModifierKey(k string) bool {
