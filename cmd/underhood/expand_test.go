@@ -15,11 +15,11 @@ func TestServeExpandLimitFlags(t *testing.T) {
 		env  map[string]string
 		want string // in the error
 	}{
-		{"zero", []string{"--max-expand-records", "0"}, nil, "--max-expand-records must be at least 1, not 0"},
-		{"negative realtime", []string{"--max-realtime-expand-records=-5"}, nil, "--max-realtime-expand-records must be at least 1, not -5"},
-		{"not a number", []string{"--max-expand-records", "lots"}, nil, `invalid value "lots" for flag -max-expand-records: not an integer`},
-		{"env not a number", nil, map[string]string{"UH_MAX_EXPAND_RECORDS": "5k"}, `UH_MAX_EXPAND_RECORDS="5k": not an integer`},
-		{"env zero", nil, map[string]string{"UH_MAX_REALTIME_EXPAND_RECORDS": "0"}, "--max-realtime-expand-records must be at least 1, not 0"},
+		{"zero", []string{"--max-expand-records", "0"}, nil, `serve: --max-expand-records: "0" is not a positive integer`},
+		{"negative realtime", []string{"--max-realtime-expand-records=-5"}, nil, `serve: --max-realtime-expand-records: "-5" is not a positive integer`},
+		{"not a number", []string{"--max-expand-records", "lots"}, nil, `serve: --max-expand-records: "lots" is not a positive integer`},
+		{"env not a number", nil, map[string]string{"UH_MAX_EXPAND_RECORDS": "5k"}, `serve: --max-expand-records: "5k" is not a positive integer`},
+		{"env zero", nil, map[string]string{"UH_MAX_REALTIME_EXPAND_RECORDS": "0"}, `serve: --max-realtime-expand-records: "0" is not a positive integer`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

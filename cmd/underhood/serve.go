@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +36,7 @@ const shutdownTimeout = 10 * time.Second
 func serve(ctx context.Context, e env, dir, db string, args []string) (err error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	expandFlags := addExpandLimitFlags(fs, e.getenv)
 	addr := fs.String("http", envOr(e.getenv, "UH_HTTP", defaultHTTP), "address to listen on (host:port; port 0 picks a free one)")
 	fs.StringVar(&dir, "dir", dir, "data directory")
 	fs.StringVar(&db, "db", db, dbUsage)
@@ -50,10 +50,6 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		"Redis server (redis://[user:password@]host:port[/db]) that keeps the rate-limit and failed-login counts, so that every node counts against the same limits")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
-	maxExpand := intFlag(fs, e.getenv, "max-expand-records", "UH_MAX_EXPAND_RECORDS", record.DefaultMaxExpandRecords,
-		"most expanded records one response may hold, each reference counted (a batch's requests share one limit); past it the request is answered 400")
-	maxRealtimeExpand := intFlag(fs, e.getenv, "max-realtime-expand-records", "UH_MAX_REALTIME_EXPAND_RECORDS", record.DefaultMaxRealtimeExpandRecords,
-		"most expanded records one realtime message may hold, each reference counted; past it the event is sent without expand and with expandError")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -64,14 +60,13 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if len(positional) > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", positional[0])
 	}
-	for _, f := range []*intSetting{maxExpand, maxRealtimeExpand} {
-		if err := f.check(1); err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-	}
 	allow, err := outbound.ParseAllow(*outboundAllow)
 	if err != nil {
 		return fmt.Errorf("serve: --outbound-allow: %w", err)
+	}
+	expandLimits, err := expandFlags.parse()
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -94,7 +89,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err != nil {
 		return err
 	}
-	records.UseExpandLimits(record.ExpandLimits{Response: maxExpand.value, Realtime: maxRealtimeExpand.value})
+	records.UseExpandLimits(expandLimits)
 	fileStore, err := openStorage(ctx, dir, *storage, records.Settings().S3)
 	if err != nil {
 		return err
@@ -223,50 +218,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// intSetting is an integer serve flag whose default may come from an
-// environment variable.
-type intSetting struct {
-	flag, env string
-	value     int
-	envErr    error // the environment variable did not hold an integer
-}
-
-// intFlag defines the integer flag name on fs, defaulting to the value of
-// the environment variable env when set and to def otherwise.
-func intFlag(fs *flag.FlagSet, getenv func(string) string, name, env string, def int, usage string) *intSetting {
-	s := &intSetting{flag: name, env: env, value: def}
-	if v := strings.TrimSpace(getenv(env)); v != "" {
-		if err := s.Set(v); err != nil {
-			s.envErr = fmt.Errorf("%s=%q: %w", env, v, err)
-		}
-	}
-	fs.Var(s, name, usage+" (env "+env+")")
-	return s
-}
-
-func (s *intSetting) String() string { return strconv.Itoa(s.value) }
-
-// Set implements flag.Value; a value given on the command line replaces
-// the environment's, even one that was not an integer.
-func (s *intSetting) Set(v string) error {
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return errors.New("not an integer")
-	}
-	s.value, s.envErr = n, nil
-	return nil
-}
-
-// check returns an error naming the setting when it is not an integer of
-// at least min.
-func (s *intSetting) check(min int) error {
-	if s.envErr != nil {
-		return s.envErr
-	}
-	if s.value < min {
-		return fmt.Errorf("--%s must be at least %d, not %d", s.flag, min, s.value)
-	}
-	return nil
 }
