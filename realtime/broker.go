@@ -70,6 +70,9 @@ type Message struct {
 	Record *underhood.Record
 	Fields string
 	Data   []byte
+	// ExpandError, when set, says why Record comes without the expand the
+	// subscription asked for: it would pass the realtime limit.
+	ExpandError *underhood.FieldError
 
 	// seq orders the messages of different groups as their events were
 	// dispatched.
@@ -686,11 +689,15 @@ func (b *Broker) evaluate(ctx context.Context, g *group, action string, rec *und
 		return nil
 	}
 	out, err := b.records.ExpandRecord(ctx, req, rec, s.Expand)
+	expandErr := record.ExpandTooLarge(err)
+	if expandErr != nil {
+		out, err = b.records.Present(req, rec), nil
+	}
 	if err != nil {
 		b.log.Error("realtime: expand", "collection", rec.Collection.Name, "err", err)
 		return nil
 	}
-	return &Message{Topic: s.Topic, Action: action, Record: out, Fields: s.Fields}
+	return &Message{Topic: s.Topic, Action: action, Record: out, Fields: s.Fields, ExpandError: expandErr}
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

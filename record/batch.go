@@ -13,6 +13,8 @@ type Tx struct {
 	s   *Service
 	ctx context.Context
 	q   sqlstore.Querier
+	// expandBudget is shared by the operations, as they share a response.
+	expandBudget *expandBudget
 }
 
 // Batch runs fn in one transaction: if fn or any operation in it fails,
@@ -24,7 +26,7 @@ func (s *Service) Batch(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	ctx, ch := withChanges(ctx)
 	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
-		return fn(&Tx{s: s, ctx: ctx, q: q})
+		return fn(&Tx{s: s, ctx: ctx, q: q, expandBudget: s.responseBudget()})
 	})
 	if err != nil {
 		return err
@@ -96,7 +98,7 @@ func (t *Tx) Delete(req *Request, coll, id string) error {
 }
 
 func (t *Tx) finish(req *Request, c *underhood.Collection, r *underhood.Record, expand string) (*underhood.Record, error) {
-	if err := t.s.expand(t.ctx, t.q, req, c, []*underhood.Record{r}, expand); err != nil {
+	if err := t.s.expandWithin(t.ctx, t.q, req, c, []*underhood.Record{r}, expand, t.expandBudget); err != nil {
 		return nil, err
 	}
 	t.s.presentInPlace(req, r)

@@ -2,7 +2,10 @@ package record
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/underhood/underhood"
@@ -14,6 +17,113 @@ const maxExpandDepth = 6
 
 // maxBackRelations caps the records one back-relation expand loads.
 const maxBackRelations = 1000
+
+// Default expand limits: how many expanded records one response and one
+// realtime message may hold. Every reference counts, as the JSON repeats
+// a record at each place it is referenced.
+const (
+	DefaultMaxExpandRecords         = 5000
+	DefaultMaxRealtimeExpandRecords = 1000
+)
+
+// codeExpandTooLarge is data.expand.code of an expand refused by its limit.
+const codeExpandTooLarge = "validation_expand_too_large"
+
+// ExpandLimits bound the expanded records of one response (a batch's
+// operations share one) and of one realtime message, counted per
+// reference. A value below 1 means the default.
+type ExpandLimits struct {
+	Response int // serve --max-expand-records
+	Realtime int // serve --max-realtime-expand-records
+}
+
+// UseExpandLimits sets the expand limits. Call it before serving.
+func (s *Service) UseExpandLimits(l ExpandLimits) {
+	if l.Response < 1 {
+		l.Response = DefaultMaxExpandRecords
+	}
+	if l.Realtime < 1 {
+		l.Realtime = DefaultMaxRealtimeExpandRecords
+	}
+	s.expandLimits.Store(&l)
+}
+
+func (s *Service) currentExpandLimits() ExpandLimits {
+	if l := s.expandLimits.Load(); l != nil {
+		return *l
+	}
+	return ExpandLimits{Response: DefaultMaxExpandRecords, Realtime: DefaultMaxRealtimeExpandRecords}
+}
+
+// expandBudget counts the expanded records of one response or realtime
+// message against its limit.
+type expandBudget struct {
+	limit    int
+	realtime bool
+	used     int
+}
+
+func (s *Service) responseBudget() *expandBudget {
+	return &expandBudget{limit: s.currentExpandLimits().Response}
+}
+
+func (s *Service) realtimeBudget() *expandBudget {
+	return &expandBudget{limit: s.currentExpandLimits().Realtime, realtime: true}
+}
+
+// remaining is how many more references fit.
+func (b *expandBudget) remaining() int { return b.limit - b.used }
+
+// add returns x + y, or limit + 1 when that passes the limit, so that
+// reference counts that multiply level by level never overflow.
+func (b *expandBudget) add(x, y int) int {
+	if x+y > b.limit {
+		return b.limit + 1
+	}
+	return x + y
+}
+
+// spend counts the references of loaded, weight(r) each, and returns
+// their weights, or the error of a too large expand as soon as the
+// count passes the limit.
+func (b *expandBudget) spend(loaded []*underhood.Record, weight func(*underhood.Record) int) ([]int, error) {
+	if len(loaded) > b.remaining() {
+		return nil, b.tooLarge()
+	}
+	weights := make([]int, len(loaded))
+	for i, r := range loaded {
+		weights[i] = weight(r)
+		b.used += weights[i]
+		if b.used > b.limit {
+			return nil, b.tooLarge()
+		}
+	}
+	return weights, nil
+}
+
+func (b *expandBudget) tooLarge() error {
+	msg := fmt.Sprintf("The expand would return more than %d related records (limit --max-expand-records); expand fewer relations or request fewer records.", b.limit)
+	if b.realtime {
+		msg = fmt.Sprintf("The expand would send more than %d related records in one realtime message (limit --max-realtime-expand-records); subscribe with fewer relations.", b.limit)
+	}
+	return underhood.Invalid(msg, map[string]any{"expand": underhood.FieldError{
+		Code: codeExpandTooLarge, Message: msg, Params: map[string]any{"limit": b.limit},
+	}})
+}
+
+// ExpandTooLarge returns the data.expand error of err when err refuses an
+// expand that passes its limit (code validation_expand_too_large, the
+// client's message, and the limit in Params), and nil otherwise.
+func ExpandTooLarge(err error) *underhood.FieldError {
+	var ue *underhood.Error
+	if !errors.As(err, &ue) || ue.Code != underhood.EInvalid {
+		return nil
+	}
+	if fe, ok := ue.Data["expand"].(underhood.FieldError); ok && fe.Code == codeExpandTooLarge {
+		return &fe
+	}
+	return nil
+}
 
 // expandTree is a parsed expand parameter: each key is a relation field
 // (or "coll_via_field" back-relation) and its value the paths below it.
@@ -42,10 +152,27 @@ func parseExpand(src string) expandTree {
 	return tree
 }
 
-// expand loads the relations named by paths into recs' Expand maps. Each
-// expanded record passes its own collection's view rule for req (with
-// @request.context = "expand"); records it hides are left out.
+// expansion is one expand in progress: the request it runs for (with
+// @request.context = "expand") and the budget it spends.
+type expansion struct {
+	req    *Request
+	budget *expandBudget
+}
+
+// expand loads the relations named by paths into recs' Expand maps,
+// within the limit of one response. Each expanded record passes its own
+// collection's view rule for req (with @request.context = "expand");
+// records it hides are left out, and so are hidden relation fields unless
+// req is a superuser's.
 func (s *Service) expand(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, recs []*underhood.Record, paths string) error {
+	return s.expandWithin(ctx, q, req, c, recs, paths, s.responseBudget())
+}
+
+// expandWithin is expand spending budget. The references are counted
+// level by level before the level below is loaded, and no query loads more
+// records than the budget has left, so an expand past the limit stops
+// with its error having read at most about the limit's worth of records.
+func (s *Service) expandWithin(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, recs []*underhood.Record, paths string, budget *expandBudget) error {
 	if strings.TrimSpace(paths) == "" || len(recs) == 0 {
 		return nil
 	}
@@ -55,64 +182,83 @@ func (s *Service) expand(ctx context.Context, q sqlstore.Querier, req *Request, 
 		r.Context = "expand"
 		ereq = &r
 	}
-	return s.expandLevel(ctx, q, ereq, c, recs, parseExpand(paths))
+	weights := make([]int, len(recs))
+	for i := range weights {
+		weights[i] = 1
+	}
+	return s.expandLevel(ctx, q, &expansion{req: ereq, budget: budget}, c, recs, weights, parseExpand(paths))
 }
 
-func (s *Service) expandLevel(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, recs []*underhood.Record, tree expandTree) error {
+// expandLevel expands tree on recs, where weights[i] is how many times
+// the response shows recs[i].
+func (s *Service) expandLevel(ctx context.Context, q sqlstore.Querier, e *expansion, c *underhood.Collection, recs []*underhood.Record, weights []int, tree expandTree) error {
 	for name, sub := range tree {
 		if f := c.Field(name); f != nil {
-			if f.Type != underhood.FieldRelation {
+			if f.Type != underhood.FieldRelation || !mayExpand(e.req, f) {
 				continue
 			}
-			if err := s.expandRelation(ctx, q, req, f, recs, name, sub); err != nil {
+			if err := s.expandRelation(ctx, q, e, f, recs, weights, name, sub); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := s.expandBackRelation(ctx, q, req, c, recs, name, sub); err != nil {
+		if err := s.expandBackRelation(ctx, q, e, c, recs, weights, name, sub); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Service) expandRelation(ctx context.Context, q sqlstore.Querier, req *Request, f *underhood.Field, recs []*underhood.Record, name string, sub expandTree) error {
+// mayExpand reports whether req may expand relation field f: a hidden
+// field only a superuser sees, so only a superuser expands it; anyone
+// else's expand of it is ignored like that of an unknown field.
+func mayExpand(req *Request, f *underhood.Field) bool {
+	return !f.Hidden || isSuperuser(req)
+}
+
+func (s *Service) expandRelation(ctx context.Context, q sqlstore.Querier, e *expansion, f *underhood.Field, recs []*underhood.Record, weights []int, name string, sub expandTree) error {
 	target := s.schema.Load().FindCollection(f.CollectionID)
 	if target == nil {
 		return nil
 	}
+	// refs is how many times the response will show each related id.
+	refs := map[string]int{}
 	var ids []string
-	seen := map[string]bool{}
-	for _, r := range recs {
+	for i, r := range recs {
 		for _, id := range r.Strings(f.Name) {
-			if !seen[id] {
-				seen[id] = true
+			n, seen := refs[id]
+			if !seen {
 				ids = append(ids, id)
 			}
+			refs[id] = e.budget.add(n, weights[i])
 		}
 	}
 	if len(ids) == 0 {
 		return nil
 	}
 	cond, args := s.idIn(ids, 0)
-	loaded, err := s.loadVisible(ctx, q, req, target, cond, args, 0)
+	loaded, err := s.loadVisible(ctx, q, e.req, target, cond, args, e.budget.remaining()+1)
 	if err != nil || len(loaded) == 0 {
 		return err
 	}
-	if err := s.expandLevel(ctx, q, req, target, loaded, sub); err != nil {
+	loadedWeights, err := e.budget.spend(loaded, func(r *underhood.Record) int { return refs[r.ID()] })
+	if err != nil {
+		return err
+	}
+	if err := s.expandLevel(ctx, q, e, target, loaded, loadedWeights, sub); err != nil {
 		return err
 	}
 	byID := make(map[string]*underhood.Record, len(loaded))
 	for _, r := range loaded {
-		s.presentInPlace(req, r)
+		s.presentInPlace(e.req, r)
 		byID[r.ID()] = r
 	}
 	for _, r := range recs {
 		if f.IsMulti() {
 			var list []*underhood.Record
 			for _, id := range r.Strings(f.Name) {
-				if e := byID[id]; e != nil {
-					list = append(list, e)
+				if x := byID[id]; x != nil {
+					list = append(list, x)
 				}
 			}
 			if len(list) > 0 {
@@ -120,8 +266,8 @@ func (s *Service) expandRelation(ctx context.Context, q sqlstore.Querier, req *R
 			}
 			continue
 		}
-		if e := byID[r.String(f.Name)]; e != nil {
-			setExpand(r, name, e)
+		if x := byID[r.String(f.Name)]; x != nil {
+			setExpand(r, name, x)
 		}
 	}
 	return nil
@@ -129,7 +275,7 @@ func (s *Service) expandRelation(ctx context.Context, q sqlstore.Querier, req *R
 
 // expandBackRelation expands "coll_via_field": the records of coll whose
 // relation field points to each of recs.
-func (s *Service) expandBackRelation(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, recs []*underhood.Record, name string, sub expandTree) error {
+func (s *Service) expandBackRelation(ctx context.Context, q sqlstore.Querier, e *expansion, c *underhood.Collection, recs []*underhood.Record, weights []int, name string, sub expandTree) error {
 	i := strings.LastIndex(name, "_via_")
 	if i <= 0 {
 		return nil
@@ -139,38 +285,58 @@ func (s *Service) expandBackRelation(ctx context.Context, q sqlstore.Querier, re
 		return nil
 	}
 	f := target.Field(name[i+len("_via_"):])
-	if f == nil || f.Type != underhood.FieldRelation || f.CollectionID != c.ID {
+	if f == nil || f.Type != underhood.FieldRelation || f.CollectionID != c.ID || !mayExpand(e.req, f) {
 		return nil
 	}
 	ids := make([]string, len(recs))
+	// refs is how many times the response shows each of recs' ids.
+	refs := make(map[string]int, len(recs))
 	for i, r := range recs {
 		ids[i] = r.ID()
+		refs[r.ID()] = e.budget.add(refs[r.ID()], weights[i])
 	}
 	cond, args, err := s.containsID(target, f, ids)
 	if err != nil {
 		return err
 	}
-	loaded, err := s.loadVisible(ctx, q, req, target, cond, args, maxBackRelations)
+	limit := min(maxBackRelations, e.budget.remaining()+1)
+	loaded, err := s.loadVisible(ctx, q, e.req, target, cond, args, limit)
 	if err != nil || len(loaded) == 0 {
 		return err
 	}
-	if err := s.expandLevel(ctx, q, req, target, loaded, sub); err != nil {
+	// pointsTo lists, for each loaded record, the distinct ids of recs it
+	// points to (read before presenting, which may remove the field).
+	pointsTo := make(map[*underhood.Record][]string, len(loaded))
+	for _, x := range loaded {
+		for _, id := range x.Strings(f.Name) {
+			if _, ok := refs[id]; ok && !slices.Contains(pointsTo[x], id) {
+				pointsTo[x] = append(pointsTo[x], id)
+			}
+		}
+	}
+	loadedWeights, err := e.budget.spend(loaded, func(x *underhood.Record) int {
+		n := 0
+		for _, id := range pointsTo[x] {
+			n = e.budget.add(n, refs[id])
+		}
+		return n
+	})
+	if err != nil {
 		return err
 	}
-	for _, e := range loaded {
-		s.presentInPlace(req, e)
+	if err := s.expandLevel(ctx, q, e, target, loaded, loadedWeights, sub); err != nil {
+		return err
+	}
+	byParent := make(map[string][]*underhood.Record, len(recs))
+	for _, x := range loaded {
+		for _, id := range pointsTo[x] {
+			byParent[id] = append(byParent[id], x)
+		}
+		s.presentInPlace(e.req, x)
 	}
 	single := hasUniqueIndex(target, f.Name)
 	for _, r := range recs {
-		var list []*underhood.Record
-		for _, e := range loaded {
-			for _, id := range e.Strings(f.Name) {
-				if id == r.ID() {
-					list = append(list, e)
-					break
-				}
-			}
-		}
+		list := byParent[r.ID()]
 		switch {
 		case len(list) == 0:
 		case single:
@@ -183,7 +349,8 @@ func (s *Service) expandBackRelation(ctx context.Context, q sqlstore.Querier, re
 }
 
 // loadVisible returns the records of c matching cond that req's view rule
-// lets it see. A collection only superusers may view yields nothing.
+// lets it see, at most limit of them (0: all). A collection only
+// superusers may view yields nothing.
 func (s *Service) loadVisible(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, cond string, args []any, limit int) ([]*underhood.Record, error) {
 	w := where{parts: []string{cond}, args: args}
 	if err := s.addRule(&w, c, c.ViewRule, req); err != nil {

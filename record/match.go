@@ -70,7 +70,9 @@ func (s *Service) CheckFilter(req *Request, c *underhood.Collection, src string)
 }
 
 // ExpandRecord returns a copy of r, presented for the caller, with the
-// relations in expand loaded under their collections' view rules.
+// relations in expand loaded under their collections' view rules, for a
+// realtime message. An expand past the realtime limit is refused with an
+// error that ExpandTooLarge recognises, before it is built.
 func (s *Service) ExpandRecord(ctx context.Context, req *Request, r *underhood.Record, expand string) (*underhood.Record, error) {
 	n := r.Clone()
 	if strings.TrimSpace(expand) != "" {
@@ -78,7 +80,7 @@ func (s *Service) ExpandRecord(ctx context.Context, req *Request, r *underhood.R
 			return nil, err
 		}
 		err := s.store.Read(ctx, func(q sqlstore.Querier) error {
-			return s.expand(ctx, q, req, r.Collection, []*underhood.Record{n}, expand)
+			return s.expandWithin(ctx, q, req, r.Collection, []*underhood.Record{n}, expand, s.realtimeBudget())
 		})
 		if err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/underhood/underhood"
@@ -361,8 +362,12 @@ func isSelf(req *Request, r *underhood.Record) bool {
 // checkExpand refuses expand paths deeper than six relations.
 func checkExpand(expand string) error {
 	for _, p := range strings.Split(expand, ",") {
-		if strings.Count(strings.TrimSpace(p), ".") >= maxExpandDepth {
-			return underhood.Errorf(underhood.EInvalid, "Expand path %q is deeper than %d levels.", strings.TrimSpace(p), maxExpandDepth)
+		p = strings.TrimSpace(p)
+		if n := strings.Count(p, ".") + 1; n > maxExpandDepth {
+			msg := fmt.Sprintf("Expand path %q follows %d relations; at most %d are allowed.", p, n, maxExpandDepth)
+			return underhood.Invalid(msg, map[string]any{"expand": underhood.FieldError{
+				Code: "validation_expand_too_deep", Message: msg, Params: map[string]any{"max": maxExpandDepth},
+			}})
 		}
 	}
 	return nil

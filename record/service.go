@@ -32,6 +32,8 @@ type Service struct {
 	schemaMu sync.Mutex
 
 	settings atomic.Pointer[Settings]
+	// expandLimits bound expand (expand.go); nil means the defaults.
+	expandLimits atomic.Pointer[ExpandLimits]
 
 	// parsed caches parsed rules and filters by their source text; the
 	// ASTs are immutable and shared.

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -130,7 +131,22 @@ func encodeSSE(m *realtime.Message) []byte {
 	b = underhood.AppendJSONString(b, m.Action)
 	b = append(b, `,"record":`...)
 	b = encodeRecord(b, m.Record, proj)
+	b = appendExpandError(b, m.ExpandError)
 	return append(b, "}\n\n"...)
+}
+
+// appendExpandError adds the "expandError" key of an event whose record
+// comes without the expand the subscription asked for.
+func appendExpandError(b []byte, fe *underhood.FieldError) []byte {
+	if fe == nil {
+		return b
+	}
+	j, err := json.Marshal(fe)
+	if err != nil {
+		return b
+	}
+	b = append(b, `,"expandError":`...)
+	return append(b, j...)
 }
 
 func (a *api) handleRealtimeSubscribe(w http.ResponseWriter, r *http.Request) error {

@@ -94,6 +94,7 @@ func encodeWSEvent(m *realtime.Message) []byte {
 	b = underhood.AppendJSONString(b, m.Action)
 	b = append(b, `,"record":`...)
 	b = encodeRecord(b, m.Record, proj)
+	b = appendExpandError(b, m.ExpandError)
 	return append(b, '}')
 }
 

@@ -36,6 +36,7 @@ const shutdownTimeout = 10 * time.Second
 func serve(ctx context.Context, e env, dir, db string, args []string) (err error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	expandFlags := addExpandLimitFlags(fs, e.getenv)
 	addr := fs.String("http", envOr(e.getenv, "UH_HTTP", defaultHTTP), "address to listen on (host:port; port 0 picks a free one)")
 	fs.StringVar(&dir, "dir", dir, "data directory")
 	fs.StringVar(&db, "db", db, dbUsage)
@@ -68,6 +69,10 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err != nil {
 		return fmt.Errorf("serve: --outbound-allow: %w", err)
 	}
+	expandLimits, err := expandFlags.parse()
+	if err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -89,6 +94,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err != nil {
 		return err
 	}
+	records.UseExpandLimits(expandLimits)
 	fileStore, err := openStorage(ctx, dir, *storage, records.Settings().S3)
 	if err != nil {
 		return err
