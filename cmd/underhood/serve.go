@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +51,10 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		"Redis server (redis://[user:password@]host:port[/db]) that keeps the rate-limit and failed-login counts, so that every node counts against the same limits")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
+	thumbMemory := fs.String("max-thumb-memory", envOr(e.getenv, "UH_MAX_THUMB_MEMORY", strconv.Itoa(files.DefaultThumbMemory>>20)),
+		"MiB that making one thumbnail may allocate (decoding the image and scaling it); a larger image is served without a thumbnail")
+	thumbJobs := fs.String("max-thumb-jobs", envOr(e.getenv, "UH_MAX_THUMB_JOBS", strconv.Itoa(runtime.GOMAXPROCS(0))),
+		"thumbnails generated at once; other first requests for a thumbnail wait")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -88,7 +94,11 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err != nil {
 		return err
 	}
-	fileSvc := files.New(fileStore, records, log, files.Options{})
+	fileOpts, err := fileOptions(*thumbMemory, *thumbJobs)
+	if err != nil {
+		return err
+	}
+	fileSvc := files.New(fileStore, records, log, fileOpts)
 	defer fileSvc.Close()
 	// Webhooks get every committed change through the outbox relay; the
 	// relay stops first, then the deliveries, both before the store.

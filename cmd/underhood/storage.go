@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 
 	"github.com/underhood/underhood/files"
 	"github.com/underhood/underhood/record"
@@ -44,4 +45,18 @@ func openStorage(ctx context.Context, dir, flag string, settings record.S3Settin
 		return nil, fmt.Errorf("storage %s: %w", st, err)
 	}
 	return st, nil
+}
+
+// fileOptions returns the options of the file service from the values of
+// --max-thumb-memory (MiB) and --max-thumb-jobs.
+func fileOptions(thumbMemory, thumbJobs string) (files.Options, error) {
+	mib, err := strconv.Atoi(thumbMemory)
+	if err != nil || mib < 1 || mib > 1<<20 {
+		return files.Options{}, fmt.Errorf("serve: --max-thumb-memory %q: want a number of MiB from 1 to 1048576", thumbMemory)
+	}
+	jobs, err := strconv.Atoi(thumbJobs)
+	if err != nil || jobs < 1 || jobs > 1024 {
+		return files.Options{}, fmt.Errorf("serve: --max-thumb-jobs %q: want a number from 1 to 1024", thumbJobs)
+	}
+	return files.Options{ThumbMemory: int64(mib) << 20, ThumbJobs: jobs}, nil
 }
