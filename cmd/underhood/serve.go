@@ -69,6 +69,10 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err != nil {
 		return fmt.Errorf("serve: --outbound-allow: %w", err)
 	}
+	fileOpts, err := fileOptions(*thumbMemory, *thumbJobs)
+	if err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -90,11 +94,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err != nil {
 		return err
 	}
-	fileStore, err := openStorage(ctx, dir, *storage, records.Settings().S3)
-	if err != nil {
-		return err
-	}
-	fileOpts, err := fileOptions(*thumbMemory, *thumbJobs)
+	fileStore, err := openStorage(ctx, dir, *storage, records.Settings().S3, allow)
 	if err != nil {
 		return err
 	}
