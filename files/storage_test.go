@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -337,5 +338,38 @@ func TestS3RefusesInternalEndpoints(t *testing.T) {
 				t.Errorf("EnsureBucket on %s = %v, want an outbound.ErrRefused saying %q", tt.endpoint, err, tt.wantError)
 			}
 		})
+	}
+}
+
+// TestLocalModes (L4): the directories Local creates are 0700 and the
+// files it stores 0600: uploads, protected ones included, are the server
+// user's alone.
+func TestLocalModes(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "storage")
+	st, err := NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(context.Background(), "coll/rec/a.txt", strings.NewReader("x"), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	staged := filepath.Join(st.StagingDir(), "upload")
+	if err := os.WriteFile(staged, []byte("y"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutFile(context.Background(), "coll/other/b.txt", staged); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]os.FileMode{
+		".": 0o700, ".staging": 0o700, "coll": 0o700, "coll/rec": 0o700, "coll/other": 0o700, "coll/rec/a.txt": 0o600, "coll/other/b.txt": 0o600,
+	} {
+		fi, err := os.Stat(filepath.Join(root, name))
+		if err != nil {
+			t.Errorf("stat %s: %v", name, err)
+			continue
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("mode of %s = %#o, want %#o", name, fi.Mode().Perm(), want)
+		}
 	}
 }

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +49,59 @@ func serveUntilStarted(t *testing.T, during func(), args ...string) (stdout, std
 		t.Fatal("serve did not stop within 15 s")
 	}
 	return out.String(), log.String(), err
+}
+
+// TestServeDataDirModes (L4): serve creates its data directory 0700, and
+// data.db and its WAL and shared-memory files 0600, so that no other user
+// of the machine can read what mints a superuser's token; an existing
+// 0644 database is restricted to 0600, and an existing directory open to
+// others is left alone and warned about.
+func TestServeDataDirModes(t *testing.T) {
+	t.Run("new", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "uh_data")
+		check := func() {
+			checkModes(t, dir, map[string]fs.FileMode{".": 0o700, "data.db": 0o600, "data.db-wal": 0o600, "data.db-shm": 0o600, "storage": 0o700})
+		}
+		if _, log, err := serveUntilStarted(t, check, "--dir", dir); err != nil {
+			t.Fatalf("serve = %v; log:\n%s", err, log)
+		}
+	})
+	t.Run("existing", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "uh_data")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "data.db"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(dir, 0o755) // whatever the umask
+		os.Chmod(filepath.Join(dir, "data.db"), 0o644)
+		check := func() {
+			checkModes(t, dir, map[string]fs.FileMode{".": 0o755, "data.db": 0o600, "data.db-wal": 0o600, "data.db-shm": 0o600, "storage": 0o700})
+		}
+		_, log, err := serveUntilStarted(t, check, "--dir", dir)
+		if err != nil {
+			t.Fatalf("serve = %v; log:\n%s", err, log)
+		}
+		if want := "data directory is open to other users"; !strings.Contains(log, want) || !strings.Contains(log, "mode=0755") {
+			t.Errorf("log of serve on a 0755 directory lacks %q with mode=0755:\n%s", want, log)
+		}
+	})
+}
+
+// checkModes checks the permissions of the files of dir, by name.
+func checkModes(t *testing.T, dir string, want map[string]fs.FileMode) {
+	t.Helper()
+	for name, mode := range want {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("stat %s: %v", name, err)
+			continue
+		}
+		if st.Mode().Perm() != mode {
+			t.Errorf("mode of %s in the data directory = %#o, want %#o", name, st.Mode().Perm(), mode)
+		}
+	}
 }
 
 // TestServeS3SettingsEndpointIsChecked: the S3 endpoint of the settings,

@@ -94,6 +94,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err != nil {
 		return err
 	}
+	warnWideDir(log, dir)
 	fileStore, err := openStorage(ctx, dir, *storage, records.Settings().S3, allow)
 	if err != nil {
 		return err
