@@ -242,9 +242,14 @@ func resize(img image.Image, w, h int, mode byte) image.Image {
 	if box.keep {
 		return img
 	}
-	img, src := shrink(img, box.src, box.w, box.h)
+	k, kernel := box.scaling()
+	img, src := shrink(img, box.src, k)
 	dst := image.NewRGBA(image.Rect(0, 0, box.w, box.h))
-	draw.CatmullRom.Scale(dst, dst.Bounds(), img, src, draw.Src, nil)
+	if kernel {
+		draw.CatmullRom.Scale(dst, dst.Bounds(), img, src, draw.Src, nil)
+	} else {
+		draw.ApproxBiLinear.Scale(dst, dst.Bounds(), img, src, draw.Src, nil)
+	}
 	return dst
 }
 
@@ -291,38 +296,57 @@ func fitThumb(b image.Rectangle, w, h int, mode byte) thumbBox {
 	return thumbBox{src: src, w: w, h: h}
 }
 
+// kernelBuffer bounds the buffer of the CatmullRom scaler: 4 float64 per
+// thumbnail column and source row, 8 MiB for a 100×100 thumbnail of 2600
+// rows, 115 MB for a 1200×900 one of a 4000×3000 photo.
+const kernelBuffer = 8 << 20
+
+// scaling returns how resize scales the box: shrink's block side k (below
+// 2: no shrink), and whether the CatmullRom kernel finishes the scaling.
+// Usually shrink leaves about twice the thumbnail for the kernel. When the
+// kernel's buffer would pass kernelBuffer, shrink averages blocks as large
+// as the whole ratio and a bilinear pass, which needs no buffer, finishes.
+func (b thumbBox) scaling() (k int, kernel bool) {
+	ratio := min(b.src.Dx()/b.w, b.src.Dy()/b.h)
+	k = ratio / 2
+	rows := b.src.Dy()
+	if k >= 2 {
+		rows /= k
+	}
+	if 32*int64(b.w)*int64(rows) <= kernelBuffer {
+		return k, true
+	}
+	return ratio, false
+}
+
 // cost is how many bytes resize and encoding allocate for the box: the
-// thumbnail, shrink's strip and result, the scaler's buffer of 4 float64
-// per thumbnail column and source row, and the encoded thumbnail.
+// thumbnail, shrink's strip and result, the kernel's buffer, and the
+// encoded thumbnail.
 func (b thumbBox) cost() int64 {
 	w, h := int64(b.w), int64(b.h)
 	if b.keep {
 		return 8 * w * h
 	}
 	n := 4*w*h + 8*w*h
+	k, kernel := b.scaling()
 	rows := int64(b.src.Dy())
-	if k := shrinkFactor(b.src, b.w, b.h); k >= 2 {
+	if k >= 2 {
 		sw, sh := int64(b.src.Dx()/k), int64(b.src.Dy()/k)
 		n += 4*sw*sh + 4*sw*int64(k)*int64(k)
 		rows = sh
 	}
-	return n + 32*w*rows
+	if kernel {
+		n += 32 * w * rows
+	}
+	return n
 }
 
-// shrinkFactor is the side of the blocks shrink averages, below 2 when it
-// does not shrink.
-func shrinkFactor(src image.Rectangle, w, h int) int {
-	return min(src.Dx()/w, src.Dy()/h) / 2
-}
-
-// shrink averages k×k blocks of the src part of img when that part is at
-// least 4 times larger than w×h, leaving about twice the target size for
-// the CatmullRom pass: scaling a photo down with the kernel alone is
+// shrink averages k×k blocks of the src part of img when k is at least 2
+// (see thumbBox.scaling): scaling a photo down with the kernel alone is
 // several times slower, and the box average loses nothing the final
 // filter would keep. It converts k rows of the source at a time, so it
 // never holds a second copy of a large image.
-func shrink(img image.Image, src image.Rectangle, w, h int) (image.Image, image.Rectangle) {
-	k := shrinkFactor(src, w, h)
+func shrink(img image.Image, src image.Rectangle, k int) (image.Image, image.Rectangle) {
 	if k < 2 {
 		return img, src
 	}

@@ -298,9 +298,25 @@ func TestThumbCostCoversDecoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	sources = append(sources, source{"webp lossless", webpData})
-
+	type job struct {
+		src  source
+		size string
+	}
+	var jobs []job
 	for _, src := range sources {
 		for _, size := range []string{"50x50", "280x280f", "450x450"} {
+			jobs = append(jobs, job{src, size})
+		}
+	}
+	// A large thumbnail, whose kernel buffer would pass kernelBuffer, is
+	// box-averaged and finished bilinearly.
+	var big bytes.Buffer
+	jpeg.Encode(&big, image.NewGray(image.Rect(0, 0, 2000, 1500)), nil)
+	jobs = append(jobs, job{source{"jpeg gray 2000x1500", big.Bytes()}, "1000x0"})
+
+	for _, j := range jobs {
+		src, size := j.src, j.size
+		{
 			plan, err := planThumb(bufio.NewReader(bytes.NewReader(src.data)), size, 1<<40)
 			if err != nil {
 				t.Errorf("%s: planThumb(%s) = %v", src.name, size, err)
@@ -390,6 +406,31 @@ func TestReadJPEGHeader(t *testing.T) {
 			t.Errorf("%s: readImageHeader = %+v, want an error", tt.name, h)
 		case tt.bpp != 0 && (err != nil || h.bytesPerPixel != tt.bpp || h.width != 4000 || h.height != 3000):
 			t.Errorf("%s: readImageHeader = %+v, %v; want 4000×3000 at %g bytes a pixel", tt.name, h, err, tt.bpp)
+		}
+	}
+}
+
+// TestThumbCostOfPhotos: the thumbnails photos usually get fit in the
+// default budget: small ones of a 24 MP photo, large ones of a 12 MP one.
+func TestThumbCostOfPhotos(t *testing.T) {
+	tests := []struct {
+		name  string
+		photo imageHeader
+		sizes []string
+	}{
+		{"24 MP", imageHeader{format: "jpeg", width: 6000, height: 4000, bytesPerPixel: 1.5}, []string{"100x100", "300x300f", "1200x0"}},
+		{"12 MP", imageHeader{format: "jpeg", width: 4000, height: 3000, bytesPerPixel: 1.5}, []string{"100x100", "0x1200", "1920x1080"}},
+	}
+	for _, tt := range tests {
+		for _, size := range tt.sizes {
+			w, h, mode, err := parseThumbSize(size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := thumbPlan{src: tt.photo, w: w, h: h, mode: mode}
+			if c := p.cost(); c > DefaultThumbMemory {
+				t.Errorf("thumb %s of a %s 4:2:0 JPEG costs %d MiB, want at most the default %d MiB", size, tt.name, c>>20, DefaultThumbMemory>>20)
+			}
 		}
 	}
 }
