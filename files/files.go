@@ -11,6 +11,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,10 @@ const (
 	DefaultOrphanAge = time.Hour
 	// DefaultSweepInterval is how often the orphan sweep runs.
 	DefaultSweepInterval = time.Hour
+	// DefaultThumbMemory is how many bytes making one thumbnail may
+	// allocate: decoding the source image and scaling it. A larger image
+	// gets no thumbnail (its original is served).
+	DefaultThumbMemory = 64 << 20
 )
 
 // Options tune a Service; zero values take the defaults.
@@ -41,6 +46,12 @@ type Options struct {
 	// StagingDir is where uploads wait for their write when the storage
 	// has no staging directory of its own (S3); "" is os.TempDir().
 	StagingDir string
+	// ThumbMemory bounds the bytes making one thumbnail may allocate;
+	// 0 means DefaultThumbMemory.
+	ThumbMemory int64
+	// ThumbJobs is how many thumbnails may be generated at once; 0 means
+	// GOMAXPROCS.
+	ThumbJobs int
 }
 
 // Service stores, serves and removes the files of records.
@@ -51,8 +62,10 @@ type Service struct {
 	opts    Options
 	now     func() time.Time
 
-	thumbs     flight // thumbnails being generated (thumb.go)
+	thumbs     flight        // thumbnails being generated (thumb.go)
+	thumbSlots chan struct{} // one element per generation running
 	thumbsMade atomic.Int64
+	thumbHook  func() // tests: runs in each generation, in its slot
 
 	// removals are deletions waiting for the worker (cleanup.go).
 	mu       sync.Mutex
@@ -81,12 +94,19 @@ func New(store Storage, records *record.Service, log *slog.Logger, opts Options)
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = DefaultSweepInterval
 	}
+	if opts.ThumbMemory <= 0 {
+		opts.ThumbMemory = DefaultThumbMemory
+	}
+	if opts.ThumbJobs <= 0 {
+		opts.ThumbJobs = runtime.GOMAXPROCS(0)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		store: store, records: records, log: log, opts: opts,
-		now:    func() time.Time { return time.Now().UTC() },
-		wake:   make(chan struct{}, 1),
-		cancel: cancel,
+		now:        func() time.Time { return time.Now().UTC() },
+		wake:       make(chan struct{}, 1),
+		cancel:     cancel,
+		thumbSlots: make(chan struct{}, opts.ThumbJobs),
 	}
 	s.stopListen = records.Listen(s.onChange)
 	s.done.Add(1)

@@ -22,6 +22,11 @@ type Local struct {
 	staging string
 }
 
+// dirMode is the mode of the directories Local creates; its files are
+// 0600 (os.CreateTemp's): only the server's user may read what users
+// uploaded, protected files included.
+const dirMode = 0o700
+
 // NewLocal returns the storage rooted at dir, creating it when missing.
 func NewLocal(dir string) (*Local, error) {
 	root, err := filepath.Abs(dir)
@@ -29,7 +34,7 @@ func NewLocal(dir string) (*Local, error) {
 		return nil, fmt.Errorf("local storage: %w", err)
 	}
 	staging := filepath.Join(root, ".staging")
-	if err := os.MkdirAll(staging, 0o755); err != nil {
+	if err := os.MkdirAll(staging, dirMode); err != nil {
 		return nil, fmt.Errorf("local storage: %w", err)
 	}
 	return &Local{root: root, staging: staging}, nil
@@ -56,7 +61,7 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64, co
 		return errBadKey(key)
 	}
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return fmt.Errorf("local storage: %w", err)
 	}
 	f, err := os.CreateTemp(dir, ".put-*")
@@ -106,7 +111,7 @@ func (l *Local) PutFile(ctx context.Context, key, path string) error {
 		return errBadKey(key)
 	}
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return fmt.Errorf("local storage: %w", err)
 	}
 	if err := os.Rename(path, p); err != nil {

@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/underhood/underhood/outbound"
 )
 
 // S3Config says where an S3-compatible bucket is and how to sign requests
@@ -27,7 +30,18 @@ type S3Config struct {
 	Region    string // "us-east-1" when empty
 	AccessKey string
 	SecretKey string
-	// Client sends the requests; nil is a client with sane timeouts.
+	// Allow lists the internal networks the endpoint may be in. Unless
+	// Trusted, the client refuses to connect to a loopback, private,
+	// link-local or cloud metadata address outside them, as the server's
+	// other outbound requests do (package outbound): an endpoint set in
+	// the settings by a superuser must not reach into the server's
+	// network.
+	Allow []netip.Prefix
+	// Trusted skips that check: the endpoint was given by the operator
+	// (serve --storage), who can reach the server's network anyway.
+	Trusted bool
+	// Client sends the requests; nil is a client with sane timeouts that
+	// checks addresses as Allow and Trusted say.
 	Client *http.Client
 }
 
@@ -96,7 +110,10 @@ func NewS3(cfg S3Config) (*S3, error) {
 	}
 	client := cfg.Client
 	if client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr := outbound.NewTransport(cfg.Allow)
+		if cfg.Trusted {
+			tr = http.DefaultTransport.(*http.Transport).Clone()
+		}
 		tr.MaxIdleConnsPerHost = 32
 		tr.ResponseHeaderTimeout = 60 * time.Second
 		client = &http.Client{Transport: tr}

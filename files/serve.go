@@ -1,6 +1,7 @@
 package files
 
 import (
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -37,7 +38,10 @@ func (s *Service) Serve(w http.ResponseWriter, req *http.Request, r *underhood.R
 		switch {
 		case err == nil:
 			obj = t
-		case err == errNoThumb:
+		case err == errNoThumb, errors.Is(err, errThumbAbandoned):
+			// Not an image, or too large to decode within the budget:
+			// the original, as PocketBase serves. Or the client left
+			// while waiting for a generation slot.
 		default:
 			s.log.Warn("files: thumbnail", "key", key, "thumb", size, "err", err)
 		}

@@ -3,16 +3,21 @@ package files
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/files/s3test"
+	"github.com/underhood/underhood/outbound"
 )
 
 // backends are the storages every conformance test runs on: the local
@@ -31,7 +36,7 @@ var backends = []struct {
 	{"s3", func(t *testing.T) Storage {
 		srv := s3test.Start(t)
 		st, err := NewS3(S3Config{Endpoint: srv.Endpoint, Bucket: "uh-" + underhood.RandomString(12),
-			Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+			Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Allow: srv.Allow})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +284,7 @@ func TestParseS3URL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, err := ParseS3URL(tt.in)
-		if (err != nil) != tt.wantErr || (!tt.wantErr && got != tt.want) {
+		if (err != nil) != tt.wantErr || (!tt.wantErr && !reflect.DeepEqual(got, tt.want)) {
 			t.Errorf("ParseS3URL(%q) = %+v, %v; want %+v (error %v)", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
@@ -288,7 +293,7 @@ func TestParseS3URL(t *testing.T) {
 func TestS3WrongSecretIsRefused(t *testing.T) {
 	srv := s3test.Start(t)
 	st, err := NewS3(S3Config{Endpoint: srv.Endpoint, Bucket: "uh-" + underhood.RandomString(12),
-		AccessKey: srv.AccessKey, SecretKey: "not-the-secret"})
+		AccessKey: srv.AccessKey, SecretKey: "not-the-secret", Allow: srv.Allow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,5 +301,75 @@ func TestS3WrongSecretIsRefused(t *testing.T) {
 	t.Logf("Put with a wrong secret: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "Signature") && !strings.Contains(err.Error(), "Access") && !strings.Contains(err.Error(), "403") {
 		t.Errorf("Put with a wrong secret = %v, want a signature error", err)
+	}
+}
+
+// TestS3RefusesInternalEndpoints: an S3 endpoint on loopback or at the
+// cloud metadata address is refused with outbound's error unless its
+// network is allowed or the endpoint is trusted (given by the operator).
+func TestS3RefusesInternalEndpoints(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})) // every bucket exists
+	defer srv.Close()
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	tests := []struct {
+		name      string
+		endpoint  string
+		allow     []netip.Prefix
+		trusted   bool
+		wantError string // "" = reached
+	}{
+		{"loopback", srv.URL, nil, false, "refused to connect to 127.0.0.1 (loopback address)"},
+		{"loopback allowed", srv.URL, loopback, false, ""},
+		{"loopback trusted", srv.URL, nil, true, ""},
+		{"metadata", "http://169.254.169.254", nil, false, "refused to connect to 169.254.169.254 (cloud metadata address)"},
+		{"metadata with loopback allowed", "http://169.254.169.254:80", loopback, false, "refused to connect to 169.254.169.254 (cloud metadata address)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := NewS3(S3Config{Endpoint: tt.endpoint, Bucket: "b", AccessKey: "AK", SecretKey: "SK", Allow: tt.allow, Trusted: tt.trusted})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = st.EnsureBucket(context.Background())
+			switch {
+			case tt.wantError == "" && err != nil:
+				t.Errorf("EnsureBucket on %s = %v, want nil", tt.endpoint, err)
+			case tt.wantError != "" && (!errors.Is(err, outbound.ErrRefused) || !strings.Contains(err.Error(), tt.wantError)):
+				t.Errorf("EnsureBucket on %s = %v, want an outbound.ErrRefused saying %q", tt.endpoint, err, tt.wantError)
+			}
+		})
+	}
+}
+
+// TestLocalModes (L4): the directories Local creates are 0700 and the
+// files it stores 0600: uploads, protected ones included, are the server
+// user's alone.
+func TestLocalModes(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "storage")
+	st, err := NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(context.Background(), "coll/rec/a.txt", strings.NewReader("x"), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	staged := filepath.Join(st.StagingDir(), "upload")
+	if err := os.WriteFile(staged, []byte("y"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutFile(context.Background(), "coll/other/b.txt", staged); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]os.FileMode{
+		".": 0o700, ".staging": 0o700, "coll": 0o700, "coll/rec": 0o700, "coll/other": 0o700, "coll/rec/a.txt": 0o600, "coll/other/b.txt": 0o600,
+	} {
+		fi, err := os.Stat(filepath.Join(root, name))
+		if err != nil {
+			t.Errorf("stat %s: %v", name, err)
+			continue
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("mode of %s = %#o, want %#o", name, fi.Mode().Perm(), want)
+		}
 	}
 }

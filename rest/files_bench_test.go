@@ -41,6 +41,7 @@ func benchFileStorage(b *testing.B, backend string) files.Storage {
 	if err != nil {
 		b.Fatal(err)
 	}
+	cfg.Allow = srv.Allow // versitygw listens on loopback
 	st, err := files.NewS3(cfg)
 	if err != nil {
 		b.Fatal(err)

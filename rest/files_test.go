@@ -74,6 +74,7 @@ var fileBackends = []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
+		cfg.Allow = srv.Allow // versitygw listens on loopback
 		st, err := files.NewS3(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 
@@ -37,6 +38,10 @@ func openStore(ctx context.Context, dir, db string) (*sqlstore.Store, error) {
 		}
 		return s, nil
 	case db == "" || db == "sqlite":
+		// Whoever reads data.db can mint a superuser's token.
+		if err := sqlite.PrepareDir(dir); err != nil {
+			return nil, fmt.Errorf("open data directory %s: %w", dir, err)
+		}
 		s, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
 		if err != nil {
 			return nil, fmt.Errorf("open data directory %s: %w", dir, err)
@@ -71,4 +76,16 @@ func redactDB(db string) string {
 		return strings.Join(kept, " ")
 	}
 	return "(unreadable database name)"
+}
+
+// warnWideDir logs a warning when the data directory is open to other
+// users. It is left as it is, since the operator may share it on purpose
+// (a backup user's group, a mounted volume): the database and the stored
+// files in it are readable by the server's user only, but their names
+// and sizes are not.
+func warnWideDir(log *slog.Logger, dir string) {
+	if mode := sqlite.WideDir(dir); mode != 0 {
+		log.Warn("data directory is open to other users; its files are not, but their names are: chmod 700 it",
+			"dir", dir, "mode", fmt.Sprintf("%#o", mode))
+	}
 }

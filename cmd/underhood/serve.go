@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,8 +51,12 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	redisURL := fs.String("redis", envOr(e.getenv, "UH_REDIS", ""),
 		"Redis server (redis://[user:password@]host:port[/db]) that keeps the rate-limit and failed-login counts, so that every node counts against the same limits")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
-		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider, a webhook receiver or the SMTP server on loopback")
+		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider, a webhook receiver, the SMTP server or an S3 endpoint of the settings on loopback")
 	httpLimits := addHTTPLimitFlags(fs, e.getenv)
+	thumbMemory := fs.String("max-thumb-memory", envOr(e.getenv, "UH_MAX_THUMB_MEMORY", strconv.Itoa(files.DefaultThumbMemory>>20)),
+		"MiB that making one thumbnail may allocate (decoding the image and scaling it); a larger image is served without a thumbnail")
+	thumbJobs := fs.String("max-thumb-jobs", envOr(e.getenv, "UH_MAX_THUMB_JOBS", strconv.Itoa(runtime.GOMAXPROCS(0))),
+		"thumbnails generated at once; other first requests for a thumbnail wait")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -70,6 +76,10 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		return fmt.Errorf("serve: --outbound-allow: %w", err)
 	}
 	expandLimits, err := expandFlags.parse()
+	if err != nil {
+		return err
+	}
+	fileOpts, err := fileOptions(*thumbMemory, *thumbJobs)
 	if err != nil {
 		return err
 	}
@@ -95,11 +105,12 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		return err
 	}
 	records.UseExpandLimits(expandLimits)
-	fileStore, err := openStorage(ctx, dir, *storage, records.Settings().S3)
+	warnWideDir(log, dir)
+	fileStore, err := openStorage(ctx, dir, *storage, records.Settings().S3, allow)
 	if err != nil {
 		return err
 	}
-	fileSvc := files.New(fileStore, records, log, files.Options{})
+	fileSvc := files.New(fileStore, records, log, fileOpts)
 	defer fileSvc.Close()
 	// Webhooks get every committed change through the outbox relay; the
 	// relay stops first, then the deliveries, both before the store.

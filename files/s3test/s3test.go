@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,9 @@ type Server struct {
 	AccessKey string
 	SecretKey string
 	Region    string
+	// Allow is the network of the endpoint, for the allow list of a
+	// client that refuses internal addresses (files.S3Config.Allow).
+	Allow []netip.Prefix
 }
 
 // URL returns the --storage form of bucket on s.
@@ -85,7 +89,8 @@ func start(bin, dir string) (*Server, func(), error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &Server{Endpoint: "http://" + addr, AccessKey: "underhood-test", SecretKey: "underhood-test-secret", Region: "us-east-1"}
+	s := &Server{Endpoint: "http://" + addr, AccessKey: "underhood-test", SecretKey: "underhood-test-secret", Region: "us-east-1",
+		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 	cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--region", s.Region,
 		"--port", addr, "--quiet", "posix", dir)
 	var out bytes.Buffer

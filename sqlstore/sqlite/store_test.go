@@ -1,9 +1,14 @@
 package sqlite
 
 import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/sqlstore"
 )
 
 func TestDataSource(t *testing.T) {
@@ -65,6 +70,64 @@ func TestColumnDefinition(t *testing.T) {
 	for _, tt := range tests {
 		if got := (Dialect{}).ColumnDefinition(&tt.f); got != tt.want {
 			t.Errorf("ColumnDefinition(%s %s) = %q, want %q", tt.f.Name, tt.f.Type, got, tt.want)
+		}
+	}
+}
+
+// TestPrepareDirModes (L4): the data directory the server creates is 0700
+// and the database and its WAL and shared-memory files are 0600; database files an earlier version left 0644 are restricted;
+// an existing directory's own mode is left alone and reported.
+func TestPrepareDirModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "uh_data")
+	if err := PrepareDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: Dialect{}, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), func(q sqlstore.Querier) error {
+		_, err := q.ExecContext(context.Background(), "CREATE TABLE t (x)")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wantModes(t, map[string]fs.FileMode{dir: 0o700, "data.db": 0o600, "data.db-wal": 0o600, "data.db-shm": 0o600}, dir)
+	if m := WideDir(dir); m != 0 {
+		t.Errorf("WideDir(%s) = %v, want 0", dir, m)
+	}
+	s.Close()
+
+	// An install of an earlier version: 0755 and 0644.
+	os.Chmod(dir, 0o755)
+	for _, f := range []string{"data.db", "data.db-wal", "data.db-shm"} {
+		os.WriteFile(filepath.Join(dir, f), nil, 0o644) // creates the missing ones
+		os.Chmod(filepath.Join(dir, f), 0o644)
+	}
+	if err := PrepareDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	wantModes(t, map[string]fs.FileMode{dir: 0o755, "data.db": 0o600, "data.db-wal": 0o600, "data.db-shm": 0o600}, dir)
+	if m := WideDir(dir); m != 0o755 {
+		t.Errorf("WideDir(%s) = %v, want 0755", dir, m)
+	}
+}
+
+// wantModes checks the permissions of dir's files (by name) and of dir.
+func wantModes(t *testing.T, want map[string]fs.FileMode, dir string) {
+	t.Helper()
+	for name, mode := range want {
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, name)
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("stat %s: %v", p, err)
+			continue
+		}
+		if st.Mode().Perm() != mode {
+			t.Errorf("mode of %s = %v, want %v", p, st.Mode().Perm(), mode)
 		}
 	}
 }
