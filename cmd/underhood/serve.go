@@ -49,6 +49,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		"Redis server (redis://[user:password@]host:port[/db]) that keeps the rate-limit and failed-login counts, so that every node counts against the same limits")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
+	realtimeLimits := realtimeFlags(fs, e.getenv)
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -62,6 +63,10 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	allow, err := outbound.ParseAllow(*outboundAllow)
 	if err != nil {
 		return fmt.Errorf("serve: --outbound-allow: %w", err)
+	}
+	rtLimits, err := realtimeLimits()
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -140,6 +145,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	// Realtime streams never end by themselves: the broker closes them
 	// when the server shuts down (RegisterOnShutdown below).
 	broker := realtime.New(records, log)
+	broker.SetLimits(rtLimits)
 	defer broker.Close()
 	if bus != nil {
 		// The changes other nodes commit reach this node's subscribers.
