@@ -317,13 +317,19 @@ type group struct {
 	readers int // guarded by the broker's mu
 
 	// The group's checks, guarded by the broker's smu (check.go).
-	jobs    []job // events waiting, the first being checked when running
-	running bool  // a checker has it
-	queued  bool  // in a queue of the checkers
-	gone    bool  // dropped: its events are not checked any more
-	checked bool  // cost is known
-	cost    time.Duration
-	waiters []*Client // held back by this group's horizon
+	jobs []job // events waiting, the first ones being checked when running
+	// inflight is the first events of jobs, taken by a checker; the
+	// fields after it are the checker's, read under smu by finish.
+	inflight   []job
+	checkedNow int           // how many of inflight were checked
+	costNow    time.Duration // the most one of them cost
+	overBudget bool          // one went over the budget
+	running    bool          // a checker has it
+	queued     bool          // in a queue of the checkers
+	gone       bool          // dropped: its events are not checked any more
+	checked    bool          // cost is known
+	cost       time.Duration
+	waiters    []*Client // held back by this group's horizon
 	// horizon is the position of the first event waiting for the group,
 	// 0 when none does; written under smu, read by Take without it.
 	horizon atomic.Uint64

@@ -83,9 +83,11 @@ func (b *Broker) SetLimits(l Limits) {
 const (
 	// slowCheck is the cost from which a group is slow.
 	slowCheck = 20 * time.Millisecond
-	// fastBatch is how many events of a fast group a checker checks
-	// before it lets the other groups go first.
-	fastBatch = 64
+	// groupBatch is how many fast groups a checker takes at once, and
+	// fastBatch how many events of each: the fewer times the checkers
+	// take the lock, the less they wait for each other.
+	groupBatch = 8
+	fastBatch  = 64
 )
 
 // job is one event waiting for a group's check. Its record is shared by
@@ -96,13 +98,13 @@ type job struct {
 	rec    *underhood.Record
 }
 
-// How a checker takes a group.
+// How a checker takes groups.
 type checkMode int
 
 const (
-	checkFast  checkMode = iota // in the checker, a batch of events
-	checkProbe                  // never checked: in a goroutine it waits for up to slowCheck
-	checkSlow                   // in the checker, one event
+	checkFast  checkMode = iota // a batch of groups, in the checker
+	checkProbe                  // one group never checked: in a goroutine it waits for up to slowCheck
+	checkSlow                   // one group, one event, in the checker
 )
 
 // slowLane is how many slow checks may run at once: half the checkers.
@@ -127,6 +129,7 @@ func (g *group) setHorizon() {
 func (b *Broker) fanOut(j job, matched []*group) (overflow []*group) {
 	b.smu.Lock()
 	defer b.smu.Unlock()
+	queued := 0
 	for _, g := range matched {
 		if g.gone {
 			continue
@@ -141,29 +144,29 @@ func (b *Broker) fanOut(j job, matched []*group) (overflow []*group) {
 		if len(g.jobs) == 1 {
 			g.setHorizon()
 		}
-		b.ready(g)
+		if b.queueGroup(g) {
+			queued++
+		}
 	}
 	b.fanned.Store(j.seq)
+	b.kick(queued)
 	return overflow
 }
 
-// dropJobs drops the events waiting for g, but the one being checked.
+// dropJobs drops the events waiting for g, but those being checked.
 // b.smu is held.
 func (b *Broker) dropJobs(g *group) {
-	n := 0
-	if g.running && len(g.jobs) > 0 {
-		n = 1
-	}
+	n := len(g.inflight)
 	clear(g.jobs[n:])
 	g.jobs = g.jobs[:n]
 	g.setHorizon()
 }
 
-// ready queues g for a checker when it has events and none has it.
-// b.smu is held.
-func (b *Broker) ready(g *group) {
+// queueGroup queues g for a checker when it has events and none has it, and
+// reports whether it did. b.smu is held.
+func (b *Broker) queueGroup(g *group) bool {
 	if g.running || g.queued || g.gone || len(g.jobs) == 0 {
-		return
+		return false
 	}
 	g.queued = true
 	if g.isSlow() {
@@ -171,67 +174,84 @@ func (b *Broker) ready(g *group) {
 	} else {
 		b.fastQueue = append(b.fastQueue, g)
 	}
-	b.kick()
+	return true
 }
 
-// kick wakes a waiting checker, or starts one when all are busy and there
-// is room. b.smu is held.
-func (b *Broker) kick() {
-	switch {
-	case b.closing:
-	case b.idle > 0:
-		b.idle--
-		b.work.Signal()
-	case b.checkers < b.limits.Checks:
-		b.checkers++
-		b.wg.Add(1)
-		go b.checker()
+// kick wakes or starts checkers for n newly queued groups: one for each
+// batch of them, as far as there are checkers. b.smu is held.
+func (b *Broker) kick(n int) {
+	for k := (n + groupBatch - 1) / groupBatch; k > 0 && !b.closing; k-- {
+		switch {
+		case b.idle > 0:
+			b.idle--
+			b.work.Signal()
+		case b.checkers < b.limits.Checks:
+			b.checkers++
+			b.wg.Add(1)
+			go b.checker()
+		default:
+			return
+		}
 	}
 }
 
 // checker checks groups until the broker closes.
 func (b *Broker) checker() {
 	defer b.wg.Done()
+	// A context of its own, under which each check's: the checks of
+	// different checkers do not share the lock of one parent.
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	var budgets checkBudget
+	defer budgets.stop()
+	var batch []*group
 	b.smu.Lock()
 	for {
-		g, mode, ok := b.next()
+		var mode checkMode
+		var ok bool
+		batch, mode, ok = b.next(batch[:0])
 		if !ok {
 			b.checkers--
 			b.smu.Unlock()
 			return
 		}
-		if g == nil {
+		if len(batch) == 0 {
 			b.idle++
 			b.work.Wait()
 			continue
 		}
+		budget := b.limits.CheckTime
 		b.smu.Unlock()
 		switch mode {
 		case checkFast:
-			b.checkFast(g)
+			for _, g := range batch {
+				b.checkEvents(ctx, &budgets, g, budget)
+			}
+			b.finish(batch, false)
 		case checkProbe:
-			b.probe(g)
+			b.probe(ctx, batch[0], budget)
 		case checkSlow:
-			b.checkOne(g)
-			b.smu.Lock()
-			b.slowRunning--
-			b.release(g)
-			b.smu.Unlock()
+			b.checkEvents(ctx, &budgets, batch[0], budget)
+			b.finish(batch, true)
 		}
+		clear(batch)
 		b.smu.Lock()
 	}
 }
 
-// next takes the group a checker is to check, and how: fast groups
-// first, then slow ones while the slow lane has room. It returns no group
-// when there is nothing to do, and false when the broker closes. b.smu is
-// held.
-func (b *Broker) next() (*group, checkMode, bool) {
+// next appends to batch the groups a checker is to check, and says how:
+// fast groups first, several at once, then slow ones while the slow lane
+// has room. It returns no group when there is nothing to do, and false
+// when the broker closes. b.smu is held.
+func (b *Broker) next(batch []*group) ([]*group, checkMode, bool) {
 	if b.closing {
-		return nil, 0, false
+		return batch, 0, false
 	}
-	for len(b.fastQueue) > 0 {
+	for len(b.fastQueue) > 0 && len(batch) < groupBatch {
 		g := b.fastQueue[0]
+		if !g.checked && len(batch) > 0 {
+			break // a probe goes alone
+		}
 		b.fastQueue[0] = nil
 		b.fastQueue = b.fastQueue[1:]
 		g.queued = false
@@ -239,19 +259,22 @@ func (b *Broker) next() (*group, checkMode, bool) {
 			continue
 		}
 		if g.checked {
-			g.running = true
-			return g, checkFast, true
+			b.take(g, fastBatch)
+			batch = append(batch, g)
+			continue
 		}
 		if b.slowRunning < b.limits.Checks {
 			b.slowRunning++
-			g.running = true
-			return g, checkProbe, true
+			b.take(g, 1)
+			return append(batch, g), checkProbe, true
 		}
-		// Too many checks of unknown cost run already: this one waits
-		// with the slow groups.
+		// Too many checks of unknown or high cost run already: this one
+		// waits with the slow groups.
 		g.checked, g.cost = true, slowCheck
-		g.queued = true
-		b.slowQueue = append(b.slowQueue, g)
+		b.queueGroup(g)
+	}
+	if len(batch) > 0 {
+		return batch, checkFast, true
 	}
 	for len(b.slowQueue) > 0 && b.slowRunning < b.slowLane() {
 		g := b.slowQueue[0]
@@ -262,50 +285,32 @@ func (b *Broker) next() (*group, checkMode, bool) {
 			continue
 		}
 		b.slowRunning++
-		g.running = true
-		return g, checkSlow, true
+		b.take(g, 1)
+		return append(batch, g), checkSlow, true
 	}
-	return nil, 0, true
+	return batch, 0, true
 }
 
-// release hands g back after a check: queued again when events wait for
-// it. A slow check ended, so a slow group may start. b.smu is held.
-func (b *Broker) release(g *group) {
-	g.running = false
-	b.ready(g)
-	if len(b.slowQueue) > 0 {
-		b.kick()
-	}
-}
-
-// checkFast checks events of g in the checker until g has none left,
-// turns out slow, or has had a batch.
-func (b *Broker) checkFast(g *group) {
-	for range fastBatch {
-		cost, more := b.checkOne(g)
-		if !more || cost >= slowCheck {
-			break
-		}
-	}
-	b.smu.Lock()
-	b.release(g)
-	b.smu.Unlock()
+// take gives g's first n events (or fewer) to a checker. b.smu is held.
+func (b *Broker) take(g *group, n int) {
+	g.running = true
+	n = min(n, len(g.jobs))
+	g.inflight = g.jobs[:n:n]
 }
 
 // probe checks the first event of g, a group never checked, in a
 // goroutine of its own, and waits for it no longer than slowCheck: a
 // costly group goes on being checked without its checker.
-func (b *Broker) probe(g *group) {
+func (b *Broker) probe(ctx context.Context, g *group, budget time.Duration) {
 	done := make(chan struct{})
 	b.wg.Add(1) // the checker is counted: Close waits for both
 	go func() {
 		defer b.wg.Done()
 		defer close(done)
-		b.checkOne(g)
-		b.smu.Lock()
-		b.slowRunning--
-		b.release(g)
-		b.smu.Unlock()
+		var budgets checkBudget
+		defer budgets.stop()
+		b.checkEvents(ctx, &budgets, g, budget)
+		b.finish([]*group{g}, true)
 	}()
 	t := time.NewTimer(slowCheck)
 	defer t.Stop()
@@ -315,78 +320,130 @@ func (b *Broker) probe(g *group) {
 	}
 }
 
-// checkOne checks g's first waiting event with the budget of one check
-// and publishes the message; it returns what the check cost and whether
-// more events wait. A check over budget disconnects g's clients.
-func (b *Broker) checkOne(g *group) (cost time.Duration, more bool) {
+// checkEvents checks the events a checker took of g, each with a budget
+// of its own, and publishes their messages. It stops after a check that
+// was slow: the events left wait for g's next turn.
+func (b *Broker) checkEvents(ctx context.Context, budgets *checkBudget, g *group, budget time.Duration) {
+	g.checkedNow, g.costNow, g.overBudget = 0, 0, false
+	for _, j := range g.inflight {
+		start := time.Now()
+		cctx := budgets.context(ctx, start, budget)
+		m := b.evaluate(cctx, g, j.action, j.rec)
+		cost := time.Since(start)
+		over := errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+		g.checkedNow++
+		g.costNow = max(g.costNow, cost)
+		if m != nil {
+			m.seq = j.seq
+			// The message is in the feed before the horizon passes its
+			// event (finish): Take never misses it.
+			wake, lagging := g.feed.publish(m)
+			for _, c := range wake {
+				if c.asleep.CompareAndSwap(true, false) {
+					c.wake()
+				}
+			}
+			for _, c := range lagging {
+				b.log.Warn("realtime: client too slow, disconnecting", "client", c.ID)
+				b.Disconnect(c)
+			}
+		}
+		if over {
+			g.overBudget = true
+			b.log.Warn("realtime: a subscription's check took longer than its budget; disconnecting its clients",
+				"collection", j.rec.Collection.Name, "topic", g.sub.Topic, "budget", budget)
+			return
+		}
+		if cost >= slowCheck {
+			return
+		}
+	}
+}
+
+// checkBudget gives the checks of one goroutine their budget: a context
+// whose deadline is the budget away from the check's start, give or take
+// a sixteenth. The cheap checks that follow each other share one, which
+// costs far less than a context and a timer each.
+type checkBudget struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+// context returns the context of a check that starts now.
+func (cb *checkBudget) context(parent context.Context, now time.Time, budget time.Duration) context.Context {
+	if cb.ctx != nil && cb.deadline.Sub(now) >= budget-budget/16 {
+		return cb.ctx
+	}
+	cb.stop()
+	cb.deadline = now.Add(budget)
+	cb.ctx, cb.cancel = context.WithDeadline(parent, cb.deadline)
+	return cb.ctx
+}
+
+func (cb *checkBudget) stop() {
+	if cb.cancel != nil {
+		cb.cancel()
+	}
+	cb.ctx, cb.cancel = nil, nil
+}
+
+// finish ends the checks of batch: the events checked leave their
+// groups, whose horizons move on (waking the clients that waited for
+// them), and the groups are queued again when events wait for them. A
+// group over budget is dropped and its clients disconnected. slow says
+// that the batch was a slow lane's check.
+func (b *Broker) finish(batch []*group, slow bool) {
+	var waiters []*Client
+	var dropped []*group
 	b.smu.Lock()
-	if g.gone || len(g.jobs) == 0 {
-		clear(g.jobs)
-		g.jobs = g.jobs[:0]
+	queued := 0
+	for _, g := range batch {
+		n := g.checkedNow
+		clear(g.jobs[:n])
+		g.jobs = g.jobs[n:]
+		g.inflight = nil
+		g.running = false
+		if g.overBudget {
+			g.gone = true
+			dropped = append(dropped, g)
+		}
+		if g.gone {
+			b.dropJobs(g)
+		}
 		g.setHorizon()
-		b.smu.Unlock()
-		return 0, false
-	}
-	j := g.jobs[0]
-	budget := b.limits.CheckTime
-	b.smu.Unlock()
-
-	ctx, cancel := context.WithTimeout(b.ctx, budget)
-	start := time.Now()
-	m := b.evaluate(ctx, g, j.action, j.rec)
-	cost = time.Since(start)
-	overBudget := errors.Is(ctx.Err(), context.DeadlineExceeded) && b.ctx.Err() == nil
-	cancel()
-	var wake, lagging []*Client
-	if m != nil {
-		m.seq = j.seq
-		// The message is in the feed before the horizon passes its
-		// event: Take never misses it.
-		wake, lagging = g.feed.publish(m)
-	}
-
-	b.smu.Lock()
-	g.jobs[0] = job{}
-	g.jobs = g.jobs[1:]
-	if g.gone || overBudget {
-		g.gone = true
-		b.dropJobs(g)
-	}
-	g.setHorizon()
-	waiters := g.waiters
-	g.waiters = nil
-	for _, c := range waiters {
-		c.waitingOn = nil
-	}
-	if !g.checked || cost >= slowCheck {
-		g.cost = cost
-	} else {
-		g.cost = (3*g.cost + cost) / 4
-	}
-	g.checked = true
-	more = len(g.jobs) > 0
-	b.smu.Unlock()
-
-	for _, c := range wake {
-		if c.asleep.CompareAndSwap(true, false) {
-			c.wake()
+		for _, c := range g.waiters {
+			c.waitingOn = nil
+		}
+		waiters = append(waiters, g.waiters...)
+		g.waiters = nil
+		if !g.checked || g.costNow >= slowCheck {
+			g.cost = g.costNow
+		} else {
+			g.cost = (3*g.cost + g.costNow) / 4
+		}
+		g.checked = true
+		if b.queueGroup(g) {
+			queued++
 		}
 	}
+	if slow {
+		b.slowRunning--
+		if len(b.slowQueue) > 0 {
+			queued++ // a slow group may start
+		}
+	}
+	b.kick(queued)
+	b.smu.Unlock()
+
 	for _, c := range waiters {
 		if c.asleep.CompareAndSwap(true, false) {
 			c.wake()
 		}
 	}
-	if overBudget {
-		b.log.Warn("realtime: a subscription's check took longer than its budget; disconnecting its clients",
-			"collection", j.rec.Collection.Name, "topic", g.sub.Topic, "budget", budget)
+	for _, g := range dropped {
 		b.disconnectGroup(g)
 	}
-	for _, c := range lagging {
-		b.log.Warn("realtime: client too slow, disconnecting", "client", c.ID)
-		b.Disconnect(c)
-	}
-	return cost, more
 }
 
 // disconnectGroup disconnects every client of g.
