@@ -29,7 +29,9 @@ import (
 // its checker waits for no longer than slowCheck: if it takes longer,
 // the group is slow and its check goes on while the checker moves on, so
 // a guest who subscribes with a costly filter costs the others at most
-// slowCheck, once.
+// slowCheck, once. (A group that was fast and turns slow, because the
+// records its filter reads grew, holds up the few fast groups its checker
+// took with it for that one check.)
 //
 // A group loses its events only by its own cost: when one check exceeds
 // the budget, or more than Limits.Backlog events wait for it, its clients
@@ -43,7 +45,9 @@ type Limits struct {
 	// CheckTime is how long the check of one event for one group (its
 	// rule, its filter and its expansion) may take.
 	CheckTime time.Duration
-	// Checks is how many groups may be checked at once.
+	// Checks is how many checkers check groups at once. First checks
+	// that outlast slowCheck go on beside them, no more than Checks of
+	// them and of the slow checks together.
 	Checks int
 	// Backlog is how many events may wait for one group's check.
 	Backlog int
