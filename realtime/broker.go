@@ -6,10 +6,13 @@
 // moment. Subscribers with the same identity and the same topic (options
 // included) form a group: the rule, the filter and the expansion are
 // evaluated once per group per event, and the group's members share the
-// resulting message, down to its encoded bytes. A client is either sent
-// each message (Connect) or takes what piled up for it when its adapter
-// is ready to write (ConnectFunc, feed.go), so that an event costs the
-// broker one step per group rather than one per client. Besides record
+// resulting message, down to its encoded bytes. Groups are checked apart
+// and at once, each with a budget of its own, so that a costly one delays
+// and loses only its own events (check.go). A client takes what piled up
+// for it in the feeds of its groups when its adapter is ready to write
+// (ConnectFunc, feed.go), or is sent it on a channel (Connect), so that
+// an event costs the broker one step per group rather than one per
+// client. Besides record
 // topics, a client may subscribe to a direct topic (TopicOAuth2), which no
 // change reaches: a message on it is sent by SendOnce to that one client
 // only. The protocol (SSE, WebSocket) lives in the adapters; this package
@@ -22,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -75,7 +79,7 @@ type Message struct {
 	ExpandError *underhood.FieldError
 
 	// seq orders the messages of different groups as their events were
-	// dispatched.
+	// dispatched; it is the event's position, from 1.
 	seq uint64
 	// enc is the encodings made so far, replaced (never changed) under
 	// encMu, so that the many readers of a shared message need no lock.
@@ -135,25 +139,30 @@ type Subscription struct {
 	Query      map[string]string
 }
 
-// Client is one connected subscriber. Its messages go to a channel
-// (Connect) or wait in the feeds of its groups until it takes them
-// (ConnectFunc).
+// Client is one connected subscriber. Its messages wait in the feeds of
+// its groups until it takes them (ConnectFunc) or the broker sends them
+// to its channel (Connect).
 type Client struct {
 	ID      string
-	out     chan *Message
+	broker  *Broker
+	out     chan *Message // a Connect client's
 	wake    func()
 	onClose func()
 	done    chan struct{}
 	once    sync.Once
 	// asleep is set when Take found nothing: the next message calls wake.
 	asleep atomic.Bool
+	// pumping serializes the sends of a Connect client's messages.
+	pumping sync.Mutex
+	// waitingOn is the group whose horizon the client waits for, if any;
+	// guarded by the broker's smu.
+	waitingOn *group
 
 	mu   sync.Mutex
 	auth *underhood.Record
 	subs map[string]*Subscription
 	// groups are the groups of subs, each with the client's place in its
-	// feed (nil for a Connect client); changed under the broker's mu and
-	// mu both.
+	// feed; changed under the broker's mu and mu both.
 	groups []membership
 	// direct is what SendOnce left for a ConnectFunc client to Take.
 	direct []*Message
@@ -162,7 +171,7 @@ type Client struct {
 // membership is a client's part in one group.
 type membership struct {
 	g *group
-	r *reader // nil for a Connect client
+	r *reader
 }
 
 // Messages is the stream of the client's events; Done is closed when the
@@ -195,7 +204,7 @@ func (c *Client) send(m *Message) bool {
 // sendDirect hands m, of a direct topic, to c; c.mu is held. A
 // ConnectFunc client finds it at its next Take, and SendOnce wakes it.
 func (c *Client) sendDirect(m *Message) bool {
-	if c.wake == nil {
+	if c.out != nil {
 		return c.send(m)
 	}
 	c.direct = append(c.direct, m)
@@ -216,6 +225,10 @@ func (c *Client) Subscriptions() []string {
 // Take appends to dst the messages of a ConnectFunc client since its last
 // Take, in the order they were dispatched, and returns it. When there are
 // none, the client sleeps: the next message for it calls its wake.
+//
+// A message waits while another of the client's groups has not yet been
+// checked for an earlier event (its horizon is before the message's
+// event): the client is woken when that group's horizon moves.
 func (c *Client) Take(dst []*Message) []*Message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -223,9 +236,10 @@ func (c *Client) Take(dst []*Message) []*Message {
 	c.asleep.Store(true)
 	dst = append(dst, c.direct...)
 	c.direct = nil
-	for _, m := range c.groups {
-		if m.r != nil {
-			dst = m.r.take(dst)
+	for {
+		var done bool
+		if dst, done = c.takeBefore(dst); done {
+			break
 		}
 	}
 	if len(dst) == n {
@@ -238,15 +252,90 @@ func (c *Client) Take(dst []*Message) []*Message {
 	return dst
 }
 
-// group is the clients subscribed to one topic with one identity: the
-// Connect clients are its members, the ConnectFunc clients read its feed.
+// noLimit is a horizon no event reaches.
+const noLimit = math.MaxUint64
+
+// horizons returns the two earliest horizons among c's groups, with the
+// group of the first and whether that group had no event waiting. Such a
+// group's horizon is the position after the last event dispatched, read
+// before the groups' own: a message of a later event may already be in a
+// feed, but the other groups got that event first. c.mu is held.
+func (c *Client) horizons() (h1, h2 uint64, g1 *group, idle bool) {
+	h1, h2 = noLimit, noLimit
+	if len(c.groups) < 2 {
+		return h1, h2, nil, false
+	}
+	fanned := c.broker.fanned.Load()
+	for _, m := range c.groups {
+		h, none := m.g.horizon.Load(), false
+		if h == 0 {
+			h, none = fanned+1, true
+		}
+		switch {
+		case h < h1:
+			h1, h2, g1, idle = h, h1, m.g, none
+		case h < h2:
+			h2 = h
+		}
+	}
+	return h1, h2, g1, idle
+}
+
+// takeBefore takes from each of c's feeds the messages of events before
+// the earliest horizon of c's other groups. When it held some back, it
+// registers c to be woken once the group that held them has checked its
+// event; it reports false when that happened meanwhile, or when the hold
+// was only for a dispatch under way, so that Take tries again. c.mu is
+// held.
+func (c *Client) takeBefore(dst []*Message) ([]*Message, bool) {
+	h1, h2, g1, idle := c.horizons()
+	anyHeld := false
+	for _, m := range c.groups {
+		limit := h1
+		if m.g == g1 {
+			// A group's own messages never wait for it; and they are all
+			// before h1, so that they never wait at all.
+			limit = h2
+		}
+		var held bool
+		dst, held = m.r.take(dst, limit)
+		anyHeld = anyHeld || held
+	}
+	if !anyHeld {
+		return dst, true
+	}
+	if idle {
+		return dst, false
+	}
+	return dst, c.broker.waitFor(c, g1, h1)
+}
+
+// group is the clients subscribed to one topic with one identity: they
+// read its feed.
 type group struct {
 	key     string
 	sub     *Subscription
 	auth    *underhood.Record
-	members map[*Client]struct{}
 	feed    feed
 	readers int // guarded by the broker's mu
+
+	// The group's checks, guarded by the broker's smu (check.go).
+	jobs []job // events waiting, the first ones being checked when running
+	// inflight is the first events of jobs, taken by a checker; the
+	// fields after it are the checker's, read under smu by finish.
+	inflight   []job
+	checkedNow int           // how many of inflight were checked
+	costNow    time.Duration // the most one of them cost
+	overBudget bool          // one went over the budget
+	running    bool          // a checker has it
+	queued     bool          // in a queue of the checkers
+	gone       bool          // dropped: its events are not checked any more
+	checked    bool          // cost is known
+	cost       time.Duration
+	waiters    []*Client // held back by this group's horizon
+	// horizon is the position of the first event waiting for the group,
+	// 0 when none does; written under smu, read by Take without it.
+	horizon atomic.Uint64
 }
 
 // Broker keeps the realtime clients of one node.
@@ -266,6 +355,23 @@ type Broker struct {
 	quit     chan struct{}
 	finished chan struct{}
 	closed   sync.Once
+	// fanned is the position of the last event queued for its groups.
+	fanned atomic.Uint64
+
+	// The checkers (check.go): smu guards the fields below it and the
+	// groups' checks.
+	ctx    context.Context // cancelled by Close, ending every check
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the checkers and their probes
+	smu    sync.Mutex
+	work   *sync.Cond // on smu: a checker waits for a group
+	limits Limits
+	// fastQueue and slowQueue are the groups waiting for a checker.
+	fastQueue, slowQueue []*group
+	// checkers counts the checkers, idle the ones waiting to be woken;
+	// slowRunning counts the checks of slow or unknown cost under way.
+	checkers, idle, slowRunning int
+	closing                     bool
 
 	// peers reaches the clients of the other nodes (UsePeers).
 	peers Peers
@@ -295,7 +401,10 @@ func New(records *record.Service, log *slog.Logger) *Broker {
 		events:   make(chan underhood.Event, eventQueue),
 		quit:     make(chan struct{}),
 		finished: make(chan struct{}),
+		limits:   Limits{}.withDefaults(),
 	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.work = sync.NewCond(&b.smu)
 	b.stop = records.Listen(b.enqueue)
 	go b.run()
 	return b
@@ -332,6 +441,13 @@ func (b *Broker) Close() {
 		b.stop()
 		close(b.quit)
 		<-b.finished
+		b.smu.Lock()
+		b.closing = true
+		b.idle = 0
+		b.work.Broadcast()
+		b.smu.Unlock()
+		b.cancel()
+		b.wg.Wait()
 		b.mu.Lock()
 		for id, c := range b.clients {
 			c.close()
@@ -342,11 +458,40 @@ func (b *Broker) Close() {
 	})
 }
 
-// Connect registers a new client.
+// Connect registers a new client whose messages are sent to
+// Client.Messages.
 func (b *Broker) Connect() *Client {
-	c := &Client{ID: underhood.RandomString(40), out: make(chan *Message, clientQueue), done: make(chan struct{}), subs: map[string]*Subscription{}}
+	c := &Client{ID: underhood.RandomString(40), broker: b, out: make(chan *Message, clientQueue), done: make(chan struct{}), subs: map[string]*Subscription{}}
+	c.wake = func() { b.pump(c) }
+	c.asleep.Store(true)
 	b.add(c)
 	return c
+}
+
+// pump sends what a Connect client has to take to its channel, and
+// disconnects it when the channel is full. It is the client's wake: it
+// runs on the goroutine that published the message, never blocks, and
+// one pump at a time keeps the client's messages in order.
+func (b *Broker) pump(c *Client) {
+	c.pumping.Lock()
+	var msgs []*Message
+	full := false
+	for !full {
+		if msgs = c.Take(msgs[:0]); len(msgs) == 0 {
+			break
+		}
+		for _, m := range msgs {
+			if !c.send(m) {
+				full = true
+				break
+			}
+		}
+	}
+	c.pumping.Unlock()
+	if full {
+		b.log.Warn("realtime: client too slow, disconnecting", "client", c.ID)
+		b.Disconnect(c)
+	}
 }
 
 // ConnectFunc registers a new client whose messages wait for it to Take
@@ -358,7 +503,7 @@ func (b *Broker) Connect() *Client {
 // idle client, and the broker's work per event does not grow with the
 // number of such clients.
 func (b *Broker) ConnectFunc(wake func(), onClose func()) *Client {
-	c := &Client{ID: underhood.RandomString(40), wake: wake, onClose: onClose, done: make(chan struct{}), subs: map[string]*Subscription{}}
+	c := &Client{ID: underhood.RandomString(40), broker: b, wake: wake, onClose: onClose, done: make(chan struct{}), subs: map[string]*Subscription{}}
 	c.asleep.Store(true)
 	b.add(c)
 	return c
@@ -384,7 +529,7 @@ func (b *Broker) Disconnect(c *Client) {
 // leaveGroups takes c out of its groups. b.mu and c.mu are held.
 func (b *Broker) leaveGroups(c *Client) {
 	for _, m := range c.groups {
-		b.leave(m.g, c, m.r)
+		b.leave(m.g, m.r)
 	}
 	c.groups = nil
 }
@@ -411,7 +556,7 @@ func (b *Broker) regroup(c *Client, auth *underhood.Record, subs map[string]*Sub
 		}
 		g := byKey[key]
 		if g == nil {
-			g = &group{key: key, sub: s, auth: auth, members: map[*Client]struct{}{}}
+			g = &group{key: key, sub: s, auth: auth}
 			byKey[key] = g
 		}
 		if r, ok := old[g]; ok {
@@ -419,30 +564,21 @@ func (b *Broker) regroup(c *Client, auth *underhood.Record, subs map[string]*Sub
 			delete(old, g)
 			continue
 		}
-		if c.wake == nil {
-			g.members[c] = struct{}{}
-			groups = append(groups, membership{g: g})
-			continue
-		}
 		g.readers++
 		groups = append(groups, membership{g, g.feed.join(c, c.asleep.Load())})
 	}
 	for g, r := range old {
-		b.leave(g, c, r)
+		b.leave(g, r)
 	}
 	c.groups = groups
 }
 
 // leave takes c, with its reader r of g's feed, out of g, and drops g
 // when nobody is left. b.mu is held.
-func (b *Broker) leave(g *group, c *Client, r *reader) {
-	if r != nil {
-		g.feed.leave(r)
-		g.readers--
-	} else {
-		delete(g.members, c)
-	}
-	if len(g.members) > 0 || g.readers > 0 {
+func (b *Broker) leave(g *group, r *reader) {
+	g.feed.leave(r)
+	g.readers--
+	if g.readers > 0 {
 		return
 	}
 	byKey := b.groups[g.sub.Collection]
@@ -450,6 +586,10 @@ func (b *Broker) leave(g *group, c *Client, r *reader) {
 	if len(byKey) == 0 {
 		delete(b.groups, g.sub.Collection)
 	}
+	b.smu.Lock()
+	g.gone = true
+	b.dropJobs(g)
+	b.smu.Unlock()
 }
 
 // identityKey names the identity auth as rules see it: the record, as it
@@ -615,25 +755,20 @@ func (b *Broker) request(auth *underhood.Record, s *Subscription) *record.Reques
 	return &record.Request{Context: "realtime", Method: "GET", Headers: s.Headers, Query: s.Query, Auth: auth}
 }
 
-// dispatch sends one change to every client that may see it: the rule,
-// filter and expansion once per group, the message to each member.
+// dispatch queues one change for the checks of every group it concerns
+// (check.go), with the rules of the collection as they are now, not as
+// they were when the clients subscribed. It never waits for a check.
 func (b *Broker) dispatch(e underhood.Event) {
 	if e.Record == nil || e.Record.Collection == nil {
 		return
 	}
-	// The rules of the collection as they are now, not as they were when
-	// the client subscribed.
 	coll, err := b.records.Collection(e.Record.Collection.ID)
 	if err != nil {
 		return
 	}
 	rec := e.Record.Clone()
 	rec.Collection = coll
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 
-	// The groups are evaluated outside the lock, so that subscribing
-	// never waits for rules; their members are read under it.
 	b.mu.RLock()
 	var matched []*group
 	for _, g := range b.groups[coll.ID] {
@@ -643,31 +778,10 @@ func (b *Broker) dispatch(e underhood.Event) {
 	}
 	b.mu.RUnlock()
 	b.seq++
-	var slow []*Client
-	for _, g := range matched {
-		m := b.evaluate(ctx, g, e.Action, rec)
-		if m == nil {
-			continue
-		}
-		m.seq = b.seq
-		b.mu.RLock()
-		for c := range g.members {
-			if !c.send(m) {
-				slow = append(slow, c)
-			}
-		}
-		b.mu.RUnlock()
-		wake, lagging := g.feed.publish(m)
-		for _, c := range wake {
-			if c.asleep.CompareAndSwap(true, false) {
-				c.wake()
-			}
-		}
-		slow = append(slow, lagging...)
-	}
-	for _, c := range slow {
-		b.log.Warn("realtime: client too slow, disconnecting", "client", c.ID)
-		b.Disconnect(c)
+	for _, g := range b.fanOut(job{seq: b.seq, action: e.Action, rec: rec}, matched) {
+		b.log.Warn("realtime: a subscription's checks fell too far behind; disconnecting its clients",
+			"collection", coll.Name, "topic", g.sub.Topic)
+		b.disconnectGroup(g)
 	}
 }
 

@@ -17,13 +17,13 @@ import (
 )
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	records *record.Service
 	broker  *realtime.Broker
 	users   map[string]*underhood.Record
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

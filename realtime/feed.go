@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 )
@@ -92,6 +93,17 @@ func (f *feed) leave(r *reader) {
 	}
 }
 
+// clients returns the clients of the readers.
+func (f *feed) clients() []*Client {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*Client, len(f.readers))
+	for i, r := range f.readers {
+		out[i] = r.client
+	}
+	return out
+}
+
 // publish appends m for the readers and returns the clients to wake
 // (valid until the next publish) and those too far behind.
 func (f *feed) publish(m *Message) (wake, slow []*Client) {
@@ -122,14 +134,16 @@ func (f *feed) publish(m *Message) (wake, slow []*Client) {
 	return f.waking, slow
 }
 
-// take appends to dst what r has not taken yet; when there is nothing,
+// take appends to dst what r has not taken yet of the messages of
+// events before limit (a position in the broker's sequence), and reports
+// whether it left some for being after it. When there is nothing at all,
 // r is listed among the sleepers.
-func (r *reader) take(dst []*Message) []*Message {
+func (r *reader) take(dst []*Message, limit uint64) ([]*Message, bool) {
 	f := r.feed
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r.gone {
-		return dst
+		return dst, false
 	}
 	head := f.head()
 	if r.next == head {
@@ -137,16 +151,26 @@ func (r *reader) take(dst []*Message) []*Message {
 			f.sleepers = append(f.sleepers, r)
 			r.listed = true
 		}
-		return dst
+		return dst, false
 	}
-	dst = append(dst, f.msgs[r.next-f.base:]...)
+	// The messages are in the order of their events: those before limit
+	// come first.
+	msgs := f.msgs[r.next-f.base:]
+	n := len(msgs)
+	if msgs[n-1].seq >= limit {
+		n, _ = slices.BinarySearchFunc(msgs, limit, func(m *Message, limit uint64) int { return cmp.Compare(m.seq, limit) })
+	}
+	if n == 0 {
+		return dst, true
+	}
+	dst = append(dst, msgs[:n]...)
 	wasAtBase := r.next == f.base
-	r.next = head
+	r.next += uint64(n)
 	if wasAtBase {
 		f.atBase--
 		f.trim()
 	}
-	return dst
+	return dst, n < len(msgs)
 }
 
 // trim drops the messages every reader has taken, once no reader waits

@@ -57,6 +57,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		"MiB that making one thumbnail may allocate (decoding the image and scaling it); a larger image is served without a thumbnail")
 	thumbJobs := fs.String("max-thumb-jobs", envOr(e.getenv, "UH_MAX_THUMB_JOBS", strconv.Itoa(runtime.GOMAXPROCS(0))),
 		"thumbnails generated at once; other first requests for a thumbnail wait")
+	realtimeLimits := realtimeFlags(fs, e.getenv)
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -80,6 +81,10 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		return err
 	}
 	fileOpts, err := fileOptions(*thumbMemory, *thumbJobs)
+	if err != nil {
+		return err
+	}
+	rtLimits, err := realtimeLimits()
 	if err != nil {
 		return err
 	}
@@ -162,6 +167,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	// Realtime streams never end by themselves: the broker closes them
 	// when the server shuts down (RegisterOnShutdown below).
 	broker := realtime.New(records, log)
+	broker.SetLimits(rtLimits)
 	defer broker.Close()
 	if bus != nil {
 		// The changes other nodes commit reach this node's subscribers.
