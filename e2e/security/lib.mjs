@@ -153,7 +153,8 @@ export async function listenTCP() {
         sockets.add(sock);
         sock.on("close", () => sockets.delete(sock));
         sock.on("error", () => {});
-        // An SMTP client waits for a greeting: give none, let it hang up.
+        // Counted: hang up at once, so the client fails fast.
+        sock.destroy();
     });
     await new Promise((ok) => srv.listen(0, "127.0.0.1", ok));
     return {
