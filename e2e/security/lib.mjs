@@ -112,6 +112,7 @@ export function watchMemory(pid) {
         }
     };
     const timer = setInterval(sample, 20);
+    timer.unref(); // a test that fails before stop() must not keep the process alive
     return {
         stop() {
             clearInterval(timer);
