@@ -42,10 +42,15 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * startServer creates a fresh data directory, upserts the superuser with
  * the CLI, starts `serve`, and waits until GET /api/health answers 200.
- * It returns { url, dir, client(), superuser(), stop() }.
+ * It returns { url, dir, pid, client(), superuser(), restart(), stop() }.
+ *
+ * Options: `args` are extra `serve` flags; with `freshDir` the data
+ * directory does not exist before the binary creates it (its modes are
+ * the binary's, not mkdtemp's).
  */
-export async function startServer() {
-    const dir = await mkdtemp(join(tmpdir(), "underhood-e2e-"));
+export async function startServer({ args = [], freshDir = false } = {}) {
+    const top = await mkdtemp(join(tmpdir(), "underhood-e2e-"));
+    const dir = freshDir ? join(top, "uh_data") : top;
     // $UNDERHOOD_E2E_DB: the data is in a PostgreSQL schema of its own.
     const db = DB ? await createSchema() : null;
     const dbArgs = db ? ["--db", db.url] : [];
@@ -54,15 +59,30 @@ export async function startServer() {
             timeout: STARTUP_TIMEOUT_MS,
         });
     } catch (err) {
-        await rm(dir, { recursive: true, force: true });
+        await rm(top, { recursive: true, force: true });
+        await db?.drop();
         throw new Error(`${BIN} superuser upsert failed: ${err.message}\n${err.stderr ?? ""}`);
     }
+    try {
+        const started = await spawnServe([...dbArgs, ...args], dir);
+        return makeHandle({ ...started, dir, top, db, serveArgs: [...dbArgs, ...args] });
+    } catch (err) {
+        await rm(top, { recursive: true, force: true });
+        await db?.drop();
+        throw err;
+    }
+}
 
+/**
+ * spawnServe starts `serve` on the data of dir and waits until it is
+ * healthy; it returns { url, proc, exited, output() }.
+ */
+async function spawnServe(serveArgs, dir) {
     // A port can be taken between freePort and serve binding it; try again then.
     for (let attempt = 1; ; attempt++) {
         const port = await freePort();
         const url = `http://127.0.0.1:${port}`;
-        const proc = spawn(BIN, ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir, ...dbArgs], {
+        const proc = spawn(BIN, ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir, ...serveArgs], {
             stdio: ["ignore", "pipe", "pipe"],
         });
         let output = "";
@@ -74,17 +94,28 @@ export async function startServer() {
 
         const up = await waitHealthy(url, () => exitedEarly !== null);
         if (up) {
-            return makeHandle({ url, dir, db, proc, exited, output: () => output });
+            return { url, proc, exited, output: () => output };
         }
         if (exitedEarly === null) {
             proc.kill("SIGKILL");
             await exited;
         }
         if (attempt >= 3 || !/address already in use/i.test(output)) {
-            await rm(dir, { recursive: true, force: true });
-            throw new Error(`underhood did not become healthy at ${url} (exit ${JSON.stringify(exitedEarly)}):\n${output}`);
+            const err = new Error(`underhood did not become healthy at ${url} (exit ${JSON.stringify(exitedEarly)}):\n${output}`);
+            err.output = output;
+            throw err;
         }
     }
+}
+
+/**
+ * serveFlags lists the flag names `serve -h` prints, so a test can use a
+ * flag that a newer binary has and skip when it is not there.
+ */
+export async function serveFlags() {
+    const res = await promisify(execFile)(BIN, ["serve", "-h"], { timeout: STARTUP_TIMEOUT_MS }).catch((err) => err);
+    const text = `${res.stdout ?? ""}${res.stderr ?? ""}`;
+    return new Set([...text.matchAll(/^\s+-([a-z0-9-]+)/gm)].map((m) => m[1]));
 }
 
 /** waitHealthy polls GET /api/health until it answers 200. */
@@ -105,17 +136,44 @@ async function waitHealthy(url, hasExited) {
     return false;
 }
 
-function makeHandle({ url, dir, db, proc, exited, output }) {
+function makeHandle({ url, dir, top, db, proc, exited, output, serveArgs }) {
     let stopped = false;
     // A test run that dies must not leave a server behind.
-    const killOnExit = () => proc.kill("SIGKILL");
+    let killOnExit = () => proc.kill("SIGKILL");
     process.once("exit", killOnExit);
+
+    /** halt stops the current process, the data stays. */
+    async function halt() {
+        process.removeListener("exit", killOnExit);
+        if (proc.exitCode === null && proc.signalCode === null) {
+            proc.kill("SIGTERM");
+            const timer = setTimeout(() => proc.kill("SIGKILL"), STOP_TIMEOUT_MS);
+            await exited;
+            clearTimeout(timer);
+        }
+    }
 
     return {
         url,
         dir,
+        /** pid is the process id of the running `serve`. */
+        get pid() {
+            return proc.pid;
+        },
         /** output is everything the server printed so far. */
-        output,
+        output: () => output(),
+        /**
+         * restart stops `serve` and starts it again on the same data (a
+         * new port: read url again). It throws, with the output in
+         * err.output, when the new process does not become healthy.
+         */
+        async restart() {
+            await halt();
+            ({ url, proc, exited, output } = await spawnServe(serveArgs, dir));
+            this.url = url;
+            killOnExit = () => proc.kill("SIGKILL");
+            process.once("exit", killOnExit);
+        },
         /** client returns a new guest SDK client. */
         client() {
             const pb = new PocketBase(url);
@@ -132,14 +190,8 @@ function makeHandle({ url, dir, db, proc, exited, output }) {
         async stop() {
             if (stopped) return;
             stopped = true;
-            process.removeListener("exit", killOnExit);
-            if (proc.exitCode === null && proc.signalCode === null) {
-                proc.kill("SIGTERM");
-                const timer = setTimeout(() => proc.kill("SIGKILL"), STOP_TIMEOUT_MS);
-                await exited;
-                clearTimeout(timer);
-            }
-            await rm(dir, { recursive: true, force: true });
+            await halt();
+            await rm(top, { recursive: true, force: true });
             await db?.drop();
         },
     };
