@@ -3,45 +3,53 @@ module github.com/underhood/underhood
 go 1.26.0
 
 require (
+	// Auth tokens (auth/token.go): the field's standard JWT library.
+	github.com/golang-jwt/jwt/v5 v5.3.1
+	// Test diffs (STYLE.md rule 11).
+	github.com/google/go-cmp v0.7.0
+	// Password hashing (bcrypt, as PocketBase stores it).
+	golang.org/x/crypto v0.58.0
+	// The embedded database: SQLite in pure Go, so the binary builds
+	// without cgo on every platform.
+	modernc.org/sqlite v1.62.0
+)
+
+require (
 	github.com/aymerick/douceur v0.2.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
-	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
-	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/css v1.0.1 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
-	github.com/klauspost/compress v1.20.0 // indirect
+	github.com/klauspost/compress v1.20.2 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
-	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
-	modernc.org/sqlite v1.62.0 // indirect
 )
 
 require (
 	// PostgreSQL for --db postgres://…: its database/sql driver
 	// (pgx/v5/stdlib) and LISTEN/NOTIFY between nodes (sqlstore/postgres).
 	github.com/jackc/pgx/v5 v5.12.0
-	// Thumbnails (files/): WebP decoding and a high-quality scaler
-	// (draw.CatmullRom), which the standard library lacks.
-	golang.org/x/image v0.47.0
-	// NATS for serve --nats: every event to underhood.<collection>.<action>
-	// for other services, and realtime across nodes (events/nats.go).
-	github.com/nats-io/nats.go v1.55.0
 	// Editor fields (record/editor.go): HTML sanitised on write with an
 	// allow-list, by the maintained Go sanitiser, rather than a parser and
 	// policy of our own; x/net/html is its HTML tokenizer, which the
 	// sanitiser test also parses the stored HTML with.
 	github.com/microcosm-cc/bluemonday v1.0.27
+	// NATS for serve --nats: every event to underhood.<collection>.<action>
+	// for other services, and realtime across nodes (events/nats.go).
+	github.com/nats-io/nats.go v1.55.0
+	// Thumbnails (files/): WebP decoding and a high-quality scaler
+	// (draw.CatmullRom), which the standard library lacks.
+	golang.org/x/image v0.47.0
 	golang.org/x/net v0.60.0
 )
