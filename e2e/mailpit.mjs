@@ -148,12 +148,13 @@ function handle({ proc, gone, killOnExit, api, smtpPort }) {
  * and an app URL for the links) through a superuser client. The server
  * must allow loopback (UH_OUTBOUND_ALLOW=127.0.0.1/32). The tests mail one
  * address more often than the per-recipient limit (2 of a kind per 10
- * minutes) allows, so it is raised.
+ * minutes) allows, so it is raised, unless keepRecipientLimit is set (the
+ * security suite tests that limit).
  */
-export async function useMailpit(su, mailpit) {
+export async function useMailpit(su, mailpit, { keepRecipientLimit = false } = {}) {
     const { rateLimits } = await su.settings.getAll();
     const rules = rateLimits.rules.map((r) =>
-        r.label === "identity:mail-recipient" ? { ...r, maxRequests: 1000 } : r);
+        r.label === "identity:mail-recipient" && !keepRecipientLimit ? { ...r, maxRequests: 1000 } : r);
     await su.settings.update({
         smtp: { enabled: true, host: mailpit.host, port: mailpit.port },
         meta: { appName: "E2E", appURL: "https://e2e.test", senderName: "E2E", senderAddress: "no-reply@e2e.test" },
