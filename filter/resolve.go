@@ -49,6 +49,13 @@ type cmp struct {
 	l, r *value
 }
 
+// MaxRelationDepth is the most relations one path of a filter, sort or
+// rule may go through, as in PocketBase: "author.team.name" goes through
+// two, "@request.auth.team.name" too (the relation the caller's record
+// holds counts). Each relation joins another table, so a path through
+// many multi-value relations costs rows to the power of its depth.
+const MaxRelationDepth = 6
+
 // hop is one relation step of a path.
 type hop struct {
 	field  *underhood.Field      // the relation field (in the target, for back-relations)
@@ -150,6 +157,7 @@ type resolver struct {
 	o       Options
 	key     string // "filter" or "sort", for errors
 	aliases []*collAlias
+	at      *Ident // the identifier being resolved, for errors
 }
 
 func newResolver(o Options, key string) *resolver {
@@ -364,6 +372,7 @@ func (r *resolver) ident(id *Ident) (*value, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.at = id
 	name := id.Name
 	if r.o.Client && (strings.HasPrefix(name, "@request") || strings.HasPrefix(name, "@collection")) {
 		return nil, r.fail(id.pos, "%s is only allowed in rules, not in a client filter or sort", strings.SplitN(name, ".", 2)[0])
@@ -490,6 +499,23 @@ func (r *resolver) hopRule(pos int, c *underhood.Collection) (*resolved, error) 
 	return res, nil
 }
 
+// checkDepth refuses a path that has gone through more than
+// MaxRelationDepth relations, counting the one a rootIDs path starts from.
+func (r *resolver) checkDepth(pos int, p *path) error {
+	n := len(p.hops)
+	if p.root == rootIDs {
+		n++
+	}
+	if n <= MaxRelationDepth {
+		return nil
+	}
+	name := "?"
+	if r.at != nil {
+		name = r.at.Name
+	}
+	return r.fail(pos, "path %q goes through more than %d relations, the most allowed", name, MaxRelationDepth)
+}
+
 // walk follows segs from collection c, adding hops to p, and sets the
 // final field.
 func (r *resolver) walk(pos int, p *path, c *underhood.Collection, segs []string) (*path, error) {
@@ -517,6 +543,9 @@ func (r *resolver) walk(pos int, p *path, c *underhood.Collection, segs []string
 				return nil, err
 			}
 			p.hops = append(p.hops, hop{field: bf, target: src, back: true, multi: true, rule: rule})
+			if err := r.checkDepth(pos, p); err != nil {
+				return nil, err
+			}
 			c = src
 			if last {
 				p.field, p.owner = src.Field("id"), src
@@ -542,6 +571,9 @@ func (r *resolver) walk(pos int, p *path, c *underhood.Collection, segs []string
 				return nil, err
 			}
 			p.hops = append(p.hops, hop{field: f, target: t, multi: f.IsMulti(), rule: rule})
+			if err := r.checkDepth(pos, p); err != nil {
+				return nil, err
+			}
 			c = t
 		case underhood.FieldJSON:
 			p.field, p.owner, p.json = f, c, segs[i+1:]
