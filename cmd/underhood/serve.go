@@ -24,6 +24,7 @@ import (
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
+	"github.com/underhood/underhood/sqlstore"
 )
 
 // shutdownTimeout bounds how long serve waits for in-flight requests after
@@ -49,6 +50,14 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		"Redis server (redis://[user:password@]host:port[/db]) that keeps the rate-limit and failed-login counts, so that every node counts against the same limits")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider or a webhook receiver on loopback")
+	queryTime := sqlstore.DefaultMaxQueryTime
+	if v := strings.TrimSpace(e.getenv("UH_MAX_QUERY_TIME")); v != "" {
+		if queryTime, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("serve: UH_MAX_QUERY_TIME: %w", err)
+		}
+	}
+	maxQueryTime := fs.Duration("max-query-time", queryTime,
+		"time a client's list, view, count or expand may take before it is refused with a 400 (0: no limit; also $UH_MAX_QUERY_TIME)")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -58,6 +67,9 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	}
 	if len(positional) > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", positional[0])
+	}
+	if *maxQueryTime < 0 {
+		return fmt.Errorf("serve: --max-query-time %s: want a duration of 0 (no limit) or more", *maxQueryTime)
 	}
 	allow, err := outbound.ParseAllow(*outboundAllow)
 	if err != nil {
@@ -70,7 +82,12 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	defer logOut.Close()
 	log := slog.New(slog.NewTextHandler(logOut, nil))
 
-	store, err := openStore(ctx, dir, db)
+	store, err := openStore(ctx, dir, db, func(c *sqlstore.Config) {
+		c.MaxQueryTime = *maxQueryTime
+		if c.MaxQueryTime == 0 {
+			c.MaxQueryTime = -1 // no limit
+		}
+	})
 	if err != nil {
 		return err
 	}
