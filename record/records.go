@@ -76,7 +76,7 @@ func (s *Service) List(ctx context.Context, req *Request, coll string, p ListPar
 		if e, ok := s.cache.get(pageKey, version); ok {
 			res.Items = cloneRecords(e.recs)
 			if !p.SkipTotal {
-				if err := s.store.Read(ctx, func(q sqlstore.Querier) error {
+				if err := s.store.ClientRead(ctx, func(q sqlstore.Querier) error {
 					n, err := s.count(ctx, q, version, c, w.String(), w.args)
 					res.TotalItems, res.TotalPages = n, (n+p.PerPage-1)/p.PerPage
 					return err
@@ -87,7 +87,7 @@ func (s *Service) List(ctx context.Context, req *Request, coll string, p ListPar
 			return res, nil
 		}
 	}
-	err = s.store.Read(ctx, func(q sqlstore.Querier) error {
+	err = s.store.ClientRead(ctx, func(q sqlstore.Querier) error {
 		items, err := s.store.Find(ctx, q, sqlstore.Query{
 			Collection: c, Alias: "r", Where: w.String(), Args: args,
 			OrderBy: order, Limit: p.PerPage, Offset: (p.Page - 1) * p.PerPage,
@@ -132,7 +132,7 @@ func (s *Service) View(ctx context.Context, req *Request, coll, id string, expan
 		return s.viewCached(ctx, req, c, id)
 	}
 	var r *underhood.Record
-	err = s.store.Read(ctx, func(q sqlstore.Querier) error {
+	err = s.store.ClientRead(ctx, func(q sqlstore.Querier) error {
 		var err error
 		r, err = s.findVisible(ctx, q, req, c, c.ViewRule, id)
 		if err != nil {
@@ -165,7 +165,7 @@ func (s *Service) viewCached(ctx context.Context, req *Request, c *underhood.Col
 		}
 	}
 	var list []*underhood.Record
-	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
+	err := s.store.ClientRead(ctx, func(q sqlstore.Querier) error {
 		var err error
 		list, err = s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: w.String(), Args: w.args, Limit: 1})
 		return err

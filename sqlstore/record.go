@@ -208,8 +208,14 @@ func (s *Store) Find(ctx context.Context, q Querier, qq Query) ([]*underhood.Rec
 		b.WriteString(order)
 	}
 	b.WriteString(s.dialect.LimitOffset(qq.Limit, qq.Offset))
+	query := b.String()
+	if cq, ok := q.(*querier); ok && cq.client {
+		// A client's filter may make each row cost seconds: the time
+		// limit must be able to end the statement at any row.
+		query = s.dialect.Materialize(query)
+	}
 
-	rows, release, err := queryRows(ctx, q, b.String(), qq.Args...)
+	rows, release, err := queryRows(ctx, q, query, qq.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("find records of %s: %w", c.Name, err)
 	}

@@ -3,7 +3,12 @@
 // (_collections, _params) beside them, all through database/sql over a
 // Dialect (sqlstore/sqlite, sqlstore/postgres).
 //
-// A Store has one writer connection and a pool of read-only connections.
+// A Store has one writer connection and two pools of read-only
+// connections: a small one for the reads of the system (Read), among them
+// the caller's identity on every authenticated request, and a large one
+// for the reads whose cost a client decides with its filter, sort and
+// expand (ClientRead), which run under a time limit. However many costly
+// client queries run, the system's reads never wait behind them.
 // Writes are group committed: concurrent Write calls share one transaction
 // and one fsync, each inside its own SAVEPOINT, and every caller is answered
 // only after the shared COMMIT.
@@ -52,9 +57,20 @@ type Dialect interface {
 	// of a reader connection when readOnly, for the database in dir (or at
 	// dsn, for server engines). synchronous is "FULL", "NORMAL" or "OFF".
 	DataSource(dir, dsn, synchronous string, readOnly bool) (string, error)
-	// ReaderPool returns how many read connections to keep for the
-	// database at dsn (0 = default).
-	ReaderPool(dsn string) int
+	// ClientPool returns how many connections to keep for the reads of
+	// ClientRead on the database at dsn (0 = default); they are opened as
+	// they are first needed.
+	ClientPool(dsn string) int
+	// ClientSetup returns the statements that prepare a new connection of
+	// the client pool before its first transaction: a bound on its memory,
+	// and, when maxQueryTime > 0 and the engine can, the time limit of each
+	// of its statements.
+	ClientSetup(maxQueryTime time.Duration) []string
+	// Materialize returns query, a SELECT, rewritten so that the engine
+	// computes all its rows before it returns the first, on an engine
+	// whose statements can only be interrupted until their first row
+	// (SQLite); on any other engine it returns query unchanged.
+	Materialize(query string) string
 	// BeginWrite is the statement that starts a write transaction and takes
 	// the write lock at once (SQLite: BEGIN IMMEDIATE).
 	BeginWrite() string
@@ -152,7 +168,19 @@ type Config struct {
 	Dir         string // data directory (sqlite: <Dir>/data.db), created if missing
 	DSN         string // server engines: the connection string
 	Synchronous string // "FULL" (default), "NORMAL" or "OFF"
+	// MaxQueryTime bounds each ClientRead: 0 means DefaultMaxQueryTime, a
+	// negative value no limit.
+	MaxQueryTime time.Duration
 }
+
+// DefaultMaxQueryTime is the time a ClientRead may take unless
+// Config.MaxQueryTime says otherwise.
+const DefaultMaxQueryTime = 5 * time.Second
+
+// systemReaders is the number of connections of Read. Its reads are the
+// store's own and the services' (identities, settings, the outbox), each
+// cheap, so a few serve any load.
+const systemReaders = 4
 
 // maxBatch bounds how many Write calls share one transaction.
 const maxBatch = 128
@@ -171,8 +199,12 @@ type Store struct {
 	rdb     *sql.DB // the readers
 
 	writer  *conn
-	readers chan *conn
+	readers chan *conn // Read's
 	nread   int
+	clients chan *conn // ClientRead's
+	nclient int
+	// maxQueryTime bounds a ClientRead (0: no limit).
+	maxQueryTime time.Duration
 	// versions are the connections of Version on an engine where read
 	// connections wait inside a transaction (JoinStatements).
 	versions chan *conn
@@ -353,11 +385,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		dialect:  d,
-		writes:   make(chan *writeReq),
-		closing:  make(chan struct{}),
-		loopDone: make(chan struct{}),
-		node:     underhood.RandomString(12),
+		dialect:      d,
+		writes:       make(chan *writeReq),
+		closing:      make(chan struct{}),
+		loopDone:     make(chan struct{}),
+		node:         underhood.RandomString(12),
+		maxQueryTime: cfg.MaxQueryTime,
+	}
+	switch {
+	case s.maxQueryTime == 0:
+		s.maxQueryTime = DefaultMaxQueryTime
+	case s.maxQueryTime < 0:
+		s.maxQueryTime = 0
 	}
 	fail := func(err error) (*Store, error) {
 		s.closeConns()
@@ -381,10 +420,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.optimize(s.writer)
 
-	n := d.ReaderPool(cfg.DSN)
-	if n <= 0 {
-		n = max(4, runtime.GOMAXPROCS(0)*2)
+	nc := d.ClientPool(cfg.DSN)
+	if nc <= 0 {
+		nc = max(4, runtime.GOMAXPROCS(0)*2)
 	}
+	n := systemReaders
 	if s.rdb, err = sql.Open(d.DriverName(), rdsn); err != nil {
 		return fail(fmt.Errorf("open database: %w", err))
 	}
@@ -392,9 +432,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if d.JoinStatements() && d.ReadVersion() != "" {
 		nv = 2
 	}
-	s.rdb.SetMaxOpenConns(n + nv)
-	s.rdb.SetMaxIdleConns(n + nv)
+	s.rdb.SetMaxOpenConns(n + nc + nv)
+	s.rdb.SetMaxIdleConns(n + nc + nv)
 	s.rdb.SetConnMaxLifetime(0)
+	s.clients = make(chan *conn, nc)
+	setup := d.ClientSetup(s.maxQueryTime)
+	for range nc {
+		// Connected on first use: most are never needed.
+		s.clients <- &conn{db: s.rdb, reload: d.ReloadStats(), setup: setup}
+		s.nclient++
+	}
 	s.readers = make(chan *conn, n)
 	for range n {
 		c, err := s.rdb.Conn(ctx)
@@ -491,6 +538,9 @@ func (s *Store) closeConns() error {
 	for ; s.nread > 0; s.nread-- {
 		errs = append(errs, ignoreBroken(s.dialect, (<-s.readers).close()))
 	}
+	for ; s.nclient > 0; s.nclient-- {
+		errs = append(errs, ignoreBroken(s.dialect, (<-s.clients).close()))
+	}
 	for ; s.nversion > 0; s.nversion-- {
 		errs = append(errs, ignoreBroken(s.dialect, (<-s.versions).close()))
 	}
@@ -517,19 +567,91 @@ func (s *Store) schemaChanged(q Querier) {
 
 // Read runs fn on a read-only connection from the pool, inside a read
 // transaction, so every statement of fn sees one snapshot of the database.
-// Writes of a Write that has not been answered yet are not visible.
-func (s *Store) Read(ctx context.Context, fn func(q Querier) error) (err error) {
+// Writes of a Write that has not been answered yet are not visible. Read
+// is for the reads of the system, whose cost no client decides; see
+// ClientRead.
+func (s *Store) Read(ctx context.Context, fn func(q Querier) error) error {
+	cn, err := s.takeConn(ctx, s.readers)
+	if err != nil {
+		return err
+	}
+	return s.read(ctx, cn, s.readers, false, fn)
+}
+
+// ClientRead is Read for the reads whose cost a client decides with its
+// filter, sort or expand (lists, views, counts): they run on a pool of
+// their own, which Read never waits for, and are ended once they have
+// taken Config.MaxQueryTime (a little more, on an engine that ends each
+// statement itself at the limit). A read ended so fails with an EInvalid
+// error that names the limit; its connection serves the next read. A
+// read that waits that long for a connection fails with EUnavailable.
+func (s *Store) ClientRead(ctx context.Context, fn func(q Querier) error) error {
+	limit := s.maxQueryTime
+	if limit <= 0 {
+		cn, err := s.takeConn(ctx, s.clients)
+		if err != nil {
+			return err
+		}
+		return s.read(ctx, cn, s.clients, true, fn)
+	}
+	wait, cancel := context.WithTimeout(ctx, limit)
+	cn, err := s.takeConn(wait, s.clients)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return &underhood.Error{Code: underhood.EUnavailable, Message: msgBusy, Err: err}
+		}
+		return err
+	}
+	// Connecting is not part of the query's time.
+	if err := cn.open(ctx); err != nil {
+		s.clients <- cn
+		return s.unavailable(fmt.Errorf("begin read: %w", err))
+	}
+	// The engine's own limit (ClientSetup) ends a statement cleanly at
+	// limit; the deadline, a moment later, ends a read of many statements
+	// and, on SQLite, the statement itself.
+	rctx, cancel := context.WithTimeoutCause(ctx, limit+max(limit/20, 100*time.Millisecond), errQueryTime)
+	defer cancel()
+	err = s.read(rctx, cn, s.clients, true, fn)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if errors.Is(context.Cause(rctx), errQueryTime) || s.dialect.TimedOut(err) {
+		return &underhood.Error{
+			Code:    underhood.EInvalid,
+			Message: fmt.Sprintf("The query took longer than %s (limit --max-query-time); narrow the filter or sort.", limit),
+			Err:     err,
+		}
+	}
+	return err
+}
+
+// errQueryTime is the cause of the end of a ClientRead past its limit.
+var errQueryTime = errors.New("sqlstore: query time limit reached")
+
+// msgBusy is what a client is told when every connection of the client
+// pool stayed busy for the whole query time limit.
+const msgBusy = "The server is busy with other queries. Please try again later."
+
+// takeConn takes a connection from pool, waiting until ctx ends.
+func (s *Store) takeConn(ctx context.Context, pool chan *conn) (*conn, error) {
 	if s.closed.Load() {
-		return errClosed
+		return nil, errClosed
 	}
-	var cn *conn
 	select {
-	case cn = <-s.readers:
+	case cn := <-pool:
+		return cn, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	case <-s.closing:
-		return errClosed
+		return nil, errClosed
 	}
+}
+
+// read runs fn in a read transaction on cn, which it then puts back in
+// pool. client marks a ClientRead.
+func (s *Store) read(ctx context.Context, cn *conn, pool chan *conn, client bool, fn func(q Querier) error) (err error) {
 	bg := context.WithoutCancel(ctx)
 	chain := s.dialect.JoinStatements()
 	defer func() {
@@ -556,7 +678,7 @@ func (s *Store) Read(ctx context.Context, fn func(q Querier) error) (err error) 
 			}
 		}
 		s.checkConn(cn, err)
-		s.readers <- cn
+		pool <- cn
 		err = s.unavailable(err)
 	}()
 	if err := cn.open(ctx); err != nil {
@@ -569,7 +691,11 @@ func (s *Store) Read(ctx context.Context, fn func(q Querier) error) (err error) 
 		}
 		cn.inRead = true
 	}
-	return fn(&querier{cn: cn})
+	q := &querier{cn: cn}
+	if client {
+		q.client, q.ctx = true, ctx
+	}
+	return fn(q)
 }
 
 // msgUnavailable is what a client is told while the database is unreachable.
@@ -902,8 +1028,9 @@ type conn struct {
 	db     *sql.DB
 	gen    uint64
 	stmts  map[string]*cachedStmt
-	inRead bool   // a read transaction is open (Read)
-	reload string // Dialect.ReloadStats
+	inRead bool     // a read transaction is open (Read)
+	reload string   // Dialect.ReloadStats
+	setup  []string // run on each new connection (Dialect.ClientSetup)
 }
 
 // open makes sure cn has a connection.
@@ -914,6 +1041,12 @@ func (cn *conn) open(ctx context.Context) error {
 	c, err := cn.db.Conn(ctx)
 	if err != nil {
 		return err
+	}
+	for _, st := range cn.setup {
+		if _, err := c.ExecContext(ctx, st); err != nil {
+			_ = c.Close()
+			return fmt.Errorf("set up connection: %w", err)
+		}
 	}
 	cn.c, cn.stmts, cn.inRead = c, nil, false
 	return nil
@@ -1025,15 +1158,24 @@ func (cn *conn) query(ctx context.Context, query string, args ...any) (rows *sql
 // statements run detached from the caller's context, so that a cancelled
 // caller cannot interrupt a statement of the shared transaction; a caller
 // whose context is done gets its error instead of running more statements.
+// The statements of a ClientRead (client) run with the read's context,
+// which ends at its time limit, whatever context fn passes them.
 type querier struct {
 	cn     *conn
 	detach bool
-	ctx    context.Context // the Write caller's context (detach only)
+	client bool
+	ctx    context.Context // the Write caller's context, or the ClientRead's
 }
 
 // context returns the context to run a statement with, or the error that
 // ends the caller's work.
 func (q *querier) context(ctx context.Context) (context.Context, error) {
+	if q.client {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return q.ctx, nil
+	}
 	if !q.detach {
 		return ctx, nil
 	}

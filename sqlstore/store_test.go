@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/sqlstore/sqlite"
 )
 
@@ -388,5 +389,44 @@ func TestReadersPlanWithNewStatistics(t *testing.T) {
 		if !strings.Contains(plan, "rowid>?") {
 			t.Errorf("Read %d: plan = %q, want a SEARCH of the rowid range", i, plan)
 		}
+	}
+}
+
+// TestClientReadWaitsForAConnectionUpToItsLimit takes every connection of
+// the client pool, as costly queries would: a ClientRead then fails, after
+// the time limit, with a 503 that says the server is busy, while Read
+// still answers; once a connection is free again ClientRead works.
+func TestClientReadWaitsForAConnectionUpToItsLimit(t *testing.T) {
+	s, err := Open(context.Background(), Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir(), MaxQueryTime: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var held []*conn
+	for range s.nclient {
+		held = append(held, <-s.clients)
+	}
+	one := func(q Querier) error {
+		var n int
+		return q.QueryRowContext(context.Background(), "SELECT 1").Scan(&n)
+	}
+	start := time.Now()
+	err = s.ClientRead(context.Background(), one)
+	took := time.Since(start)
+	var ue *underhood.Error
+	if !errors.As(err, &ue) || ue.Code != underhood.EUnavailable || ue.Message != msgBusy {
+		t.Errorf("ClientRead with every connection taken = %v, want EUnavailable %q", err, msgBusy)
+	}
+	if took > 3*time.Second {
+		t.Errorf("ClientRead with every connection taken failed after %v, want soon after 200ms", took)
+	}
+	if err := s.Read(context.Background(), one); err != nil {
+		t.Errorf("Read with every client connection taken = %v, want it served", err)
+	}
+	for _, cn := range held {
+		s.clients <- cn
+	}
+	if err := s.ClientRead(context.Background(), one); err != nil {
+		t.Errorf("ClientRead once the connections are back = %v", err)
 	}
 }

@@ -28,11 +28,18 @@ func isPostgres(db string) bool {
 }
 
 // openStore opens the store of a command: PostgreSQL when db names one,
-// else SQLite in dir (db may then be "" or "sqlite").
-func openStore(ctx context.Context, dir, db string) (*sqlstore.Store, error) {
+// else SQLite in dir (db may then be "" or "sqlite"); adjust sets the
+// command's options.
+func openStore(ctx context.Context, dir, db string, adjust ...func(*sqlstore.Config)) (*sqlstore.Store, error) {
+	config := func(cfg sqlstore.Config) sqlstore.Config {
+		for _, a := range adjust {
+			a(&cfg)
+		}
+		return cfg
+	}
 	switch {
 	case isPostgres(db):
-		s, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: postgres.Dialect{}, DSN: db})
+		s, err := sqlstore.Open(ctx, config(sqlstore.Config{Dialect: postgres.Dialect{}, DSN: db}))
 		if err != nil {
 			return nil, fmt.Errorf("open database %s: %w", redactDB(db), err)
 		}
@@ -42,7 +49,7 @@ func openStore(ctx context.Context, dir, db string) (*sqlstore.Store, error) {
 		if err := sqlite.PrepareDir(dir); err != nil {
 			return nil, fmt.Errorf("open data directory %s: %w", dir, err)
 		}
-		s, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
+		s, err := sqlstore.Open(ctx, config(sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir}))
 		if err != nil {
 			return nil, fmt.Errorf("open data directory %s: %w", dir, err)
 		}

@@ -308,9 +308,9 @@ func TestPostgresOutage(t *testing.T) {
 	if afterG > beforeG+5 {
 		t.Errorf("server goroutines: %d before the outage, %d after it", beforeG, afterG)
 	}
-	// The default pool: max(4, 2×CPUs) readers, two for versions, the
-	// writer and the listener.
-	if n, limit := serverConns(t, direct, app), max(4, 2*runtime.NumCPU())+4; n > limit {
+	// The default pools: four readers, max(16, 4×CPUs) for client
+	// queries, two for versions, the writer and the listener.
+	if n, limit := serverConns(t, direct, app), 4+max(16, 4*runtime.NumCPU())+4; n > limit {
 		t.Errorf("server holds %d connections to PostgreSQL after the outage, want at most %d", n, limit)
 	}
 

@@ -26,6 +26,7 @@ import (
 	"github.com/underhood/underhood/record"
 	"github.com/underhood/underhood/rest"
 	"github.com/underhood/underhood/server"
+	"github.com/underhood/underhood/sqlstore"
 )
 
 // shutdownTimeout bounds how long serve waits for in-flight requests after
@@ -58,6 +59,14 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	thumbJobs := fs.String("max-thumb-jobs", envOr(e.getenv, "UH_MAX_THUMB_JOBS", strconv.Itoa(runtime.GOMAXPROCS(0))),
 		"thumbnails generated at once; other first requests for a thumbnail wait")
 	realtimeLimits := realtimeFlags(fs, e.getenv)
+	queryTime := sqlstore.DefaultMaxQueryTime
+	if v := strings.TrimSpace(e.getenv("UH_MAX_QUERY_TIME")); v != "" {
+		if queryTime, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("serve: UH_MAX_QUERY_TIME: %w", err)
+		}
+	}
+	maxQueryTime := fs.Duration("max-query-time", queryTime,
+		"time a client's list, view, count or expand may take before it is refused with a 400 (0: no limit; also $UH_MAX_QUERY_TIME)")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -71,6 +80,9 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	lim, err := httpLimits.parse()
 	if err != nil {
 		return err
+	}
+	if *maxQueryTime < 0 {
+		return fmt.Errorf("serve: --max-query-time %s: want a duration of 0 (no limit) or more", *maxQueryTime)
 	}
 	allow, err := outbound.ParseAllow(*outboundAllow)
 	if err != nil {
@@ -95,7 +107,12 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	defer logOut.Close()
 	log := slog.New(slog.NewTextHandler(logOut, nil))
 
-	store, err := openStore(ctx, dir, db)
+	store, err := openStore(ctx, dir, db, func(c *sqlstore.Config) {
+		c.MaxQueryTime = *maxQueryTime
+		if c.MaxQueryTime == 0 {
+			c.MaxQueryTime = -1 // no limit
+		}
+	})
 	if err != nil {
 		return err
 	}

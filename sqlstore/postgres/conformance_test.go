@@ -14,9 +14,13 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t testing.TB) storetest.Open {
 		dsn := storetest.PostgresDSN(t)
-		return func(t testing.TB) *sqlstore.Store {
+		return func(t testing.TB, adjust ...func(*sqlstore.Config)) *sqlstore.Store {
 			t.Helper()
-			s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn})
+			cfg := sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn}
+			for _, a := range adjust {
+				a(&cfg)
+			}
+			s, err := sqlstore.Open(context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("Open = %v", err)
 			}

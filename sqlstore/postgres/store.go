@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -44,7 +45,7 @@ func (Dialect) DriverName() string { return "pgx" }
 // Underhood's defaults for what it does not set: statement_timeout 30s,
 // lock_timeout 10s, connect_timeout 5s and application_name underhood.
 // Readers get default_transaction_read_only; synchronous "OFF" sets
-// synchronous_commit off. pool_max_conns is removed (see ReaderPool).
+// synchronous_commit off. pool_max_conns is removed (see ClientPool).
 func (Dialect) DataSource(dir, dsn, synchronous string, readOnly bool) (string, error) {
 	if dsn == "" {
 		return "", errors.New("postgres: no connection string")
@@ -129,15 +130,33 @@ func sortStrings(s []string) {
 	}
 }
 
-// ReaderPool returns pool_max_conns from dsn, else max(4, 2×GOMAXPROCS).
-func (Dialect) ReaderPool(dsn string) int {
+// ClientPool returns pool_max_conns from dsn, else max(16, 4×GOMAXPROCS):
+// enough connections that a few costly client queries, each ended by
+// statement_timeout, leave room for the others, and few enough that
+// several nodes share a server's default max_connections (100). The
+// store opens them as they are needed.
+func (Dialect) ClientPool(dsn string) int {
 	if v := dsnParam(dsn, poolParam); v != "" {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			return n
 		}
 	}
-	return max(4, 2*runtime.GOMAXPROCS(0))
+	return max(16, 4*runtime.GOMAXPROCS(0))
 }
+
+// ClientSetup sets the connection's statement_timeout to maxQueryTime
+// (when > 0): the server ends a statement past it with 57014, and the
+// connection stays usable.
+func (Dialect) ClientSetup(maxQueryTime time.Duration) []string {
+	if maxQueryTime <= 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("SET statement_timeout = %d", max(1, maxQueryTime.Milliseconds()))}
+}
+
+// Materialize returns query: the server ends a statement at its
+// statement_timeout whatever row it is at.
+func (Dialect) Materialize(query string) string { return query }
 
 // dsnParam reads one parameter of a URL or key=value dsn.
 func dsnParam(dsn, key string) string {

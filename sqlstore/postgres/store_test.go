@@ -49,11 +49,11 @@ func TestDataSource(t *testing.T) {
 			}
 		}
 	}
-	if n := (postgres.Dialect{}).ReaderPool("postgres://h/db?pool_max_conns=3"); n != 3 {
-		t.Errorf("ReaderPool(pool_max_conns=3) = %d, want 3", n)
+	if n := (postgres.Dialect{}).ClientPool("postgres://h/db?pool_max_conns=3"); n != 3 {
+		t.Errorf("ClientPool(pool_max_conns=3) = %d, want 3", n)
 	}
-	if n := (postgres.Dialect{}).ReaderPool("postgres://h/db"); n < 4 {
-		t.Errorf("ReaderPool() = %d, want at least 4", n)
+	if n := (postgres.Dialect{}).ClientPool("postgres://h/db"); n < 16 {
+		t.Errorf("ClientPool() = %d, want at least 16", n)
 	}
 }
 

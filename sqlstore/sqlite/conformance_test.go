@@ -13,9 +13,13 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t testing.TB) storetest.Open {
 		dir := t.TempDir()
-		return func(t testing.TB) *sqlstore.Store {
+		return func(t testing.TB, adjust ...func(*sqlstore.Config)) *sqlstore.Store {
 			t.Helper()
-			s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir})
+			cfg := sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: dir}
+			for _, a := range adjust {
+				a(&cfg)
+			}
+			s, err := sqlstore.Open(context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("Open(%q) = %v", dir, err)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
@@ -60,8 +61,36 @@ func (Dialect) DataSource(dir, dsn, synchronous string, readOnly bool) (string, 
 	return b.String(), nil
 }
 
-// ReaderPool returns 0: the store's default, max(4, 2×GOMAXPROCS).
-func (Dialect) ReaderPool(string) int { return 0 }
+// clientPool is the number of connections of client reads. An embedded
+// database has no server to protect, and a connection costs only its
+// memory: ~100 KiB idle and, with clientCacheKiB, about 1 MiB once it
+// has scanned a large table (4 MiB at SQLite's default cache), so 64
+// cost at most ~64 MiB and let that many costly filters run to their time
+// limit while other clients are still served.
+const clientPool = 64
+
+// clientCacheKiB bounds the page cache of each client connection. Pages
+// evicted are read again from the operating system's cache.
+const clientCacheKiB = 512
+
+// ClientPool returns 64: see clientPool.
+func (Dialect) ClientPool(string) int { return clientPool }
+
+// ClientSetup bounds the connection's page cache to 512 KiB. SQLite has
+// no statement timeout of its own: the store interrupts a statement
+// through its context.
+func (Dialect) ClientSetup(time.Duration) []string {
+	return []string{fmt.Sprintf("PRAGMA cache_size = -%d", clientCacheKiB)}
+}
+
+// Materialize wraps query in a MATERIALIZED common table expression: the
+// driver interrupts a statement whose context ends only while it
+// computes its first row, so rows that a costly filter yields one by one
+// would otherwise run on past any time limit. The table is filled in the
+// order of query's ORDER BY and read back in that order.
+func (Dialect) Materialize(query string) string {
+	return `WITH "_uh_rows" AS MATERIALIZED (` + query + `) SELECT * FROM "_uh_rows"`
+}
 
 // BeginWrite returns "BEGIN IMMEDIATE", which takes the write lock at once
 // instead of failing to upgrade a read lock later.

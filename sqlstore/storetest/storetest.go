@@ -20,10 +20,10 @@ import (
 	"github.com/underhood/underhood/sqlstore"
 )
 
-// Open opens a Store on one test database; opened again after the Store is
-// closed, it opens the same database. The Store is closed when the test
-// ends.
-type Open func(t testing.TB) *sqlstore.Store
+// Open opens a Store on one test database, with its configuration changed
+// by adjust; opened again after the Store is closed, it opens the same
+// database. The Store is closed when the test ends.
+type Open func(t testing.TB, adjust ...func(*sqlstore.Config)) *sqlstore.Store
 
 // NewDB creates a new, empty database for one test.
 type NewDB func(t testing.TB) Open
@@ -59,6 +59,9 @@ func Run(t *testing.T, newDB NewDB) {
 		{"MigrationsSurviveBrokenViews", testMigrationsSurviveBrokenViews},
 		{"ViewsFollowTheirTables", testViewsFollowTheirTables},
 		{"ArchiveRoundTrip", testArchiveRoundTrip},
+		{"ClientReadTimeLimit", testClientReadTimeLimit},
+		{"ClientReadsLeaveReadFree", testClientReadsLeaveReadFree},
+		{"ClientReadKeepsOrder", testClientReadKeepsOrder},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
