@@ -38,6 +38,8 @@ type Service struct {
 
 	// limiter counts attempts per identity (limits.go).
 	limiter ratelimit.Store
+	// checks are the password checks being evaluated (loginlimits.go).
+	checks checksInFlight
 
 	// mail sends the emails of the auth flows (email.go).
 	mail mailState
@@ -157,6 +159,7 @@ func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password
 	if err != nil {
 		return nil, err
 	}
+	defer check.finished(a)
 	rec, err := a.findByIdentity(ctx, c, identity, identityField)
 	if err != nil {
 		// Not a failed guess: it must not count as one.

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/underhood/underhood"
@@ -102,27 +103,75 @@ func (a *Service) refund(ctx context.Context, res *reservation) {
 // passwordCheck is a password login admitted by the failure limits.
 type passwordCheck struct {
 	byIP, byPair, byAccount *reservation
+	ip                      string
 }
 
 // admitPasswordCheck counts a password login for account (an attemptKey)
 // from the client address ip ("" when unknown) against the failure limits
 // before the password is checked, and returns a 429 error when it must not
-// be evaluated. The caller reports the outcome with succeeded; a failed
-// attempt keeps its counts.
+// be evaluated. An attempt over a limit only because other checks from
+// the same address are still being evaluated on this node waits for them
+// (up to maxCheckWait): they may succeed and give their counts back, so
+// concurrent logins with the right password all go through while
+// concurrent guesses are evaluated no more often than the limit allows.
+// The caller reports the outcome with succeeded, and calls finished when
+// the check is over; a failed attempt keeps its counts.
 func (a *Service) admitPasswordCheck(ctx context.Context, account, ip string) (*passwordCheck, error) {
+	var timeout <-chan time.Time
+	for {
+		settled := a.checks.watch()
+		pc, wait, err := a.tryAdmit(ctx, account, ip)
+		if err != nil {
+			return nil, err
+		}
+		if wait == 0 {
+			a.checks.add(ip)
+			pc.ip = ip
+			return pc, nil
+		}
+		if !a.checks.busy(ip) {
+			select {
+			case <-settled: // a check ended since: try again
+				continue
+			default:
+				return nil, TooManyRequests(wait)
+			}
+		}
+		if timeout == nil {
+			t := time.NewTimer(maxCheckWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-settled:
+		case <-ctx.Done():
+			return nil, TooManyRequests(wait)
+		case <-timeout:
+			return nil, TooManyRequests(wait)
+		}
+	}
+}
+
+// maxCheckWait bounds how long a login waits for the checks in flight
+// from its address before it is refused.
+const maxCheckWait = 10 * time.Second
+
+// tryAdmit reserves an attempt in the three scopes and returns how long
+// the caller must wait when one is over its limit (0: admitted).
+func (a *Service) tryAdmit(ctx context.Context, account, ip string) (*passwordCheck, time.Duration, error) {
 	pc := &passwordCheck{}
 	var err error
 	if pc.byIP, err = a.reserve(ctx, ScopeIPFailures, ip); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if pc.byPair, err = a.reserve(ctx, ScopePassword, account+"\x00"+ip); err != nil {
 		a.refund(ctx, pc.byIP)
-		return nil, err
+		return nil, 0, err
 	}
 	if pc.byAccount, err = a.reserve(ctx, ScopeAccountFailures, account); err != nil {
 		a.refund(ctx, pc.byIP)
 		a.refund(ctx, pc.byPair)
-		return nil, err
+		return nil, 0, err
 	}
 	wait := max(pc.byIP.wait, pc.byPair.wait)
 	if !pc.byPair.first {
@@ -132,10 +181,60 @@ func (a *Service) admitPasswordCheck(ctx context.Context, account, ip string) (*
 	}
 	if wait > 0 {
 		pc.refundAll(ctx, a)
-		return nil, TooManyRequests(wait)
+		return nil, wait, nil
 	}
-	return pc, nil
+	return pc, 0, nil
 }
+
+// checksInFlight counts, per client address, the password checks this
+// node has admitted and not finished, and tells waiters when one ends.
+type checksInFlight struct {
+	mu      sync.Mutex
+	n       map[string]int
+	settled chan struct{} // closed when a check ends
+}
+
+// watch returns a channel closed when the next check ends.
+func (f *checksInFlight) watch() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.settled == nil {
+		f.settled = make(chan struct{})
+	}
+	return f.settled
+}
+
+// busy reports whether a check from ip is being evaluated.
+func (f *checksInFlight) busy(ip string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n[ip] > 0
+}
+
+func (f *checksInFlight) add(ip string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil {
+		f.n = map[string]int{}
+	}
+	f.n[ip]++
+}
+
+func (f *checksInFlight) done(ip string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n[ip]--; f.n[ip] <= 0 {
+		delete(f.n, ip)
+	}
+	if f.settled != nil {
+		close(f.settled)
+		f.settled = nil
+	}
+}
+
+// finished ends the check: logins from the same address waiting for it
+// try again.
+func (pc *passwordCheck) finished(a *Service) { a.checks.done(pc.ip) }
 
 // succeeded gives back the attempt of a login that proved the password,
 // and forgets the earlier failures of its account from its address.

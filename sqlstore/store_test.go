@@ -404,7 +404,12 @@ func TestClientReadWaitsForAConnectionUpToItsLimit(t *testing.T) {
 	defer s.Close()
 	var held []*conn
 	for range s.nclient {
-		held = append(held, <-s.clients)
+		select {
+		case cn := <-s.hot:
+			held = append(held, cn)
+		case cn := <-s.clients:
+			held = append(held, cn)
+		}
 	}
 	one := func(q Querier) error {
 		var n int
@@ -424,7 +429,7 @@ func TestClientReadWaitsForAConnectionUpToItsLimit(t *testing.T) {
 		t.Errorf("Read with every client connection taken = %v, want it served", err)
 	}
 	for _, cn := range held {
-		s.clients <- cn
+		cn.home <- cn
 	}
 	if err := s.ClientRead(context.Background(), one); err != nil {
 		t.Errorf("ClientRead once the connections are back = %v", err)

@@ -63,20 +63,21 @@ func (Dialect) DataSource(dir, dsn, synchronous string, readOnly bool) (string, 
 
 // clientPool is the number of connections of client reads. An embedded
 // database has no server to protect, and a connection costs only its
-// memory: ~100 KiB idle and, with clientCacheKiB, about 1 MiB once it
-// has scanned a large table (4 MiB at SQLite's default cache), so 64
-// cost at most ~64 MiB and let that many costly filters run to their time
-// limit while other clients are still served.
+// memory: ~100 KiB idle and about its page cache (clientCacheKiB) once
+// it has scanned a large table, so 64 cost at most ~128 MiB and let that
+// many costly filters run to their time limit while other clients are
+// still served. The store hands out a few of them first (its hot
+// connections), so that in ordinary load the caches stay warm.
 const clientPool = 64
 
-// clientCacheKiB bounds the page cache of each client connection. Pages
-// evicted are read again from the operating system's cache.
-const clientCacheKiB = 512
+// clientCacheKiB bounds the page cache of each client connection (SQLite's
+// default). Pages evicted are read again from the operating system's cache.
+const clientCacheKiB = 2000
 
 // ClientPool returns 64: see clientPool.
 func (Dialect) ClientPool(string) int { return clientPool }
 
-// ClientSetup bounds the connection's page cache to 512 KiB. SQLite has
+// ClientSetup bounds the connection's page cache to clientCacheKiB. SQLite has
 // no statement timeout of its own: the store interrupts a statement
 // through its context.
 func (Dialect) ClientSetup(time.Duration) []string {
