@@ -17,7 +17,6 @@ import (
 	"net/smtp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/underhood/underhood/outbound"
@@ -70,7 +69,7 @@ func Send(ctx context.Context, cfg Config, msg *Message) error {
 	defer cancel()
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	conn, err := guardedDialer(cfg.Allow).DialContext(ctx, "tcp", addr)
+	conn, err := outbound.NewDialer(cfg.Allow).DialContext(ctx, "tcp", addr)
 	if errors.Is(err, outbound.ErrRefused) {
 		return fmt.Errorf("smtp: server %s: %w; an operator can allow its network with --outbound-allow", addr, err)
 	}
@@ -144,26 +143,6 @@ func Send(ctx context.Context, cfg Config, msg *Message) error {
 	// The message is accepted; a failing QUIT changes nothing about that.
 	_ = c.Quit()
 	return nil
-}
-
-// guardedDialer returns a dialer that checks every address it is about to
-// connect to, after DNS resolution, with the outbound guard: loopback,
-// private, link-local and metadata addresses are refused unless allow
-// permits them, and a name that resolves to one, or a DNS answer that
-// changes between a check and the connection, gets no further.
-func guardedDialer(allow []netip.Prefix) *net.Dialer {
-	return &net.Dialer{
-		Control: func(network, address string, _ syscall.RawConn) error {
-			if network != "tcp" && network != "tcp4" && network != "tcp6" {
-				return fmt.Errorf("smtp: refused network %q", network)
-			}
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return fmt.Errorf("smtp: dial address %q: %w", address, err)
-			}
-			return outbound.Check(ap.Addr(), allow)
-		},
-	}
 }
 
 // ctxErr prefers ctx's error to the network error it caused.

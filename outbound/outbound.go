@@ -97,15 +97,8 @@ func New(o Options) *http.Client {
 	if o.MaxBodySize <= 0 {
 		o.MaxBodySize = DefaultMaxBodySize
 	}
-	allow := append([]netip.Prefix(nil), o.Allow...)
-	dialer := &net.Dialer{
-		Timeout: DefaultDialTimeout,
-		// Control runs for each address the name resolved to, just before
-		// the connection is made: the address checked is the one dialled.
-		Control: func(network, address string, _ syscall.RawConn) error {
-			return checkDial(network, address, allow)
-		},
-	}
+	dialer := NewDialer(o.Allow)
+	dialer.Timeout = DefaultDialTimeout
 	transport := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
@@ -136,6 +129,20 @@ func New(o Options) *http.Client {
 }
 
 // checkDial is the dialer's check of one connection attempt.
+// NewDialer returns a dialer that checks every address it connects to
+// with Check, after DNS resolution: its Control runs for each address the
+// name resolved to, just before the connection is made, so the address
+// checked is the one dialled. Every connection the server opens for a
+// setting or a user (HTTP, SMTP, S3) dials through one.
+func NewDialer(allow []netip.Prefix) *net.Dialer {
+	allow = append([]netip.Prefix(nil), allow...)
+	return &net.Dialer{
+		Control: func(network, address string, _ syscall.RawConn) error {
+			return checkDial(network, address, allow)
+		},
+	}
+}
+
 func checkDial(network, address string, allow []netip.Prefix) error {
 	if network != "tcp" && network != "tcp4" && network != "tcp6" {
 		return fmt.Errorf("outbound: refused network %q", network)

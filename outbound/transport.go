@@ -1,10 +1,8 @@
 package outbound
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
-	"syscall"
 	"time"
 )
 
@@ -14,13 +12,8 @@ import (
 // file storage, which streams files larger than MaxBodySize for longer
 // than Timeout. Like New, it ignores proxy settings from the environment.
 func NewTransport(allow []netip.Prefix) *http.Transport {
-	allow = append([]netip.Prefix(nil), allow...)
-	dialer := &net.Dialer{
-		Timeout: DefaultDialTimeout,
-		Control: func(network, address string, _ syscall.RawConn) error {
-			return checkDial(network, address, allow)
-		},
-	}
+	dialer := NewDialer(allow)
+	dialer.Timeout = DefaultDialTimeout
 	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
