@@ -146,10 +146,44 @@ func (s *Service) reloadSchema(ctx context.Context) error {
 // Collection returns the collection with the given name or id.
 func (s *Service) Collection(nameOrID string) (*underhood.Collection, error) {
 	c := s.schema.Load().FindCollection(nameOrID)
+	if c == nil && s.store.Shared() && nameOrID != "" {
+		c = s.collectionFromAnotherNode(nameOrID)
+	}
 	if c == nil {
 		return nil, underhood.Errorf(underhood.ENotFound, "Missing collection context.")
 	}
 	return c, nil
+}
+
+// collectionFromAnotherNode looks for a collection this node does not know
+// in the shared database: another node may have just created it, and its
+// notice not be here yet. A client asking for it right after the other
+// node answered must find it. When it is stored, the schema is reloaded;
+// an unknown name costs one indexed query.
+func (s *Service) collectionFromAnotherNode(nameOrID string) *underhood.Collection {
+	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+	defer cancel()
+	// No schemaMu: a caller may hold it. The snapshot read is swapped in
+	// only if no other one was stored meanwhile, which may be newer.
+	before := s.schema.Load()
+	var cols []*underhood.Collection
+	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
+		found, err := s.store.HasCollection(ctx, q, nameOrID)
+		if err != nil || !found {
+			return err
+		}
+		cols, err = s.store.LoadCollections(ctx, q)
+		return err
+	})
+	if err != nil {
+		s.log.Warn("look for a collection created by another node", "err", err)
+		return nil
+	}
+	if cols == nil {
+		return nil
+	}
+	s.schema.CompareAndSwap(before, newSchema(cols))
+	return s.schema.Load().FindCollection(nameOrID)
 }
 
 // Collections returns every collection, in creation order.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -92,6 +93,21 @@ func (s *Store) LoadCollections(ctx context.Context, q Querier) ([]*underhood.Co
 		return nil, fmt.Errorf("load collections: %w", err)
 	}
 	return list, nil
+}
+
+// HasCollection reports whether a collection with the given id or name
+// (in any case) is stored, as q sees the database.
+func (s *Store) HasCollection(ctx context.Context, q Querier, nameOrID string) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM _collections WHERE id = `+s.dialect.Placeholder(1)+
+		` OR lower(name) = lower(`+s.dialect.Placeholder(2)+`) LIMIT 1`, nameOrID, nameOrID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("find collection: %w", err)
+	}
+	return true, nil
 }
 
 // SaveCollection creates (old == nil) or migrates (old != nil) the table

@@ -503,6 +503,10 @@ const (
 // earlier one.
 func (s *Store) OnChange(fn func(topic string)) { s.onChange.Store(&fn) }
 
+// Shared reports whether other processes may share the database (a server
+// engine), so that a change they commit can be here before its notice.
+func (s *Store) Shared() bool { return s.stopListen != nil }
+
 // heard handles a change notice "node topic".
 func (s *Store) heard(payload string) {
 	node, topic, _ := strings.Cut(payload, " ")
