@@ -18,10 +18,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/underhood/underhood"
-	"github.com/underhood/underhood/filter"
 	"github.com/underhood/underhood/ratelimit"
 	"github.com/underhood/underhood/record"
-	"github.com/underhood/underhood/sqlstore"
 )
 
 // Service issues and verifies record tokens and authenticates records.
@@ -308,10 +306,6 @@ func (a *Service) equalizeTiming(c *underhood.Collection, password string) {
 // does before issuing a token: null lets no one but superusers in, "" lets
 // everyone in, an expression must hold for rec with rec as @request.auth.
 // A rule that fails to compile denies.
-//
-// TODO: move the evaluation of this rule into record.Service (a method that
-// checks an arbitrary rule against one record) so rules stay enforced in one
-// place; it lives here only until that method exists.
 func (a *Service) checkAuthRule(ctx context.Context, rec *underhood.Record, reqContext string) error {
 	c := rec.Collection
 	if rec.IsSuperuser() {
@@ -324,7 +318,7 @@ func (a *Service) checkAuthRule(ctx context.Context, rec *underhood.Record, reqC
 	if strings.TrimSpace(*rule) == "" {
 		return nil
 	}
-	ok, err := a.ruleHolds(ctx, rec, *rule, reqContext)
+	ok, err := a.records.RuleHolds(ctx, rec, *rule, reqContext)
 	if err != nil {
 		var ue *underhood.Error
 		if errors.As(err, &ue) && ue.Code != underhood.EInternal {
@@ -337,41 +331,4 @@ func (a *Service) checkAuthRule(ctx context.Context, rec *underhood.Record, reqC
 		return underhood.Errorf(underhood.EForbidden, msgAuthRule)
 	}
 	return nil
-}
-
-// ruleHolds reports whether rule matches rec, with rec as @request.auth.
-func (a *Service) ruleHolds(ctx context.Context, rec *underhood.Record, rule, reqContext string) (bool, error) {
-	e, err := filter.Parse(rule)
-	if err != nil {
-		return false, err
-	}
-	store := a.records.Store()
-	d := store.Dialect()
-	c := rec.Collection
-	// The id condition takes placeholder 1; the rule's arguments follow.
-	x, err := filter.Compile(e, filter.Options{
-		Schema:     a.records.Schema(),
-		Collection: c,
-		Alias:      "r",
-		Dialect:    d,
-		Request:    &record.Request{Context: reqContext, Method: "POST", Auth: rec},
-		Now:        a.now().UTC(),
-		ArgOffset:  1,
-	})
-	if err != nil {
-		return false, err
-	}
-	where := "r." + d.Quote("id") + " = " + d.Placeholder(1)
-	args := []any{rec.ID()}
-	if x != nil && x.Where != "" {
-		where += " AND (" + x.Where + ")"
-		args = append(args, x.Args...)
-	}
-	var n int
-	err = store.Read(ctx, func(q sqlstore.Querier) error {
-		var err error
-		n, err = store.Count(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: where, Args: args})
-		return err
-	})
-	return n > 0, err
 }

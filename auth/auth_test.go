@@ -286,15 +286,9 @@ func TestIdentifyRevocation(t *testing.T) {
 			return e.auth
 		}, false},
 		{"tokenKey rotated", func(t *testing.T, id string) *Service {
-			users := mustCollection(t, e, "users")
-			rec, err := e.records.FindRecord(ctx, users, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec.Data["tokenKey"] = underhood.RandomString(50)
-			store := e.records.Store()
-			if err := store.Write(ctx, func(q sqlstore.Querier) error { return store.UpdateRecord(ctx, q, rec) }); err != nil {
-				t.Fatal(err)
+			n, err := e.records.UpdateWhere(ctx, "users", map[string]any{"tokenKey": underhood.RandomString(50)}, sqlstore.Eq("id", id))
+			if err != nil || n != 1 {
+				t.Fatalf("rotate tokenKey = %d, %v", n, err)
 			}
 			return e.auth
 		}, false},

@@ -12,7 +12,6 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/record"
-	"github.com/underhood/underhood/sqlstore"
 )
 
 // installTokenLifetime is how long the install link printed on a first
@@ -99,17 +98,7 @@ func (a *Service) Install(ctx context.Context, token, email, password, passwordC
 // superuserExists asks the database itself, not a cache: the CLI may have
 // created one from another process.
 func (a *Service) superuserExists(ctx context.Context) (bool, error) {
-	c, err := a.records.Collection(underhood.SuperusersName)
-	if err != nil {
-		return false, fmt.Errorf("look for a superuser: %w", err)
-	}
-	store := a.records.Store()
-	var n int
-	err = store.Read(ctx, func(q sqlstore.Querier) error {
-		var err error
-		n, err = store.Count(ctx, q, sqlstore.Query{Collection: c, Alias: "r"})
-		return err
-	})
+	n, err := a.records.CountWhere(ctx, underhood.SuperusersName, nil)
 	if err != nil {
 		return false, fmt.Errorf("look for a superuser: %w", err)
 	}

@@ -109,7 +109,7 @@ func (a *Service) wantsMFA(ctx context.Context, rec *underhood.Record, method st
 	if rule == "" {
 		return true, nil
 	}
-	ok, err := a.ruleHolds(ctx, rec, rule, method)
+	ok, err := a.records.RuleHolds(ctx, rec, rule, method)
 	if err != nil {
 		if underhood.ErrorCode(err) == underhood.EInternal || underhood.ErrorCode(err) == "" {
 			return false, fmt.Errorf("check mfa rule: %w", err)
@@ -159,22 +159,11 @@ func (a *Service) findRow(ctx context.Context, coll, id string) (*underhood.Reco
 // ownRows returns the rows of the system collection coll that belong to
 // owner, newest first.
 func (a *Service) ownRows(ctx context.Context, coll string, owner *underhood.Record) ([]*underhood.Record, error) {
-	c, err := a.records.Collection(coll)
-	if err != nil {
+	if _, err := a.records.Collection(coll); err != nil {
 		return nil, underhood.Internal(fmt.Errorf("system collection %s: %w", coll, err))
 	}
-	store := a.records.Store()
-	d := store.Dialect()
-	where := "r." + d.Quote("collectionRef") + " = " + d.Placeholder(1) + " AND r." + d.Quote("recordRef") + " = " + d.Placeholder(2)
-	var rows []*underhood.Record
-	err = store.Read(ctx, func(q sqlstore.Querier) error {
-		var err error
-		rows, err = store.Find(ctx, q, sqlstore.Query{
-			Collection: c, Alias: "r", Where: where, Args: []any{owner.Collection.ID, owner.ID()},
-			OrderBy: "r." + d.Quote("created") + " DESC",
-		})
-		return err
-	})
+	owned := sqlstore.And(sqlstore.Eq("collectionRef", owner.Collection.ID), sqlstore.Eq("recordRef", owner.ID()))
+	rows, err := a.records.FindWhere(ctx, coll, owned, []sqlstore.Order{{Field: "created", Desc: true}}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list %s rows: %w", coll, err)
 	}

@@ -503,30 +503,15 @@ func (a *Service) createOAuth2Record(ctx context.Context, c *underhood.Collectio
 // findExternalAuth returns the id of the record of c linked to the
 // provider identity, or "".
 func (a *Service) findExternalAuth(ctx context.Context, c *underhood.Collection, provider, providerID string) (string, error) {
-	ext, err := a.records.Collection(record.ExternalAuthsName)
-	if err != nil {
-		return "", fmt.Errorf("oauth2: %w", err)
-	}
-	store := a.records.Store()
-	d := store.Dialect()
-	where := "r." + d.Quote("collectionRef") + " = " + d.Placeholder(1) +
-		" AND r." + d.Quote("provider") + " = " + d.Placeholder(2) +
-		" AND r." + d.Quote("providerId") + " = " + d.Placeholder(3)
-	var recordRef string
-	err = store.Read(ctx, func(q sqlstore.Querier) error {
-		list, err := store.Find(ctx, q, sqlstore.Query{Collection: ext, Alias: "r", Where: where, Args: []any{c.ID, provider, providerID}, Limit: 1})
-		if err != nil {
-			return err
-		}
-		if len(list) > 0 {
-			recordRef = list[0].String("recordRef")
-		}
-		return nil
-	})
+	linked := sqlstore.And(sqlstore.Eq("collectionRef", c.ID), sqlstore.Eq("provider", provider), sqlstore.Eq("providerId", providerID))
+	list, err := a.records.FindWhere(ctx, record.ExternalAuthsName, linked, nil, 1)
 	if err != nil {
 		return "", fmt.Errorf("oauth2: find external auth: %w", err)
 	}
-	return recordRef, nil
+	if len(list) == 0 {
+		return "", nil
+	}
+	return list[0].String("recordRef"), nil
 }
 
 // linkExternalAuth links the provider identity to rec. Two sign-ins of one

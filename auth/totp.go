@@ -293,25 +293,12 @@ func (a *Service) useTOTPCode(ctx context.Context, row *underhood.Record, code s
 	if !ok {
 		return false, nil
 	}
-	store := a.records.Store()
-	d := store.Dialect()
-	claimed := false
-	err = store.Write(ctx, func(q sqlstore.Querier) error {
-		res, err := q.ExecContext(ctx,
-			"UPDATE "+d.Quote(record.TOTPsName)+" SET "+d.Quote("lastCounter")+" = "+d.Placeholder(1)+
-				" WHERE "+d.Quote("id")+" = "+d.Placeholder(2)+" AND "+d.Quote("lastCounter")+" < "+d.Placeholder(3),
-			step, row.ID(), step)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		claimed = n == 1
-		return err
-	})
+	n, err := a.records.UpdateWhere(ctx, record.TOTPsName, map[string]any{"lastCounter": step},
+		sqlstore.And(sqlstore.Eq("id", row.ID()), sqlstore.Compare("lastCounter", sqlstore.OpLt, step)))
 	if err != nil {
 		return false, fmt.Errorf("use totp step: %w", err)
 	}
-	return claimed, nil
+	return n == 1, nil
 }
 
 // useRecoveryCode reports whether code is one of row's unused recovery
@@ -322,48 +309,41 @@ func (a *Service) useRecoveryCode(ctx context.Context, row *underhood.Record, co
 	if want == "" {
 		return false, nil
 	}
-	store := a.records.Store()
-	d := store.Dialect()
-	table, col, id := d.Quote(record.TOTPsName), d.Quote("recoveryCodes"), d.Quote("id")
-	used := false
-	err := store.Write(ctx, func(q sqlstore.Querier) error {
-		var raw string
-		err := q.QueryRowContext(ctx, "SELECT "+col+" FROM "+table+" WHERE "+id+" = "+d.Placeholder(1), row.ID()).Scan(&raw)
-		if err != nil {
-			return err
-		}
-		var hashes []string
-		if err := json.Unmarshal([]byte(raw), &hashes); err != nil {
-			return fmt.Errorf("recovery codes of %s: %w", row.ID(), err)
-		}
-		// Compare with every stored hash, whether or not one matched
-		// already, so the time taken says nothing about which.
-		found := -1
-		for i, h := range hashes {
-			if subtle.ConstantTimeCompare([]byte(h), []byte(want)) == 1 {
-				found = i
-			}
-		}
-		if found < 0 {
-			return nil
-		}
-		rest, err := json.Marshal(append(hashes[:found:found], hashes[found+1:]...))
-		if err != nil {
-			return err
-		}
-		res, err := q.ExecContext(ctx, "UPDATE "+table+" SET "+col+" = "+d.Placeholder(1)+
-			" WHERE "+id+" = "+d.Placeholder(2)+" AND "+col+" = "+d.Placeholder(3), string(rest), row.ID(), raw)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		used = n == 1
-		return err
-	})
+	rows, err := a.records.FindWhere(ctx, record.TOTPsName, sqlstore.Eq("id", row.ID()), nil, 1)
 	if err != nil {
 		return false, fmt.Errorf("use recovery code: %w", err)
 	}
-	return used, nil
+	if len(rows) == 0 {
+		return false, nil
+	}
+	raw, _ := rows[0].Data["recoveryCodes"].(json.RawMessage)
+	var hashes []string
+	if err := json.Unmarshal(raw, &hashes); err != nil {
+		return false, fmt.Errorf("recovery codes of %s: %w", row.ID(), err)
+	}
+	// Compare with every stored hash, whether or not one matched
+	// already, so the time taken says nothing about which.
+	found := -1
+	for i, h := range hashes {
+		if subtle.ConstantTimeCompare([]byte(h), []byte(want)) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return false, nil
+	}
+	rest, err := json.Marshal(append(hashes[:found:found], hashes[found+1:]...))
+	if err != nil {
+		return false, err
+	}
+	// Only if the list is still the one read: of two uses of one code,
+	// one changes nothing.
+	n, err := a.records.UpdateWhere(ctx, record.TOTPsName, map[string]any{"recoveryCodes": json.RawMessage(rest)},
+		sqlstore.And(sqlstore.Eq("id", row.ID()), sqlstore.Eq("recoveryCodes", string(raw))))
+	if err != nil {
+		return false, fmt.Errorf("use recovery code: %w", err)
+	}
+	return n == 1, nil
 }
 
 // matchTOTP returns the time step at unix time now (±totpSkew) whose code

@@ -24,7 +24,7 @@ func Compile(e Expr, o Options) (*SQL, error) {
 	}
 	c := newCompiler(o)
 	where := c.resolved(res)
-	return &SQL{Where: where, Args: c.args}, nil
+	return &SQL{where: where, Args: c.args}, nil
 }
 
 // resolved compiles a whole resolved expression.
@@ -94,7 +94,7 @@ func (c *compiler) bind(v any) string {
 		v = int64(f)
 	}
 	c.args = append(c.args, v)
-	return c.d.Param(c.o.ArgOffset+len(c.args), v)
+	return paramMark(len(c.args) - 1)
 }
 
 // constType is the SQL type of a bound constant.
@@ -440,14 +440,14 @@ func textOf(v any) string {
 }
 
 // CompileSort compiles a comma-separated sort ("-created,title",
-// "@random", "@rowid") into an ORDER BY list. Each term is a single-valued
+// "@random", "@rowid") into an ORDER BY list (without the keywords). Each term is a single-valued
 // field path, optionally with :lower; at most 8 terms.
-func CompileSort(src string, o Options) (string, []any, error) {
+func CompileSort(src string, o Options) (*SQL, error) {
 	if o.Dialect == nil {
-		return "", nil, errAt("sort", 1, "no SQL dialect")
+		return nil, errAt("sort", 1, "no SQL dialect")
 	}
 	if o.Collection == nil {
-		return "", nil, errAt("sort", 1, "no collection")
+		return nil, errAt("sort", 1, "no collection")
 	}
 	r := newResolver(o, "sort")
 	c := newCompiler(o)
@@ -458,10 +458,10 @@ func CompileSort(src string, o Options) (string, []any, error) {
 		pos += len(raw) + 1
 		term := strings.TrimSpace(raw)
 		if i >= 8 {
-			return "", nil, errAt("sort", start, "at most 8 sort terms are allowed")
+			return nil, errAt("sort", start, "at most 8 sort terms are allowed")
 		}
 		if term == "" {
-			return "", nil, errAt("sort", start, "empty sort term")
+			return nil, errAt("sort", start, "empty sort term")
 		}
 		dir := " ASC"
 		switch term[0] {
@@ -480,30 +480,30 @@ func CompileSort(src string, o Options) (string, []any, error) {
 		}
 		for j := 0; j < len(term); j++ {
 			if !isIdentPart(term[j]) {
-				return "", nil, errAt("sort", start, "invalid sort field %q", term)
+				return nil, errAt("sort", start, "invalid sort field %q", term)
 			}
 		}
 		if term == "" || !isIdentStart(term[0]) {
-			return "", nil, errAt("sort", start, "invalid sort field %q", term)
+			return nil, errAt("sort", start, "invalid sort field %q", term)
 		}
 		id, err := parseIdent(token{kind: tIdent, text: term, pos: start})
 		if err != nil {
-			return "", nil, errAt("sort", start, "invalid sort field %q", term)
+			return nil, errAt("sort", start, "invalid sort field %q", term)
 		}
 		v, err := r.ident(id)
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		if v.multi() || v.constant || v.list != nil {
-			return "", nil, errAt("sort", start, "cannot sort by %q: it is not a single field value", term)
+			return nil, errAt("sort", start, "cannot sort by %q: it is not a single field value", term)
 		}
 		if len(r.aliases) > 0 {
-			return "", nil, errAt("sort", start, "cannot sort by an @collection field")
+			return nil, errAt("sort", start, "cannot sort by an @collection field")
 		}
 		val := c.value(v)
 		terms = append(terms, c.d.Order(val.operand(), val.nullable, dir == " DESC"))
 	}
-	return strings.Join(terms, ", "), c.args, nil
+	return &SQL{where: strings.Join(terms, ", "), Args: c.args}, nil
 }
 
 // errNoLoader is returned by Match when an expression needs related

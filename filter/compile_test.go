@@ -119,13 +119,6 @@ func TestCompileSQL(t *testing.T) {
 			args:  []any{""},
 		},
 		{
-			name:  "ArgOffset numbers after earlier parameters",
-			src:   "title = 'a' && views > 1",
-			opts:  func(o *filter.Options) { o.ArgOffset = 3 },
-			where: `("r"."title" = ?4 AND "r"."views" > ?5)`,
-			args:  []any{"a", int64(1)},
-		},
-		{
 			name:  "Alias names the table",
 			src:   "title = 'a'",
 			opts:  func(o *filter.Options) { o.Alias = "p" },
@@ -227,8 +220,8 @@ func TestCompileListRules(t *testing.T) {
 // assertSQL compares a compiled condition with the one wanted.
 func assertSQL(t *testing.T, src string, got *filter.SQL, where string, args []any) {
 	t.Helper()
-	if got.Where != where {
-		t.Errorf("Compile(%q).Where =\n%s\nwant\n%s", src, got.Where, where)
+	if text := got.Text(sqlite.Dialect{}, 0); text != where {
+		t.Errorf("Compile(%q).Text =\n%s\nwant\n%s", src, text, where)
 	}
 	if diff := cmp.Diff(args, got.Args); diff != "" {
 		t.Errorf("Compile(%q).Args (-want +got):\n%s", src, diff)
@@ -313,13 +306,13 @@ func TestCompileLikePattern(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Compile(%q) = %v, want pattern %q", tt.src, err, tt.pattern)
 			}
-			m := likePlaceholder.FindStringSubmatch(got.Where)
+			m := likePlaceholder.FindStringSubmatch(got.Text(sqlite.Dialect{}, 0))
 			if m == nil {
-				t.Fatalf("Compile(%q) = %s, want a LIKE", tt.src, got.Where)
+				t.Fatalf("Compile(%q) = %s, want a LIKE", tt.src, got)
 			}
 			n, _ := strconv.Atoi(m[1])
 			if n < 1 || n > len(got.Args) || got.Args[n-1] != tt.pattern {
-				t.Errorf("Compile(%q) binds pattern %#v, want %q (SQL %s)", tt.src, got.Args, tt.pattern, got.Where)
+				t.Errorf("Compile(%q) binds pattern %#v, want %q (SQL %s)", tt.src, got.Args, tt.pattern, got)
 			}
 		})
 	}
@@ -394,7 +387,7 @@ func TestCompileErrors(t *testing.T) {
 			}
 			got, err := compile(t, tt.src, o)
 			if err == nil {
-				t.Fatalf("Compile(%q) = %s, want a %s error", tt.src, got.Where, tt.code)
+				t.Fatalf("Compile(%q) = %s, want a %s error", tt.src, got, tt.code)
 			}
 			if code := errorCode(t, err); code != tt.code {
 				t.Fatalf("Compile(%q) = %v (code %s), want code %s", tt.src, err, code, tt.code)
@@ -483,10 +476,11 @@ func TestCompileSort(t *testing.T) {
 		t.Run(tt.src, func(t *testing.T) {
 			o := compileOptions(s)
 			o.Client = true
-			order, args, err := filter.CompileSort(tt.src, o)
+			sorted, err := filter.CompileSort(tt.src, o)
 			if err != nil {
 				t.Fatalf("CompileSort(%q) = %v, want %s", tt.src, err, tt.order)
 			}
+			order, args := sorted.Text(o.Dialect, 0), sorted.Args
 			if order != tt.order {
 				t.Errorf("CompileSort(%q) = %s, want %s", tt.src, order, tt.order)
 			}
@@ -522,7 +516,7 @@ func TestCompileSortErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := compileOptions(s)
 			o.Client = tt.client
-			order, _, err := filter.CompileSort(tt.src, o)
+			order, err := filter.CompileSort(tt.src, o)
 			if err == nil {
 				t.Fatalf("CompileSort(%q) = %s, want an error at position %d", tt.src, order, tt.pos)
 			}
@@ -530,5 +524,30 @@ func TestCompileSortErrors(t *testing.T) {
 				t.Errorf("CompileSort(%q) = %v, want position %d", tt.src, err, tt.pos)
 			}
 		})
+	}
+}
+
+// TestTextNumbersAfterOffset: the statement that embeds a compiled
+// condition numbers its parameters after the ones before it, and And
+// keeps each side's parameters bound to its own values.
+func TestTextNumbersAfterOffset(t *testing.T) {
+	o := compileOptions(newSchema())
+	a, err := compile(t, "title = 'a' && views > 1", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := a.Text(sqlite.Dialect{}, 3), `("r"."title" = ?4 AND "r"."views" > ?5)`; got != want {
+		t.Errorf("Text(3) = %s, want %s", got, want)
+	}
+	b, err := compile(t, "title != 'b'", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := filter.And(a, b)
+	if got, want := both.Text(sqlite.Dialect{}, 1), `(("r"."title" = ?2 AND "r"."views" > ?3)) AND ("r"."title" <> ?4)`; got != want {
+		t.Errorf("And(a, b).Text(1) = %s, want %s", got, want)
+	}
+	if diff := cmp.Diff([]any{"a", int64(1), "b"}, both.Args); diff != "" {
+		t.Errorf("And(a, b).Args (-want +got):\n%s", diff)
 	}
 }

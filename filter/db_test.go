@@ -185,7 +185,7 @@ func (db *testDB) find(t testing.TB, c *underhood.Collection, x *filter.SQL) []*
 	t.Helper()
 	recs, err := db.query(c, x)
 	if err != nil {
-		t.Fatalf("Find(%s) = %v", x.Where, err)
+		t.Fatalf("Find(%s) = %v", x, err)
 	}
 	return recs
 }
@@ -194,7 +194,7 @@ func (db *testDB) query(c *underhood.Collection, x *filter.SQL) ([]*underhood.Re
 	var recs []*underhood.Record
 	err := db.store.Read(context.Background(), func(q sqlstore.Querier) error {
 		var err error
-		recs, err = db.store.Find(context.Background(), q, sqlstore.Query{Collection: c, Where: x.Where, Args: x.Args, OrderBy: `"r"."id"`})
+		recs, err = db.store.Find(context.Background(), q, sqlstore.Query{Collection: c, Where: sqlstore.Filter(x), Order: []sqlstore.Order{{Field: "id"}}})
 		return err
 	})
 	return recs, err

@@ -73,7 +73,7 @@ func TestRelationDepth(t *testing.T) {
 			src := tt.filter
 			if tt.sort != "" {
 				src = tt.sort
-				_, _, err = filter.CompileSort(tt.sort, o)
+				_, err = filter.CompileSort(tt.sort, o)
 			} else {
 				e, perr := filter.Parse(tt.filter)
 				if perr != nil {

@@ -352,7 +352,7 @@ func (db *testDB) agree(t *testing.T, src string, o filter.Options) bool {
 	}
 	found, err := db.query(o.Collection, x)
 	if err != nil {
-		t.Errorf("Find(Compile(%q)) = %v\nSQL: %s\nargs: %#v", src, err, x.Where, x.Args)
+		t.Errorf("Find(Compile(%q)) = %v\nSQL: %s\nargs: %#v", src, err, x, x.Args)
 		return false
 	}
 	var bySQL, byMatch []string
@@ -385,7 +385,7 @@ func (db *testDB) agree(t *testing.T, src string, o filter.Options) bool {
 	}
 	first := append(onlySQL, onlyMatch...)[0]
 	t.Errorf("SQL and Match disagree on %s\nfilter: %s\nSQL: %s\nargs: %#v\nonly SQL selects: %v\nonly Match accepts: %v\n%s: %v",
-		o.Collection.Name, src, x.Where, x.Args, onlySQL, onlyMatch, first, db.record(o.Collection.Name, first).Data)
+		o.Collection.Name, src, x, x.Args, onlySQL, onlyMatch, first, db.record(o.Collection.Name, first).Data)
 	return false
 }
 
@@ -424,7 +424,7 @@ func testManyIDs(t *testing.T, db *testDB) {
 	}
 	src := chain(600)
 	if x, err := compile(t, src, o); err == nil {
-		t.Errorf("Compile(600 ids) = %.80s…, want an error", x.Where)
+		t.Errorf("Compile(600 ids) = %.80s…, want an error", x)
 	} else if code := errorCode(t, err); code != underhood.EInvalid {
 		t.Errorf("Compile(600 ids) = %v, want code %s", err, underhood.EInvalid)
 	}

@@ -8,6 +8,8 @@ package filter
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/underhood/underhood"
@@ -150,9 +152,6 @@ type Options struct {
 	// CanList reports whether a client filter may go through a relation
 	// into t. Nil allows every collection.
 	CanList func(t *underhood.Collection) bool
-	// ArgOffset is the number of bind parameters that precede the compiled
-	// SQL in its statement; placeholders are numbered after them.
-	ArgOffset int
 }
 
 // Loader reads the related records Match needs. Records come back with
@@ -166,23 +165,97 @@ type Loader interface {
 	All(ctx context.Context, c *underhood.Collection) ([]*underhood.Record, error)
 }
 
-// SQL is a compiled condition: Where refers to the collection's table by
-// the alias in Options and holds only placeholders for values, bound to
-// Args in order.
+// SQL is a compiled condition or sort. Its text refers to the
+// collection's table by the alias in Options; every value is a bind
+// parameter, bound to Args in order. The text marks where each parameter
+// goes rather than numbering it: the statement that embeds the condition
+// decides the numbers, with Text.
 type SQL struct {
-	Where string
+	where string // with paramMark for each parameter
 	Args  []any
+}
+
+// Text is the SQL text with the parameters numbered from offset+1 (offset
+// parameters precede it in its statement), in d's form. x may be nil.
+func (x *SQL) Text(d Dialect, offset int) string {
+	if x == nil {
+		return ""
+	}
+	s := x.where
+	if strings.IndexByte(s, markStart) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 4*len(x.Args))
+	for {
+		i := strings.IndexByte(s, markStart)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		s = s[i+1:]
+		j := strings.IndexByte(s, markEnd)
+		n, _ := strconv.Atoi(s[:j])
+		s = s[j+1:]
+		b.WriteString(d.Param(offset+n+1, x.Args[n]))
+	}
+}
+
+// String is the text with the parameters written ?1, ?2…, for messages.
+func (x *SQL) String() string { return x.Text(questionMarks{}, 0) }
+
+// questionMarks is the Param of SQLite, for String.
+type questionMarks struct{ Dialect }
+
+func (questionMarks) Param(n int, _ any) string { return "?" + strconv.Itoa(n) }
+
+// Empty reports whether x is no condition at all.
+func (x *SQL) Empty() bool { return x == nil || x.where == "" }
+
+// The mark of parameter n (0-based) in SQL text: bytes no identifier,
+// keyword or operator holds.
+const (
+	markStart = '\x00'
+	markEnd   = '\x01'
+)
+
+func paramMark(n int) string {
+	return string(rune(markStart)) + strconv.Itoa(n) + string(rune(markEnd))
+}
+
+// renumber returns where with its parameter marks moved up by by.
+func renumber(where string, by int) string {
+	if by == 0 || strings.IndexByte(where, markStart) < 0 {
+		return where
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(where, markStart)
+		if i < 0 {
+			b.WriteString(where)
+			return b.String()
+		}
+		j := i + strings.IndexByte(where[i:], markEnd)
+		n, _ := strconv.Atoi(where[i+1 : j])
+		b.WriteString(where[:i])
+		b.WriteString(paramMark(n + by))
+		where = where[j+1:]
+	}
 }
 
 // And combines two conditions, either of which may be nil.
 func And(a, b *SQL) *SQL {
 	switch {
-	case a == nil || a.Where == "":
+	case a.Empty():
 		return b
-	case b == nil || b.Where == "":
+	case b.Empty():
 		return a
 	}
-	return &SQL{Where: "(" + a.Where + ") AND (" + b.Where + ")", Args: append(append([]any(nil), a.Args...), b.Args...)}
+	return &SQL{
+		where: "(" + a.where + ") AND (" + renumber(b.where, len(a.Args)) + ")",
+		Args:  append(append([]any(nil), a.Args...), b.Args...),
+	}
 }
 
 // errAt returns a 400 error about the filter (key "filter") or sort at a

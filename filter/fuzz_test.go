@@ -122,7 +122,6 @@ func FuzzCompile(f *testing.F) {
 		for _, client := range []bool{true, false} {
 			o := base
 			o.Client = client
-			o.ArgOffset = len(rule.Args)
 			x, err := filter.Compile(e, o)
 			if err != nil {
 				var ue *underhood.Error
@@ -131,16 +130,16 @@ func FuzzCompile(f *testing.F) {
 				}
 				continue
 			}
-			if !literalFree(x.Where) {
-				t.Errorf("Compile(%q) = %s, which holds a literal", src, x.Where)
+			if !literalFree(x.String()) {
+				t.Errorf("Compile(%q) = %s, which holds a literal", src, x)
 			}
 			found, err := db.query(posts, filter.And(rule, x))
 			if err != nil {
-				t.Fatalf("Find(rule AND Compile(%q)) = %v\nSQL: %s\nargs: %#v", src, err, x.Where, x.Args)
+				t.Fatalf("Find(rule AND Compile(%q)) = %v\nSQL: %s\nargs: %#v", src, err, x, x.Args)
 			}
 			for _, r := range found {
 				if !slices.Contains(allowed, r.ID()) {
-					t.Fatalf("rule AND %q selects %s, which the rule alone does not\nSQL: %s\nargs: %#v", src, r.ID(), x.Where, x.Args)
+					t.Fatalf("rule AND %q selects %s, which the rule alone does not\nSQL: %s\nargs: %#v", src, r.ID(), x, x.Args)
 				}
 			}
 			for _, r := range db.recs["posts"][:3] {
@@ -152,10 +151,11 @@ func FuzzCompile(f *testing.F) {
 
 		o := base
 		o.Client = true
-		order, args, err := filter.CompileSort(src, o)
+		sorted, err := filter.CompileSort(src, o)
 		if err != nil {
 			return
 		}
+		order, args := sorted.Text(db.dialect, 0), sorted.Args
 		if !literalFree(order) {
 			t.Errorf("CompileSort(%q) = %s, which holds a literal", src, order)
 		}
@@ -280,17 +280,17 @@ func FuzzRelationDepth(f *testing.F) {
 			// after a moment, which proves the SQL valid all the same.
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			err = db.store.Read(ctx, func(q sqlstore.Querier) error {
-				_, err := db.store.Count(ctx, q, sqlstore.Query{Collection: posts, Where: x.Where, Args: x.Args})
+				_, err := db.store.Count(ctx, q, sqlstore.Query{Collection: posts, Where: sqlstore.Filter(x)})
 				return err
 			})
 			cancel()
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("Count(%q) = %v\nSQL: %s", src, err, x.Where)
+				t.Fatalf("Count(%q) = %v\nSQL: %s", src, err, x)
 			}
 		}
 		if root%3 == 0 {
 			o := filter.Options{Schema: db.schema, Collection: posts, Dialect: sqlite.Dialect{}, Now: testNow, Request: req, Client: true}
-			_, _, err := filter.CompileSort(path, o)
+			_, err := filter.CompileSort(path, o)
 			if hopCount > filter.MaxRelationDepth {
 				checkRefused("CompileSort", err)
 			}

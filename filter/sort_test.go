@@ -26,14 +26,14 @@ func TestSortAgreesAcrossEngines(t *testing.T) {
 		t.Helper()
 		posts := db.schema.FindCollection("posts")
 		o := filter.Options{Schema: db.schema, Collection: posts, Dialect: db.dialect, Now: testNow, Superuser: true}
-		terms, args, err := filter.CompileSort(src+",id", o)
+		terms, err := filter.CompileSort(src+",id", o)
 		if err != nil {
 			t.Fatalf("CompileSort(%q) = %v", src, err)
 		}
 		var recs []*underhood.Record
 		err = db.store.Read(context.Background(), func(q sqlstore.Querier) error {
 			var err error
-			recs, err = db.store.Find(context.Background(), q, sqlstore.Query{Collection: posts, Args: args, OrderBy: terms})
+			recs, err = db.store.Find(context.Background(), q, sqlstore.Query{Collection: posts, Order: []sqlstore.Order{{Sorted: terms}}})
 			return err
 		})
 		if err != nil {

@@ -48,7 +48,7 @@ func TestStrftimeOnPostgres(t *testing.T) {
 		got, err := pg.query(posts, x)
 		if err != nil || len(got) != len(pg.recs["posts"]) {
 			t.Errorf("PostgreSQL: %s holds for %d of %d records (%v); want all: SQLite says %s\nSQL: %s\nargs: %#v",
-				c.src, len(got), len(pg.recs["posts"]), err, c.says, x.Where, x.Args)
+				c.src, len(got), len(pg.recs["posts"]), err, c.says, x, x.Args)
 		}
 	}
 }

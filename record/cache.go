@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/sqlstore"
 )
 
 // resultCache remembers the results of reads (records and list totals)
@@ -40,15 +41,14 @@ const (
 
 func newResultCache() *resultCache { return &resultCache{m: make(map[string]cacheEntry)} }
 
-// cacheKey builds the key of a read; ok is false when an argument cannot
-// be encoded.
-func cacheKey(kind, collID, where string, args []any, extra ...string) (string, bool) {
-	b, err := json.Marshal(args)
-	if err != nil {
+// cacheKey is the key of the result of qq for kind, presented as extra
+// says; ok is false when qq cannot be keyed (then it is not cached).
+func (s *Service) cacheKey(kind string, qq sqlstore.Query, extra ...string) (key string, ok bool) {
+	k, ok := s.store.Key(qq)
+	if !ok {
 		return "", false
 	}
-	parts := append([]string{kind, collID, where, string(b)}, extra...)
-	return strings.Join(parts, "\x00"), true
+	return strings.Join(append([]string{kind, qq.Collection.ID, k}, extra...), "\x00"), true
 }
 
 // callerKey names who a result was presented for: hidden fields and

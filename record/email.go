@@ -35,16 +35,6 @@ func isEmailIndex(ix *indexDef) bool {
 	return ix.unique && len(ix.cols) == 1 && strings.EqualFold(ix.cols[0].name, "email")
 }
 
-// emailMatch returns the condition that the email column of the record
-// aliased r is value (placeholder n) regardless of case. It names the
-// email index's expression and condition, so the index serves it.
-func (s *Service) emailMatch(n int) string {
-	d := s.store.Dialect()
-	col := "r." + d.Quote("email")
-	return d.Collate(col, "NOCASE") + " = " + d.Collate(d.Placeholder(n), "NOCASE") +
-		" AND " + col + " != ''"
-}
-
 // findByEmail returns the record of c whose email is email regardless of
 // case. Among records that differ only in case (left by an older version,
 // see migrateEmailIndexes) only an exact match is returned, so that no
@@ -52,7 +42,7 @@ func (s *Service) emailMatch(n int) string {
 func (s *Service) findByEmail(ctx context.Context, c *underhood.Collection, email string) (*underhood.Record, error) {
 	var found *underhood.Record
 	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
-		list, err := s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: s.emailMatch(1), Args: []any{email}, Limit: 2})
+		list, err := s.store.Find(ctx, q, sqlstore.Query{Collection: c, Where: sqlstore.EmailIs(email), Limit: 2})
 		if err != nil {
 			return err
 		}
@@ -78,8 +68,8 @@ func (s *Service) checkEmailUnique(ctx context.Context, q sqlstore.Querier, r, o
 	if !c.IsAuth() || c.Field("email") == nil || email == "" || (old != nil && old.String("email") == email) {
 		return nil
 	}
-	where := s.emailMatch(1) + " AND r." + s.dialect.Quote("id") + " != " + s.dialect.Placeholder(2)
-	n, err := s.store.Count(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: where, Args: []any{email, r.ID()}})
+	others := sqlstore.And(sqlstore.EmailIs(email), sqlstore.Compare("id", sqlstore.OpNe, r.ID()))
+	n, err := s.store.Count(ctx, q, sqlstore.Query{Collection: c, Where: others})
 	if err != nil {
 		return fmt.Errorf("check email unique: %w", err)
 	}
@@ -169,31 +159,5 @@ func (s *Service) migrateEmailIndex(ctx context.Context, id string) (migrated bo
 // emailConflicts returns the ids of the records of c whose emails differ
 // only in case, grouped by email.
 func (s *Service) emailConflicts(ctx context.Context, q sqlstore.Querier, c *underhood.Collection) ([][]string, error) {
-	d := s.dialect
-	table, id, email := d.Quote(c.Name), d.Quote("id"), d.Quote("email")
-	// LOWER folds what NOCASE folds on both engines: ASCII letters.
-	rows, err := q.QueryContext(ctx, `SELECT `+id+`, LOWER(`+email+`) FROM `+table+
-		` WHERE `+email+` != '' AND LOWER(`+email+`) IN (SELECT LOWER(`+email+`) FROM `+table+
-		` WHERE `+email+` != '' GROUP BY LOWER(`+email+`) HAVING COUNT(*) > 1) ORDER BY 2, 1`)
-	if err != nil {
-		return nil, fmt.Errorf("find conflicting emails of %s: %w", c.Name, err)
-	}
-	defer rows.Close()
-	var groups [][]string
-	last := ""
-	for rows.Next() {
-		var rid, key string
-		if err := rows.Scan(&rid, &key); err != nil {
-			return nil, fmt.Errorf("find conflicting emails of %s: %w", c.Name, err)
-		}
-		if len(groups) == 0 || key != last {
-			groups = append(groups, nil)
-		}
-		groups[len(groups)-1] = append(groups[len(groups)-1], rid)
-		last = key
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("find conflicting emails of %s: %w", c.Name, err)
-	}
-	return groups, nil
+	return s.store.EmailConflicts(ctx, q, c)
 }

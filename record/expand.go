@@ -236,8 +236,7 @@ func (s *Service) expandRelation(ctx context.Context, q sqlstore.Querier, e *exp
 	if len(ids) == 0 {
 		return nil
 	}
-	cond, args := s.idIn(ids, 0)
-	loaded, err := s.loadVisible(ctx, q, e.req, target, cond, args, e.budget.remaining()+1)
+	loaded, err := s.loadVisible(ctx, q, e.req, target, sqlstore.In("id", ids), e.budget.remaining()+1)
 	if err != nil || len(loaded) == 0 {
 		return err
 	}
@@ -295,12 +294,12 @@ func (s *Service) expandBackRelation(ctx context.Context, q sqlstore.Querier, e 
 		ids[i] = r.ID()
 		refs[r.ID()] = e.budget.add(refs[r.ID()], weights[i])
 	}
-	cond, args, err := s.containsID(target, f, ids)
+	cond, err := s.containsID(target, f, ids)
 	if err != nil {
 		return err
 	}
 	limit := min(maxBackRelations, e.budget.remaining()+1)
-	loaded, err := s.loadVisible(ctx, q, e.req, target, cond, args, limit)
+	loaded, err := s.loadVisible(ctx, q, e.req, target, cond, limit)
 	if err != nil || len(loaded) == 0 {
 		return err
 	}
@@ -351,15 +350,15 @@ func (s *Service) expandBackRelation(ctx context.Context, q sqlstore.Querier, e 
 // loadVisible returns the records of c matching cond that req's view rule
 // lets it see, at most limit of them (0: all). A collection only
 // superusers may view yields nothing.
-func (s *Service) loadVisible(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, cond string, args []any, limit int) ([]*underhood.Record, error) {
-	w := where{parts: []string{cond}, args: args}
+func (s *Service) loadVisible(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, cond sqlstore.Cond, limit int) ([]*underhood.Record, error) {
+	w := where{cond}
 	if err := s.addRule(&w, c, c.ViewRule, req); err != nil {
 		if underhood.ErrorCode(err) == underhood.EForbidden {
 			return nil, nil
 		}
 		return nil, err
 	}
-	return s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: w.String(), Args: w.args, Limit: limit})
+	return s.store.Find(ctx, q, sqlstore.Query{Collection: c, Where: w.cond(), Limit: limit})
 }
 
 func setExpand(r *underhood.Record, name string, v any) {

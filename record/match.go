@@ -33,7 +33,7 @@ func (s *Service) CanSee(ctx context.Context, req *Request, r *underhood.Record,
 				s.log.Error("access rule does not parse; denying", "collection", c.Name, "err", err)
 				return false, nil
 			}
-			ok, err := filter.Match(ctx, e, s.filterOptions(c, req, 0), r, s.loader())
+			ok, err := filter.Match(ctx, e, s.filterOptions(c, req), r, s.loader())
 			if err != nil {
 				if underhood.ErrorCode(err) == underhood.EInternal {
 					return false, err
@@ -53,7 +53,7 @@ func (s *Service) CanSee(ctx context.Context, req *Request, r *underhood.Record,
 	if err != nil {
 		return false, filterError(err)
 	}
-	o := s.filterOptions(c, req, 0)
+	o := s.filterOptions(c, req)
 	o.Client = true
 	ok, err := filter.Match(ctx, e, o, r, s.loader())
 	if err != nil && underhood.ErrorCode(err) != underhood.EInternal {
@@ -101,9 +101,8 @@ func (l storeLoader) Get(ctx context.Context, c *underhood.Collection, ids []str
 	}
 	var out []*underhood.Record
 	err := l.s.store.Read(ctx, func(q sqlstore.Querier) error {
-		cond, args := l.s.idIn(ids, 0)
 		var err error
-		out, err = l.s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: cond, Args: args})
+		out, err = l.s.store.Find(ctx, q, sqlstore.Query{Collection: c, Where: sqlstore.In("id", ids)})
 		return err
 	})
 	return out, err
@@ -123,7 +122,7 @@ func (l storeLoader) All(ctx context.Context, c *underhood.Collection) ([]*under
 	var out []*underhood.Record
 	err := l.s.store.Read(ctx, func(q sqlstore.Querier) error {
 		var err error
-		out, err = l.s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Limit: maxLoaded})
+		out, err = l.s.store.Find(ctx, q, sqlstore.Query{Collection: c, Limit: maxLoaded})
 		return err
 	})
 	return out, err

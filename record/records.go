@@ -58,7 +58,7 @@ func (s *Service) List(ctx context.Context, req *Request, coll string, p ListPar
 	if err := s.addClientFilter(&w, c, p.Filter, req); err != nil {
 		return nil, err
 	}
-	order, sortArgs, err := s.clientSort(c, p.Sort, req, len(w.args))
+	order, err := s.clientSort(c, p.Sort, req)
 	if err != nil {
 		return nil, err
 	}
@@ -69,15 +69,15 @@ func (s *Service) List(ctx context.Context, req *Request, coll string, p ListPar
 	// The version is read before the read transaction starts, so a result
 	// cached under it can only be newer than the version, never older.
 	version := s.store.Version()
-	args := append(w.args[:len(w.args):len(w.args)], sortArgs...)
-	pageKey, cacheable := cacheKey("list", c.ID, w.String(), args, order, itoa(p.PerPage), itoa(p.Page), callerKey(req))
+	page := sqlstore.Query{Collection: c, Where: w.cond(), Order: order, Limit: p.PerPage, Offset: (p.Page - 1) * p.PerPage}
+	pageKey, cacheable := s.cacheKey("list", page, callerKey(req))
 	cacheable = cacheable && p.Expand == "" && !strings.Contains(p.Sort, "@random")
 	if cacheable {
 		if e, ok := s.cache.get(pageKey, version); ok {
 			res.Items = cloneRecords(e.recs)
 			if !p.SkipTotal {
 				if err := s.store.ClientRead(ctx, func(q sqlstore.Querier) error {
-					n, err := s.count(ctx, q, version, c, w.String(), w.args)
+					n, err := s.count(ctx, q, version, c, w.cond())
 					res.TotalItems, res.TotalPages = n, (n+p.PerPage-1)/p.PerPage
 					return err
 				}); err != nil {
@@ -88,16 +88,13 @@ func (s *Service) List(ctx context.Context, req *Request, coll string, p ListPar
 		}
 	}
 	err = s.store.ClientRead(ctx, func(q sqlstore.Querier) error {
-		items, err := s.store.Find(ctx, q, sqlstore.Query{
-			Collection: c, Alias: "r", Where: w.String(), Args: args,
-			OrderBy: order, Limit: p.PerPage, Offset: (p.Page - 1) * p.PerPage,
-		})
+		items, err := s.store.Find(ctx, q, page)
 		if err != nil {
 			return err
 		}
 		res.Items = items
 		if !p.SkipTotal {
-			n, err := s.count(ctx, q, version, c, w.String(), w.args)
+			n, err := s.count(ctx, q, version, c, w.cond())
 			if err != nil {
 				return err
 			}
@@ -150,12 +147,12 @@ func (s *Service) View(ctx context.Context, req *Request, coll, id string, expan
 // viewCached is View without expand, through the result cache.
 func (s *Service) viewCached(ctx context.Context, req *Request, c *underhood.Collection, id string) (*underhood.Record, error) {
 	version := s.store.Version()
-	var w where
-	w.add(`r.`+s.dialect.Quote("id")+` = `+s.dialect.Placeholder(1), id)
+	w := where{sqlstore.Eq("id", id)}
 	if err := s.addRule(&w, c, c.ViewRule, req); err != nil {
 		return nil, err
 	}
-	key, cacheable := cacheKey("view", c.ID, w.String(), w.args, callerKey(req))
+	one := sqlstore.Query{Collection: c, Where: w.cond(), Limit: 1}
+	key, cacheable := s.cacheKey("view", one, callerKey(req))
 	if cacheable {
 		if e, ok := s.cache.get(key, version); ok {
 			if len(e.recs) == 0 {
@@ -167,7 +164,7 @@ func (s *Service) viewCached(ctx context.Context, req *Request, c *underhood.Col
 	var list []*underhood.Record
 	err := s.store.ClientRead(ctx, func(q sqlstore.Querier) error {
 		var err error
-		list, err = s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: w.String(), Args: w.args, Limit: 1})
+		list, err = s.store.Find(ctx, q, one)
 		return err
 	})
 	if err != nil {
@@ -187,12 +184,11 @@ func (s *Service) viewCached(ctx context.Context, req *Request, c *underhood.Col
 
 // findVisible loads record id of c if rule lets req see it.
 func (s *Service) findVisible(ctx context.Context, q sqlstore.Querier, req *Request, c *underhood.Collection, rule underhood.Rule, id string) (*underhood.Record, error) {
-	var w where
-	w.add(`r.`+s.dialect.Quote("id")+` = `+s.dialect.Placeholder(1), id)
+	w := where{sqlstore.Eq("id", id)}
 	if err := s.addRule(&w, c, rule, req); err != nil {
 		return nil, err
 	}
-	list, err := s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: w.String(), Args: w.args, Limit: 1})
+	list, err := s.store.Find(ctx, q, sqlstore.Query{Collection: c, Where: w.cond(), Limit: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -308,14 +304,13 @@ func (s *Service) FindByField(ctx context.Context, c *underhood.Collection, fiel
 	if c.IsAuth() && f.Name == "email" {
 		return s.findByEmail(ctx, c, value)
 	}
-	col := "r." + s.dialect.Quote(f.Name)
-	cond := col + " = " + s.dialect.Placeholder(1)
+	cond := sqlstore.Eq(f.Name, value)
 	if f.Type == underhood.FieldEmail {
-		cond = "LOWER(" + col + ") = LOWER(" + s.dialect.Placeholder(1) + ")"
+		cond = sqlstore.EqFold(f.Name, value)
 	}
 	var r *underhood.Record
 	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
-		list, err := s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: cond, Args: []any{value}, Limit: 1})
+		list, err := s.store.Find(ctx, q, sqlstore.Query{Collection: c, Where: cond, Limit: 1})
 		if err != nil {
 			return err
 		}
@@ -387,14 +382,15 @@ func withMessage(err error, msg string) error {
 
 // count returns how many records of c match where, from the count cache
 // when no write has committed since it was computed.
-func (s *Service) count(ctx context.Context, q sqlstore.Querier, version uint64, c *underhood.Collection, where string, args []any) (int, error) {
-	key, cacheable := cacheKey("count", c.ID, where, args)
+func (s *Service) count(ctx context.Context, q sqlstore.Querier, version uint64, c *underhood.Collection, where sqlstore.Cond) (int, error) {
+	all := sqlstore.Query{Collection: c, Where: where}
+	key, cacheable := s.cacheKey("count", all)
 	if cacheable {
 		if e, ok := s.cache.get(key, version); ok {
 			return e.n, nil
 		}
 	}
-	n, err := s.store.Count(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: where, Args: args})
+	n, err := s.store.Count(ctx, q, all)
 	if err != nil {
 		return 0, err
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/filter"
+	"github.com/underhood/underhood/sqlstore"
 )
 
 // Request is the caller of a service method: who asks (Auth, nil for a
@@ -25,38 +26,24 @@ func errSuperusersOnly() error {
 	return underhood.Errorf(underhood.EForbidden, "Only superusers can perform this action.")
 }
 
-// where accumulates the conditions of one query, numbering placeholders
-// in the order they are added.
-type where struct {
-	parts []string
-	args  []any
-}
+// where collects the conditions of one query, all of which must hold.
+type where []sqlstore.Cond
 
-func (w *where) add(sql string, args ...any) {
-	w.parts = append(w.parts, sql)
-	w.args = append(w.args, args...)
-}
+func (w *where) add(c sqlstore.Cond) { *w = append(*w, c) }
 
-func (w *where) addSQL(x *filter.SQL) {
-	if x == nil || x.Where == "" {
-		return
-	}
-	w.add("("+x.Where+")", x.Args...)
-}
-
-func (w *where) String() string { return strings.Join(w.parts, " AND ") }
+// cond is the conjunction of w's conditions (nil for none).
+func (w where) cond() sqlstore.Cond { return sqlstore.And(w...) }
 
 // filterOptions are the options every compile of a rule or filter on c shares.
-func (s *Service) filterOptions(c *underhood.Collection, req *Request, argOffset int) filter.Options {
+func (s *Service) filterOptions(c *underhood.Collection, req *Request) filter.Options {
 	return filter.Options{
 		Schema:     s.schema.Load(),
 		Collection: c,
-		Alias:      "r",
+		Alias:      sqlstore.Alias,
 		Dialect:    s.dialect,
 		Request:    req,
 		Now:        s.now(),
 		Superuser:  isSuperuser(req),
-		ArgOffset:  argOffset,
 	}
 }
 
@@ -78,12 +65,12 @@ func (s *Service) addRule(w *where, c *underhood.Collection, rule underhood.Rule
 		s.log.Error("access rule does not parse; denying", "collection", c.Name, "err", err)
 		return errSuperusersOnly()
 	}
-	x, err := filter.Compile(e, s.filterOptions(c, req, len(w.args)))
+	x, err := filter.Compile(e, s.filterOptions(c, req))
 	if err != nil {
 		s.log.Error("access rule does not compile; denying", "collection", c.Name, "err", err)
 		return errSuperusersOnly()
 	}
-	w.addSQL(x)
+	w.add(sqlstore.Filter(x))
 	return nil
 }
 
@@ -101,28 +88,28 @@ func (s *Service) addClientFilter(w *where, c *underhood.Collection, src string,
 	if err != nil {
 		return filterError(err)
 	}
-	o := s.filterOptions(c, req, len(w.args))
+	o := s.filterOptions(c, req)
 	o.Client = true
 	x, err := filter.Compile(e, o)
 	if err != nil {
 		return filterError(err)
 	}
-	w.addSQL(x)
+	w.add(sqlstore.Filter(x))
 	return nil
 }
 
 // clientSort compiles a client-supplied sort.
-func (s *Service) clientSort(c *underhood.Collection, src string, req *Request, argOffset int) (string, []any, error) {
+func (s *Service) clientSort(c *underhood.Collection, src string, req *Request) ([]sqlstore.Order, error) {
 	if strings.TrimSpace(src) == "" {
-		return "", nil, nil
+		return nil, nil
 	}
-	o := s.filterOptions(c, req, argOffset)
+	o := s.filterOptions(c, req)
 	o.Client = true
-	order, args, err := filter.CompileSort(src, o)
+	sorted, err := filter.CompileSort(src, o)
 	if err != nil {
-		return "", nil, filterError(err)
+		return nil, filterError(err)
 	}
-	return order, args, nil
+	return []sqlstore.Order{{Sorted: sorted}}, nil
 }
 
 // filterError makes sure a bad client filter is reported as a client error.

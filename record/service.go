@@ -126,9 +126,6 @@ func New(ctx context.Context, store *sqlstore.Store, log *slog.Logger) (*Service
 	return s, nil
 }
 
-// Store returns the underlying store.
-func (s *Service) Store() *sqlstore.Store { return s.store }
-
 func (s *Service) reloadSchema(ctx context.Context) error {
 	var cols []*underhood.Collection
 	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
@@ -142,6 +139,12 @@ func (s *Service) reloadSchema(ctx context.Context) error {
 	s.schema.Store(newSchema(cols))
 	return nil
 }
+
+// Store returns the underlying store.
+//
+// Deprecated: only events still uses it, until its SQL moves into
+// sqlstore; nothing else may.
+func (s *Service) Store() *sqlstore.Store { return s.store }
 
 // Collection returns the collection with the given name or id.
 func (s *Service) Collection(nameOrID string) (*underhood.Collection, error) {

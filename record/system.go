@@ -116,15 +116,13 @@ func (s *Service) ensureSystemCollections(ctx context.Context) error {
 // deleteAuthState deletes the rows of the auth system collections that
 // belong to the auth record r, in the transaction that deletes r.
 func (s *Service) deleteAuthState(ctx context.Context, q sqlstore.Querier, r *underhood.Record) error {
-	d := s.store.Dialect()
+	owned := sqlstore.And(sqlstore.Eq("collectionRef", r.Collection.ID), sqlstore.Eq("recordRef", r.ID()))
 	for _, name := range []string{MFAsName, OTPsName, ExternalAuthsName, AuthOriginsName, TOTPsName} {
 		c := s.schema.Load().FindCollection(name)
 		if c == nil {
 			continue
 		}
-		stmt := "DELETE FROM " + d.Quote(c.Name) + " WHERE " + d.Quote("collectionRef") + " = " + d.Placeholder(1) +
-			" AND " + d.Quote("recordRef") + " = " + d.Placeholder(2)
-		if _, err := q.ExecContext(ctx, stmt, r.Collection.ID, r.ID()); err != nil {
+		if _, err := s.store.DeleteWhere(ctx, q, c, owned); err != nil {
 			return fmt.Errorf("delete %s of %s: %w", name, r.ID(), err)
 		}
 	}

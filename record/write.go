@@ -162,8 +162,7 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 
 // findByID loads record id of c, whatever its rules say.
 func (s *Service) findByID(ctx context.Context, q sqlstore.Querier, c *underhood.Collection, id string) (*underhood.Record, error) {
-	list, err := s.store.Find(ctx, q, sqlstore.Query{Collection: c, Alias: "r",
-		Where: "r." + s.dialect.Quote("id") + " = " + s.dialect.Placeholder(1), Args: []any{id}, Limit: 1})
+	list, err := s.store.Find(ctx, q, sqlstore.Query{Collection: c, Where: sqlstore.Eq("id", id), Limit: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -449,24 +448,7 @@ func (s *Service) checkRelations(ctx context.Context, q sqlstore.Querier, r, old
 }
 
 func (s *Service) countIDs(ctx context.Context, q sqlstore.Querier, c *underhood.Collection, ids []string) (int, error) {
-	cond, args := s.idIn(ids, 0)
-	return s.store.Count(ctx, q, sqlstore.Query{Collection: c, Alias: "r", Where: cond, Args: args})
-}
-
-// idIn returns `r."id" IN (…)` for ids, numbering placeholders after offset.
-func (s *Service) idIn(ids []string, offset int) (string, []any) {
-	var b strings.Builder
-	b.WriteString("r." + s.dialect.Quote("id") + " IN (")
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(s.dialect.Placeholder(offset + i + 1))
-		args[i] = id
-	}
-	b.WriteString(")")
-	return b.String(), args
+	return s.store.Count(ctx, q, sqlstore.Query{Collection: c, Where: sqlstore.In("id", ids)})
 }
 
 func sameStrings(a, b []string) bool {
@@ -605,17 +587,17 @@ func (s *Service) deleteCascade(ctx context.Context, q sqlstore.Querier, r *unde
 
 // referencing returns the records of o whose relation field f holds id.
 func (s *Service) referencing(ctx context.Context, q sqlstore.Querier, o *underhood.Collection, f *underhood.Field, id string) ([]*underhood.Record, error) {
-	cond, args, err := s.containsID(o, f, []string{id})
+	cond, err := s.containsID(o, f, []string{id})
 	if err != nil {
 		return nil, err
 	}
-	return s.store.Find(ctx, q, sqlstore.Query{Collection: o, Alias: "r", Where: cond, Args: args})
+	return s.store.Find(ctx, q, sqlstore.Query{Collection: o, Where: cond})
 }
 
 // containsID returns a condition matching records of o whose relation
 // field f holds any of ids. It goes through the filter compiler so the
 // dialect decides how a JSON array is searched; ids are bound as values.
-func (s *Service) containsID(o *underhood.Collection, f *underhood.Field, ids []string) (string, []any, error) {
+func (s *Service) containsID(o *underhood.Collection, f *underhood.Field, ids []string) (sqlstore.Cond, error) {
 	body := make(map[string]any, len(ids))
 	terms := make([]string, len(ids))
 	for i, id := range ids {
@@ -629,15 +611,15 @@ func (s *Service) containsID(o *underhood.Collection, f *underhood.Field, ids []
 	}
 	e, err := s.parseRule(strings.Join(terms, " || "))
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	opts := s.filterOptions(o, &Request{Body: body}, 0)
+	opts := s.filterOptions(o, &Request{Body: body})
 	opts.Superuser = true
 	x, err := filter.Compile(e, opts)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	return x.Where, x.Args, nil
+	return sqlstore.Filter(x), nil
 }
 
 func removeString(list []string, v string) []string {

@@ -136,8 +136,8 @@ func (s *Store) exportParams(ctx context.Context, q Querier, enc *json.Encoder, 
 func (s *Store) exportRecords(ctx context.Context, q Querier, enc *json.Encoder, c *underhood.Collection, stats *ArchiveStats) error {
 	after := ""
 	for {
-		page, err := s.Find(ctx, q, Query{Collection: c, Where: `"r".` + s.quote("id") + ` > ` + s.ph(1), Args: []any{after},
-			OrderBy: `"r".` + s.quote("id"), Limit: archivePage})
+		page, err := s.Find(ctx, q, Query{Collection: c, Where: Compare("id", OpGt, after),
+			Order: []Order{{Field: "id"}}, Limit: archivePage})
 		if err != nil {
 			return err
 		}

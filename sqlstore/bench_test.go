@@ -88,7 +88,7 @@ func BenchmarkFindByIDParallel(b *testing.B) {
 		for pb.Next() {
 			i++
 			err := s.Read(ctx, func(q sqlstore.Querier) error {
-				list, err := s.Find(ctx, q, sqlstore.Query{Collection: c, Where: `r."id" = ?`, Args: []any{fmt.Sprintf("id%d", i%n)}, Limit: 1})
+				list, err := s.Find(ctx, q, sqlstore.Query{Collection: c, Where: sqlstore.Eq("id", fmt.Sprintf("id%d", i%n)), Limit: 1})
 				if err == nil && len(list) != 1 {
 					err = fmt.Errorf("found %d records", len(list))
 				}

@@ -32,11 +32,9 @@ func compactJSON(b []byte) []byte {
 // by Alias; their values are in Args, as placeholders.
 type Query struct {
 	Collection *underhood.Collection
-	Alias      string // default "r"
-	Where      string // "" = no filter
-	Args       []any
-	OrderBy    string // "" = none
-	Limit      int    // 0 = none
+	Where      Cond    // nil = every record
+	Order      []Order // none = insertion order, where the engine has one
+	Limit      int     // 0 = none
 	Offset     int
 }
 
@@ -180,42 +178,14 @@ func fieldFold(c *underhood.Collection, name string) *underhood.Field {
 // Find returns the records qq selects, with their fields decoded.
 func (s *Store) Find(ctx context.Context, q Querier, qq Query) ([]*underhood.Record, error) {
 	c := qq.Collection
-	alias := qq.Alias
-	if alias == "" {
-		alias = "r"
-	}
-	qa := s.quote(alias)
-	var b strings.Builder
-	b.WriteString("SELECT ")
-	for i, f := range c.Fields {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(qa)
-		b.WriteByte('.')
-		b.WriteString(s.quote(f.Name))
-	}
-	s.writeFrom(&b, qq, qa)
-	order := qq.OrderBy
-	if order == "" && !c.IsView() && len(s.dialect.HiddenColumns()) > 0 {
-		// Without a rowid an engine returns rows in no set order:
-		// insertion order, which SQLite's table scans give, keeps pages
-		// of an unsorted list stable.
-		order = s.dialect.RowID(qa)
-	}
-	if order != "" {
-		b.WriteString(" ORDER BY ")
-		b.WriteString(order)
-	}
-	b.WriteString(s.dialect.LimitOffset(qq.Limit, qq.Offset))
-	query := b.String()
+	query, args := s.findStatement(qq)
 	if cq, ok := q.(*querier); ok && cq.client {
 		// A client's filter may make each row cost seconds: the time
 		// limit must be able to end the statement at any row.
 		query = s.dialect.Materialize(query)
 	}
 
-	rows, release, err := queryRows(ctx, q, query, qq.Args...)
+	rows, release, err := queryRows(ctx, q, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find records of %s: %w", c.Name, err)
 	}
@@ -243,17 +213,14 @@ func (s *Store) Find(ctx context.Context, q Querier, qq Query) ([]*underhood.Rec
 	return list, nil
 }
 
-// Count returns how many records qq's Where selects (OrderBy, Limit and
+// Count returns how many records qq's Where selects (Order, Limit and
 // Offset are ignored).
 func (s *Store) Count(ctx context.Context, q Querier, qq Query) (int, error) {
-	alias := qq.Alias
-	if alias == "" {
-		alias = "r"
-	}
+	where, args := s.render(qq.Where)
 	var b strings.Builder
 	b.WriteString("SELECT COUNT(*)")
-	s.writeFrom(&b, qq, s.quote(alias))
-	rows, release, err := queryRows(ctx, q, b.String(), qq.Args...)
+	s.writeFrom(&b, qq.Collection, where)
+	rows, release, err := queryRows(ctx, q, b.String(), args...)
 	if err != nil {
 		return 0, fmt.Errorf("count records of %s: %w", qq.Collection.Name, err)
 	}
@@ -271,15 +238,65 @@ func (s *Store) Count(ctx context.Context, q Querier, qq Query) (int, error) {
 	return n, nil
 }
 
-// writeFrom writes ` FROM "t" AS "r" [WHERE …]`.
-func (s *Store) writeFrom(b *strings.Builder, qq Query, qa string) {
+// findStatement renders the SELECT of Find and its parameters.
+func (s *Store) findStatement(qq Query) (string, []any) {
+	c := qq.Collection
+	qa := s.quote(Alias)
+	where, args := s.render(qq.Where)
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, f := range c.Fields {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(qa)
+		b.WriteByte('.')
+		b.WriteString(s.quote(f.Name))
+	}
+	s.writeFrom(&b, c, where)
+	switch {
+	case len(qq.Order) > 0:
+		b.WriteString(" ORDER BY ")
+		for i, o := range qq.Order {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if o.raw != "" {
+				b.WriteString(o.raw)
+				continue
+			}
+			if o.Sorted != nil {
+				b.WriteString(o.Sorted.Text(s.dialect, len(args)))
+				args = append(args, o.Sorted.Args...)
+				continue
+			}
+			b.WriteString(qa)
+			b.WriteByte('.')
+			b.WriteString(s.quote(o.Field))
+			if o.Desc {
+				b.WriteString(" DESC")
+			}
+		}
+	case !c.IsView() && len(s.dialect.HiddenColumns()) > 0:
+		// Without a rowid an engine returns rows in no set order:
+		// insertion order, which SQLite's table scans give, keeps pages
+		// of an unsorted list stable.
+		b.WriteString(" ORDER BY ")
+		b.WriteString(s.dialect.RowID(qa))
+	}
+	b.WriteString(s.dialect.LimitOffset(qq.Limit, qq.Offset))
+	return b.String(), args
+}
+
+// writeFrom writes ` FROM "t" AS "r" [WHERE where]`.
+func (s *Store) writeFrom(b *strings.Builder, c *underhood.Collection, where string) {
 	b.WriteString(" FROM ")
-	b.WriteString(s.quote(qq.Collection.Name))
+	b.WriteString(s.quote(c.Name))
 	b.WriteString(" AS ")
-	b.WriteString(qa)
-	if qq.Where != "" {
+	b.WriteString(s.quote(Alias))
+	if where != "" {
 		b.WriteString(" WHERE ")
-		b.WriteString(qq.Where)
+		b.WriteString(where)
 	}
 }
 

@@ -45,7 +45,7 @@ func BenchmarkStore(b *testing.B) {
 			for pb.Next() {
 				i++
 				err := s.Read(ctx, func(q sqlstore.Querier) error {
-					_, err := s.Find(ctx, q, sqlstore.Query{Collection: c, Where: `"r"."id" = $1`, Args: []any{fmt.Sprintf("id%013d", i%1000)}, Limit: 1})
+					_, err := s.Find(ctx, q, sqlstore.Query{Collection: c, Where: sqlstore.Eq("id", fmt.Sprintf("id%013d", i%1000)), Limit: 1})
 					return err
 				})
 				if err != nil {

@@ -19,11 +19,11 @@ func TestDataSource(t *testing.T) {
 		wantErr        bool
 	}{
 		{dir: "/data", sync: "FULL",
-			want: "/data/data.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(off)"},
+			want: "/data/data.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(off)&_pragma=soft_heap_limit(67108864)"},
 		{dir: "/data", sync: "NORMAL", readOnly: true,
-			want: "/data/data.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(off)&_pragma=query_only(on)"},
+			want: "/data/data.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(off)&_pragma=soft_heap_limit(67108864)&_pragma=query_only(on)"},
 		{dsn: "/x/y.db", sync: "OFF",
-			want: "/x/y.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=foreign_keys(off)"},
+			want: "/x/y.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=foreign_keys(off)&_pragma=soft_heap_limit(67108864)"},
 		{dir: "/data", sync: "FULL); DROP", wantErr: true},
 		{dir: "/da?ta", sync: "FULL", wantErr: true},
 		{sync: "FULL", wantErr: true},
@@ -129,5 +129,26 @@ func wantModes(t *testing.T, want map[string]fs.FileMode, dir string) {
 		if st.Mode().Perm() != mode {
 			t.Errorf("mode of %s = %v, want %v", p, st.Mode().Perm(), mode)
 		}
+	}
+}
+
+// TestSoftHeapLimitIsSet: an open store has told SQLite how much memory
+// its connections may keep together, so that the page caches of the
+// client pool do not add up without bound.
+func TestSoftHeapLimitIsSet(t *testing.T) {
+	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: Dialect{}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var limit int64
+	err = s.Read(context.Background(), func(q sqlstore.Querier) error {
+		return q.QueryRowContext(context.Background(), "PRAGMA soft_heap_limit").Scan(&limit)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit != softHeapLimit {
+		t.Errorf("soft_heap_limit = %d, want %d", limit, softHeapLimit)
 	}
 }

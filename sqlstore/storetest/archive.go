@@ -50,8 +50,8 @@ func testArchiveRoundTrip(t *testing.T, newDB NewDB) {
 		t.Errorf("Import stats = %+v, want %+v", got, stats)
 	}
 	for _, coll := range []*underhood.Collection{c, view} {
-		want := find(t, src, sqlstore.Query{Collection: coll, OrderBy: `"r"."id"`})
-		have := find(t, dst, sqlstore.Query{Collection: coll, OrderBy: `"r"."id"`})
+		want := find(t, src, sqlstore.Query{Collection: coll, Order: []sqlstore.Order{{Field: "id"}}})
+		have := find(t, dst, sqlstore.Query{Collection: coll, Order: []sqlstore.Order{{Field: "id"}}})
 		if diff := cmp.Diff(recordData(t, want), recordData(t, have)); diff != "" {
 			t.Errorf("records of %s after the round trip (-want +got):\n%s", coll.Name, diff)
 		}

@@ -36,6 +36,11 @@ func numbers(t testing.TB, s *sqlstore.Store, n int) *underhood.Collection {
 // every pair of rows: billions of steps for all rows of a few thousand.
 const pairsEqual = `(SELECT COUNT(*) FROM "nums" AS a, "nums" AS b WHERE a."n" + b."n" = r."n")`
 
+// slow is pairsEqual compared by cmp, a condition that costs seconds.
+func slow(cmp string) sqlstore.Cond {
+	return sqlstore.Raw(func(func(any) string) string { return pairsEqual + cmp })
+}
+
 // checkQueryTimeError checks that err is the 400 of a ClientRead past
 // its limit, and that it came within bound.
 func checkQueryTimeError(t *testing.T, what string, err error, limit string, took, bound time.Duration) {
@@ -69,15 +74,15 @@ func testClientReadTimeLimit(t *testing.T, newDB NewDB) {
 		read func(q sqlstore.Querier) error
 	}{
 		{"count", func(q sqlstore.Querier) error {
-			_, err := s.Count(ctx, q, sqlstore.Query{Collection: c, Where: pairsEqual + ` >= 0`})
+			_, err := s.Count(ctx, q, sqlstore.Query{Collection: c, Where: slow(` >= 0`)})
 			return err
 		}},
 		{"find, first row at once", func(q sqlstore.Querier) error {
-			_, err := s.Find(ctx, q, sqlstore.Query{Collection: c, Where: `r."n" = 1 OR ` + pairsEqual + ` < 0`, Limit: 30})
+			_, err := s.Find(ctx, q, sqlstore.Query{Collection: c, Where: sqlstore.Or(sqlstore.Eq("n", 1), slow(` < 0`)), Limit: 30})
 			return err
 		}},
 		{"find, sorted", func(q sqlstore.Querier) error {
-			_, err := s.Find(ctx, q, sqlstore.Query{Collection: c, Where: `r."n" = 1 OR ` + pairsEqual + ` < 0`, OrderBy: `r."n"`, Limit: 30})
+			_, err := s.Find(ctx, q, sqlstore.Query{Collection: c, Where: sqlstore.Or(sqlstore.Eq("n", 1), slow(` < 0`)), Order: []sqlstore.Order{{Field: "n"}}, Limit: 30})
 			return err
 		}},
 	}
@@ -94,7 +99,7 @@ func testClientReadTimeLimit(t *testing.T, newDB NewDB) {
 		var n int
 		err := s.ClientRead(ctx, func(q sqlstore.Querier) error {
 			var err error
-			n, err = s.Count(ctx, q, sqlstore.Query{Collection: c, Where: `r."n" > ` + ph(s, 1), Args: []any{1000}})
+			n, err = s.Count(ctx, q, sqlstore.Query{Collection: c, Where: sqlstore.Compare("n", sqlstore.OpGt, 1000)})
 			return err
 		})
 		if err != nil || n != 1000 {
@@ -117,7 +122,7 @@ func testClientReadsLeaveReadFree(t *testing.T, newDB NewDB) {
 		wg.Go(func() {
 			err := s.ClientRead(ctx, func(q sqlstore.Querier) error {
 				started <- struct{}{}
-				_, err := s.Count(ctx, q, sqlstore.Query{Collection: c, Where: pairsEqual + ` >= 0`})
+				_, err := s.Count(ctx, q, sqlstore.Query{Collection: c, Where: slow(` >= 0`)})
 				return err
 			})
 			if err == nil {
@@ -146,7 +151,7 @@ func testClientReadsLeaveReadFree(t *testing.T, newDB NewDB) {
 		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := tt.read(rctx, func(q sqlstore.Querier) error {
 			var err error
-			got, err = s.Find(rctx, q, sqlstore.Query{Collection: c, Where: `r."id" = ` + ph(s, 1), Args: []any{"n0007"}})
+			got, err = s.Find(rctx, q, sqlstore.Query{Collection: c, Where: sqlstore.Eq("id", "n0007")})
 			return err
 		})
 		rcancel()
@@ -174,11 +179,11 @@ func testClientReadKeepsOrder(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
 	for _, qq := range []sqlstore.Query{
 		{},
-		{OrderBy: s.Dialect().RowID(`"r"`) + " DESC"},
-		{OrderBy: `r."title", r."id" DESC`},
-		{OrderBy: `r."views" DESC, r."title"`, Limit: 4},
-		{OrderBy: `r."views", r."id"`, Limit: 3, Offset: 2},
-		{Where: `r."title" <> ` + ph(s, 1), Args: []any{"b"}, OrderBy: `r."title" DESC, r."id"`},
+		{Order: []sqlstore.Order{sqlstore.RawOrder(s.Dialect().RowID(`"r"`) + " DESC")}},
+		{Order: []sqlstore.Order{{Field: "title"}, {Field: "id", Desc: true}}},
+		{Order: []sqlstore.Order{{Field: "views", Desc: true}, {Field: "title"}}, Limit: 4},
+		{Order: []sqlstore.Order{{Field: "views"}, {Field: "id"}}, Limit: 3, Offset: 2},
+		{Where: sqlstore.Compare("title", sqlstore.OpNe, "b"), Order: []sqlstore.Order{{Field: "title", Desc: true}, {Field: "id"}}},
 	} {
 		qq.Collection = c
 		want := column(find(t, s, qq), "id")
@@ -189,10 +194,10 @@ func testClientReadKeepsOrder(t *testing.T, newDB NewDB) {
 			return err
 		})
 		if err != nil {
-			t.Fatalf("ClientRead Find(order %q) = %v", qq.OrderBy, err)
+			t.Fatalf("ClientRead Find(order %v) = %v", qq.Order, err)
 		}
 		if diff := cmp.Diff(want, column(got, "id")); diff != "" {
-			t.Errorf("Find(order %q): ClientRead order differs from Read's (-Read +ClientRead):\n%s", qq.OrderBy, diff)
+			t.Errorf("Find(order %v): ClientRead order differs from Read's (-Read +ClientRead):\n%s", qq.Order, diff)
 		}
 	}
 }

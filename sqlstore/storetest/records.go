@@ -74,7 +74,7 @@ func testRecordRoundTrip(t *testing.T, newDB NewDB) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			insert(t, s, c, tt.in)
-			got := find(t, s, sqlstore.Query{Collection: c, Where: `r."id" = ` + ph(s, 1), Args: []any{tt.in["id"]}})
+			got := find(t, s, sqlstore.Query{Collection: c, Where: sqlstore.Eq("id", tt.in["id"])})
 			if len(got) != 1 {
 				t.Fatalf("Find(id) = %d records, want 1", len(got))
 			}
@@ -89,7 +89,7 @@ func testRecordRoundTrip(t *testing.T, newDB NewDB) {
 	write(t, s, func(q sqlstore.Querier) error {
 		return s.UpdateRecord(context.Background(), q, &underhood.Record{Collection: c, Data: next})
 	})
-	got := find(t, s, sqlstore.Query{Collection: c, Where: `r."id" = ` + ph(s, 1), Args: []any{"abc123"}})
+	got := find(t, s, sqlstore.Query{Collection: c, Where: sqlstore.Eq("id", "abc123")})
 	if len(got) != 1 {
 		t.Fatalf("Find after update = %d records", len(got))
 	}
@@ -166,19 +166,23 @@ func testFindAndCount(t *testing.T, newDB NewDB) {
 		wantIDs   []any
 		wantCount int
 	}{
-		{"all in order", sqlstore.Query{OrderBy: `r."id"`},
+		{"all in order", sqlstore.Query{Order: []sqlstore.Order{{Field: "id"}}},
 			[]any{"p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10"}, 10},
-		{"where with args", sqlstore.Query{Where: `r."views" > ` + ph(s, 1) + ` AND r."title" = ` + ph(s, 2), Args: []any{3, "t1"}, OrderBy: `r."views" DESC`},
+		{"where with args", sqlstore.Query{Where: sqlstore.And(sqlstore.Compare("views", sqlstore.OpGt, 3), sqlstore.Eq("title", "t1")), Order: []sqlstore.Order{{Field: "views", Desc: true}}},
 			[]any{"p10", "p07", "p04"}, 3},
-		{"limit", sqlstore.Query{OrderBy: `r."views" DESC`, Limit: 2}, []any{"p10", "p09"}, 10},
-		{"limit and offset", sqlstore.Query{OrderBy: `r."views"`, Limit: 3, Offset: 4}, []any{"p05", "p06", "p07"}, 10},
-		{"offset only", sqlstore.Query{OrderBy: `r."views"`, Offset: 8}, []any{"p09", "p10"}, 10},
-		{"other alias", sqlstore.Query{Alias: "p", Where: `p."views" <= ` + ph(s, 1), Args: []any{2}, OrderBy: `p."id"`}, []any{"p01", "p02"}, 2},
+		{"limit", sqlstore.Query{Order: []sqlstore.Order{{Field: "views", Desc: true}}, Limit: 2}, []any{"p10", "p09"}, 10},
+		{"limit and offset", sqlstore.Query{Order: []sqlstore.Order{{Field: "views"}}, Limit: 3, Offset: 4}, []any{"p05", "p06", "p07"}, 10},
+		{"offset only", sqlstore.Query{Order: []sqlstore.Order{{Field: "views"}}, Offset: 8}, []any{"p09", "p10"}, 10},
+		{"at most", sqlstore.Query{Where: sqlstore.Compare("views", sqlstore.OpLe, 2), Order: []sqlstore.Order{{Field: "id"}}}, []any{"p01", "p02"}, 2},
+		{"or", sqlstore.Query{Where: sqlstore.Or(sqlstore.Eq("id", "p03"), sqlstore.In("id", []string{"p01", "p09"})), Order: []sqlstore.Order{{Field: "id"}}}, []any{"p01", "p03", "p09"}, 3},
+		{"in nothing", sqlstore.Query{Where: sqlstore.In("id", nil)}, []any{}, 0},
 		{"correlated subquery", sqlstore.Query{
-			Where:   `EXISTS (SELECT 1 FROM "posts" AS o WHERE o."views" = r."views" * 2)`,
-			OrderBy: `r."id"`,
+			Where: sqlstore.Raw(func(func(any) string) string {
+				return `EXISTS (SELECT 1 FROM "posts" AS o WHERE o."views" = r."views" * 2)`
+			}),
+			Order: []sqlstore.Order{{Field: "id"}},
 		}, []any{"p01", "p02", "p03", "p04", "p05"}, 5},
-		{"nothing", sqlstore.Query{Where: `r."views" > ` + ph(s, 1), Args: []any{100}}, []any{}, 0},
+		{"nothing", sqlstore.Query{Where: sqlstore.Compare("views", sqlstore.OpGt, 100)}, []any{}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,7 +214,7 @@ func testFindReusesStatementsSafely(t *testing.T, newDB NewDB) {
 	ctx := context.Background()
 	write(t, s, func(q sqlstore.Querier) error {
 		for range 3 {
-			list, err := s.Find(ctx, q, sqlstore.Query{Collection: c, OrderBy: `r."id"`})
+			list, err := s.Find(ctx, q, sqlstore.Query{Collection: c, Order: []sqlstore.Order{{Field: "id"}}})
 			if err != nil {
 				return err
 			}
@@ -222,7 +226,7 @@ func testFindReusesStatementsSafely(t *testing.T, newDB NewDB) {
 	})
 	next := newCollection("posts", field("f1", "title", "text"), field("f2", "n", "number"))
 	saveCollection(t, s, c, next)
-	got := find(t, s, sqlstore.Query{Collection: next, OrderBy: `r."id"`})
+	got := find(t, s, sqlstore.Query{Collection: next, Order: []sqlstore.Order{{Field: "id"}}})
 	if diff := cmp.Diff([]any{0.0, 0.0}, column(got, "n")); diff != "" {
 		t.Errorf("new column after migration (-want +got):\n%s", diff)
 	}

@@ -127,7 +127,7 @@ func testSaveCollectionMigratesColumns(t *testing.T, newDB NewDB) {
 
 			after := newCollection("posts", tt.after...)
 			saveCollection(t, s, before, after)
-			got := find(t, s, sqlstore.Query{Collection: after, OrderBy: `r."id"`})
+			got := find(t, s, sqlstore.Query{Collection: after, Order: []sqlstore.Order{{Field: "id"}}})
 			var data []map[string]any
 			for _, r := range got {
 				data = append(data, r.Data)
@@ -330,7 +330,7 @@ func testViewCollection(t *testing.T, newDB NewDB) {
 	next := view.Clone()
 	next.ViewQuery = `SELECT id, title FROM posts WHERE views >= 1`
 	saveCollection(t, s, view, next)
-	if got := column(find(t, s, sqlstore.Query{Collection: next, OrderBy: "r.id"}), "title"); !cmp.Equal(got, []any{"A", "B"}) {
+	if got := column(find(t, s, sqlstore.Query{Collection: next, Order: []sqlstore.Order{{Field: "id"}}}), "title"); !cmp.Equal(got, []any{"A", "B"}) {
 		t.Errorf("view titles after change = %v, want [A B]", got)
 	}
 
