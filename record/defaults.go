@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/sqlstore"
 )
 
 // Default token lifetimes in seconds, as PocketBase.
@@ -194,8 +195,8 @@ func ScaffoldCollections() map[string]*underhood.Collection {
 			newSystemBool("emailVisibility"), newSystemBool("verified"),
 		},
 		Indexes: []string{
-			(&indexDef{unique: true, name: "idx_tokenKey_" + indexID, cols: []indexCol{{name: "tokenKey"}}}).String(),
-			(&indexDef{unique: true, name: "idx_email_" + indexID, cols: []indexCol{{name: "email", collate: "NOCASE"}}, where: "email != ''"}).String(),
+			(&sqlstore.Index{Unique: true, Name: "idx_tokenKey_" + indexID, Columns: []sqlstore.IndexColumn{{Name: "tokenKey"}}}).String(),
+			(&sqlstore.Index{Unique: true, Name: "idx_email_" + indexID, Columns: []sqlstore.IndexColumn{{Name: "email", Collate: "NOCASE"}}, Where: "email != ''"}).String(),
 		},
 		Auth: defaultAuthOptions(false),
 	}

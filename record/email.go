@@ -22,7 +22,7 @@ import (
 func emailIgnoresCase(c *underhood.Collection) bool {
 	for _, raw := range c.Indexes {
 		ix, err := parseIndex(raw)
-		if err == nil && isEmailIndex(ix) && ix.cols[0].collate == "NOCASE" {
+		if err == nil && isEmailIndex(ix) && ix.Columns[0].Collate == "NOCASE" {
 			return true
 		}
 	}
@@ -31,8 +31,8 @@ func emailIgnoresCase(c *underhood.Collection) bool {
 
 // isEmailIndex reports whether ix is a unique index of the email column
 // alone.
-func isEmailIndex(ix *indexDef) bool {
-	return ix.unique && len(ix.cols) == 1 && strings.EqualFold(ix.cols[0].name, "email")
+func isEmailIndex(ix *sqlstore.Index) bool {
+	return ix.Unique && len(ix.Columns) == 1 && strings.EqualFold(ix.Columns[0].Name, "email")
 }
 
 // findByEmail returns the record of c whose email is email regardless of
@@ -142,7 +142,7 @@ func (s *Service) migrateEmailIndex(ctx context.Context, id string) (migrated bo
 		c := old.Clone()
 		for i, raw := range c.Indexes {
 			if ix, err := parseIndex(raw); err == nil && isEmailIndex(ix) {
-				ix.cols[0].collate = "NOCASE"
+				ix.Columns[0].Collate = "NOCASE"
 				c.Indexes[i] = ix.String()
 				break
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/sqlstore"
 )
 
 const (
@@ -108,7 +109,7 @@ type preparer struct {
 	errs      map[string]any
 	fieldErrs map[string]any // per field index, merged into errs["fields"]
 	listErr   *underhood.FieldError
-	indexes   []*indexDef // parsed c.Indexes, for identity field checks
+	indexes   []*sqlstore.Index // parsed c.Indexes, for identity field checks
 }
 
 func (p *preparer) result() error {
@@ -836,37 +837,37 @@ func (p *preparer) prepareIndexes() {
 	}
 	names := map[string]bool{}
 	defs := map[string]bool{}
-	var parsed []*indexDef
+	var parsed []*sqlstore.Index
 	for i, raw := range c.Indexes {
 		ix, err := parseIndex(raw)
 		if err != nil {
 			failAt(i, underhood.FieldError{Code: "validation_invalid_index_expression", Message: "Invalid CREATE INDEX expression: " + err.Error() + "."})
 			continue
 		}
-		ix.table = c.Name
-		for j := range ix.cols {
-			f := fieldByNameFold(c, ix.cols[j].name)
+		ix.Table = c.Name
+		for j := range ix.Columns {
+			f := fieldByNameFold(c, ix.Columns[j].Name)
 			if f == nil {
 				failAt(i, underhood.FieldError{
-					Code: "validation_missing_index_field", Message: fmt.Sprintf("Unknown column %q.", ix.cols[j].name),
-					Params: map[string]any{"fieldName": ix.cols[j].name},
+					Code: "validation_missing_index_field", Message: fmt.Sprintf("Unknown column %q.", ix.Columns[j].Name),
+					Params: map[string]any{"fieldName": ix.Columns[j].Name},
 				})
 				break
 			}
-			ix.cols[j].name = f.Name
+			ix.Columns[j].Name = f.Name
 		}
-		lname := strings.ToLower(ix.name)
+		lname := strings.ToLower(ix.Name)
 		if names[lname] {
 			failAt(i, underhood.FieldError{Code: "validation_duplicated_index_name", Message: "The index name already exists."})
 		}
 		names[lname] = true
-		if owner := p.indexOwner(ix.name); owner != "" {
+		if owner := p.indexOwner(ix.Name); owner != "" {
 			failAt(i, underhood.FieldError{
 				Code: "validation_existing_index_name", Message: fmt.Sprintf("The index name is already used in %s collection.", owner),
 				Params: map[string]any{"usedTableName": owner},
 			})
 		}
-		def := ix.definition()
+		def := ix.Definition()
 		if defs[def] {
 			failAt(i, underhood.FieldError{Code: "validation_duplicated_index_definition", Message: "The index definition already exists."})
 		}
@@ -879,10 +880,10 @@ func (p *preparer) prepareIndexes() {
 	}
 	if c.Type == underhood.TypeAuth {
 		if !hasSingleUniqueIndex(parsed, "tokenKey") {
-			parsed = append(parsed, &indexDef{unique: true, name: authIndexName("tokenKey", c), table: c.Name, cols: []indexCol{{name: "tokenKey"}}})
+			parsed = append(parsed, &sqlstore.Index{Unique: true, Name: authIndexName("tokenKey", c), Table: c.Name, Columns: []sqlstore.IndexColumn{{Name: "tokenKey"}}})
 		}
 		if !hasSingleUniqueIndex(parsed, "email") {
-			parsed = append(parsed, &indexDef{unique: true, name: authIndexName("email", c), table: c.Name, cols: []indexCol{{name: "email", collate: "NOCASE"}}, where: "email != ''"})
+			parsed = append(parsed, &sqlstore.Index{Unique: true, Name: authIndexName("email", c), Table: c.Name, Columns: []sqlstore.IndexColumn{{Name: "email", Collate: "NOCASE"}}, Where: "email != ''"})
 		}
 		p.emailIndexIgnoringCase(parsed)
 	}
@@ -899,13 +900,13 @@ func (p *preparer) prepareIndexes() {
 // differ only in case, which keep the index from being created until
 // they are resolved (migrateEmailIndexes), and the collection must stay
 // editable meanwhile.
-func (p *preparer) emailIndexIgnoringCase(parsed []*indexDef) {
-	var first *indexDef
+func (p *preparer) emailIndexIgnoringCase(parsed []*sqlstore.Index) {
+	var first *sqlstore.Index
 	for _, ix := range parsed {
 		if !isEmailIndex(ix) {
 			continue
 		}
-		if ix.cols[0].collate == "NOCASE" {
+		if ix.Columns[0].Collate == "NOCASE" {
 			return
 		}
 		if first == nil {
@@ -915,7 +916,7 @@ func (p *preparer) emailIndexIgnoringCase(parsed []*indexDef) {
 	if first == nil || (p.old != nil && p.old.IsAuth() && !emailIgnoresCase(p.old) && hasEmailIndex(p.old)) {
 		return
 	}
-	first.cols[0].collate = "NOCASE"
+	first.Columns[0].Collate = "NOCASE"
 }
 
 // hasEmailIndex reports whether c has a unique index of its email.
@@ -933,7 +934,7 @@ func hasEmailIndex(c *underhood.Collection) bool {
 func (p *preparer) indexOwner(name string) string {
 	for _, o := range p.others {
 		for _, raw := range o.Indexes {
-			if ix, err := parseIndex(raw); err == nil && strings.EqualFold(ix.name, name) {
+			if ix, err := parseIndex(raw); err == nil && strings.EqualFold(ix.Name, name) {
 				return o.Name
 			}
 		}
@@ -960,9 +961,9 @@ func fieldByNameFold(c *underhood.Collection, name string) *underhood.Field {
 	return nil
 }
 
-func hasSingleUniqueIndex(list []*indexDef, field string) bool {
+func hasSingleUniqueIndex(list []*sqlstore.Index, field string) bool {
 	for _, ix := range list {
-		if ix.unique && len(ix.cols) == 1 && strings.EqualFold(ix.cols[0].name, field) {
+		if ix.Unique && len(ix.Columns) == 1 && strings.EqualFold(ix.Columns[0].Name, field) {
 			return true
 		}
 	}
@@ -1138,257 +1139,21 @@ func (p *preparer) stamp() {
 	p.c.Updated = now
 }
 
-// indexDef is a parsed CREATE INDEX statement.
-type indexDef struct {
-	unique, ifNotExists bool
-	name, table         string
-	cols                []indexCol
-	where               string
-}
-
-type indexCol struct {
-	name, collate, sort string
-}
-
-// String renders the statement in its normal form:
-// CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON table (col [COLLATE x] [ASC|DESC], …) [WHERE …].
-func (ix *indexDef) String() string {
-	var b strings.Builder
-	b.WriteString("CREATE ")
-	if ix.unique {
-		b.WriteString("UNIQUE ")
+// parseIndex parses an index of a collection with the store's parser
+// and accepts only the forms an index of ours may take: every entry a
+// column (no expression) and collations that are plain names.
+func parseIndex(src string) (*sqlstore.Index, error) {
+	ix, err := sqlstore.ParseIndex(src)
+	if err != nil {
+		return nil, err
 	}
-	b.WriteString("INDEX ")
-	if ix.ifNotExists {
-		b.WriteString("IF NOT EXISTS ")
-	}
-	b.WriteString(quoteIdentIfNeeded(ix.name))
-	b.WriteString(" ON ")
-	b.WriteString(quoteIdentIfNeeded(ix.table))
-	b.WriteString(" (")
-	for i, col := range ix.cols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(quoteIdentIfNeeded(col.name))
-		if col.collate != "" {
-			b.WriteString(" COLLATE ")
-			b.WriteString(col.collate)
-		}
-		if col.sort != "" {
-			b.WriteString(" ")
-			b.WriteString(col.sort)
-		}
-	}
-	b.WriteString(")")
-	if ix.where != "" {
-		b.WriteString(" WHERE ")
-		b.WriteString(ix.where)
-	}
-	return b.String()
-}
-
-// definition is the statement without its name, to spot duplicates.
-func (ix *indexDef) definition() string {
-	d := *ix
-	d.name, d.ifNotExists = "_", false
-	d.cols = append([]indexCol(nil), ix.cols...)
-	for i := range d.cols {
-		d.cols[i].name = strings.ToLower(d.cols[i].name)
-	}
-	return d.String()
-}
-
-// parseIndex parses `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [schema.]name
-// ON table (col [COLLATE x] [ASC|DESC], …) [WHERE expr]`. Identifiers may
-// be bare or quoted with "", “ or []. Columns must be plain column names.
-func parseIndex(src string) (*indexDef, error) {
-	s := &sqlScanner{src: strings.TrimRight(strings.TrimSpace(src), "; \t\r\n")}
-	ix := &indexDef{}
-	if !s.keyword("CREATE") {
-		return nil, errors.New("expected CREATE")
-	}
-	ix.unique = s.keyword("UNIQUE")
-	if !s.keyword("INDEX") {
-		return nil, errors.New("expected INDEX")
-	}
-	if s.keyword("IF") {
-		if !s.keyword("NOT") || !s.keyword("EXISTS") {
-			return nil, errors.New("expected IF NOT EXISTS")
-		}
-		ix.ifNotExists = true
-	}
-	name, ok := s.ident()
-	if !ok || name == "" {
-		return nil, errors.New("missing index name")
-	}
-	if s.peek('.') { // schema-qualified: keep the index name only
-		s.pos++
-		if name, ok = s.ident(); !ok || name == "" {
-			return nil, errors.New("missing index name")
-		}
-	}
-	ix.name = name
-	if !s.keyword("ON") {
-		return nil, errors.New("expected ON")
-	}
-	if ix.table, ok = s.ident(); !ok {
-		return nil, errors.New("missing table name")
-	}
-	if !s.peek('(') {
-		return nil, errors.New("expected a column list")
-	}
-	s.pos++
-	for {
-		var col indexCol
-		if col.name, ok = s.ident(); !ok || col.name == "" {
+	for _, col := range ix.Columns {
+		if col.Name == "" {
 			return nil, errors.New("expected a column name")
 		}
-		if s.keyword("COLLATE") {
-			coll, ok := s.ident()
-			if !ok || !fieldNameRe.MatchString(coll) {
-				return nil, errors.New("invalid collation")
-			}
-			col.collate = strings.ToUpper(coll)
+		if col.Collate != "" && !fieldNameRe.MatchString(col.Collate) {
+			return nil, errors.New("invalid collation")
 		}
-		switch {
-		case s.keyword("ASC"):
-			col.sort = "ASC"
-		case s.keyword("DESC"):
-			col.sort = "DESC"
-		}
-		ix.cols = append(ix.cols, col)
-		if s.peek(',') {
-			s.pos++
-			continue
-		}
-		if s.peek(')') {
-			s.pos++
-			break
-		}
-		return nil, errors.New("expected , or ) in the column list")
-	}
-	s.skipSpace()
-	if s.pos == len(s.src) {
-		return ix, nil
-	}
-	if !s.keyword("WHERE") {
-		return nil, errors.New("unexpected text after the column list")
-	}
-	ix.where = strings.TrimSpace(s.src[s.pos:])
-	if ix.where == "" {
-		return nil, errors.New("empty WHERE clause")
-	}
-	if strings.Contains(ix.where, ";") {
-		return nil, errors.New("only one statement is allowed")
 	}
 	return ix, nil
-}
-
-// sqlScanner reads the few tokens of a CREATE INDEX statement.
-type sqlScanner struct {
-	src string
-	pos int
-}
-
-func (s *sqlScanner) skipSpace() {
-	for s.pos < len(s.src) && strings.IndexByte(" \t\r\n", s.src[s.pos]) >= 0 {
-		s.pos++
-	}
-}
-
-func isWordByte(b byte) bool {
-	return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
-}
-
-// keyword consumes kw (case-insensitive) when it is the next word.
-func (s *sqlScanner) keyword(kw string) bool {
-	s.skipSpace()
-	end := s.pos + len(kw)
-	if end > len(s.src) || !strings.EqualFold(s.src[s.pos:end], kw) {
-		return false
-	}
-	if end < len(s.src) && isWordByte(s.src[end]) {
-		return false
-	}
-	s.pos = end
-	return true
-}
-
-func (s *sqlScanner) peek(b byte) bool {
-	s.skipSpace()
-	return s.pos < len(s.src) && s.src[s.pos] == b
-}
-
-// ident reads a bare or quoted identifier.
-func (s *sqlScanner) ident() (string, bool) {
-	s.skipSpace()
-	if s.pos >= len(s.src) {
-		return "", false
-	}
-	var closer byte
-	switch s.src[s.pos] {
-	case '"':
-		closer = '"'
-	case '`':
-		closer = '`'
-	case '[':
-		closer = ']'
-	}
-	if closer != 0 {
-		var b strings.Builder
-		for i := s.pos + 1; i < len(s.src); i++ {
-			if s.src[i] != closer {
-				b.WriteByte(s.src[i])
-				continue
-			}
-			if closer != ']' && i+1 < len(s.src) && s.src[i+1] == closer { // doubled quote
-				b.WriteByte(closer)
-				i++
-				continue
-			}
-			s.pos = i + 1
-			return b.String(), true
-		}
-		return "", false
-	}
-	start := s.pos
-	for s.pos < len(s.src) && isWordByte(s.src[s.pos]) {
-		s.pos++
-	}
-	return s.src[start:s.pos], s.pos > start
-}
-
-var bareIdentRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// sqlKeywords are words that must be quoted to be used as identifiers in
-// SQLite or PostgreSQL.
-var sqlKeywords = func() map[string]bool {
-	m := map[string]bool{}
-	for _, w := range strings.Fields(`ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYSE ANALYZE AND ANY ARRAY AS ASC
-		ASYMMETRIC ATTACH AUTOINCREMENT BEFORE BEGIN BETWEEN BOTH BY CASCADE CASE CAST CHECK COLLATE
-		COLUMN COMMIT CONFLICT CONSTRAINT CREATE CROSS CURRENT CURRENT_DATE CURRENT_TIME
-		CURRENT_TIMESTAMP CURRENT_USER DATABASE DEFAULT DEFERRABLE DEFERRED DELETE DESC DETACH
-		DISTINCT DO DROP EACH ELSE END ESCAPE EXCEPT EXCLUDE EXCLUSIVE EXISTS EXPLAIN FAIL FALSE
-		FETCH FILTER FIRST FOLLOWING FOR FOREIGN FROM FULL GENERATED GLOB GRANT GROUP GROUPS HAVING
-		IF IGNORE IMMEDIATE IN INDEX INDEXED INITIALLY INNER INSERT INSTEAD INTERSECT INTO IS ISNULL
-		JOIN KEY LAST LATERAL LEADING LEFT LIKE LIMIT MATCH MATERIALIZED NATURAL NO NOT NOTHING
-		NOTNULL NULL NULLS OF OFFSET ON ONLY OR ORDER OTHERS OUTER OVER PARTITION PLACING PLAN
-		PRAGMA PRECEDING PRIMARY QUERY RAISE RANGE RECURSIVE REFERENCES REGEXP REINDEX RELEASE
-		RENAME REPLACE RESTRICT RETURNING RIGHT ROLLBACK ROW ROWS SAVEPOINT SELECT SESSION_USER SET
-		SOME SYMMETRIC TABLE TEMP TEMPORARY THEN TIES TO TRAILING TRANSACTION TRIGGER TRUE UNBOUNDED
-		UNION UNIQUE UPDATE USER USING VACUUM VALUES VARIADIC VIEW VIRTUAL WHEN WHERE WINDOW WITH
-		WITHOUT`) {
-		m[w] = true
-	}
-	return m
-}()
-
-// quoteIdentIfNeeded leaves plain identifiers bare and double-quotes the
-// rest (keywords, other characters), which SQLite and PostgreSQL both read.
-func quoteIdentIfNeeded(s string) string {
-	if bareIdentRe.MatchString(s) && !sqlKeywords[strings.ToUpper(s)] {
-		return s
-	}
-	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }

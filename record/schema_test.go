@@ -643,7 +643,7 @@ func TestParseIndex(t *testing.T) {
 			t.Errorf("parseIndex(%q) error: %v", tt.in, err)
 			continue
 		}
-		ix.table = "t"
+		ix.Table = "t"
 		if got := ix.String(); got != tt.want {
 			t.Errorf("parseIndex(%q) = %q, want %q", tt.in, got, tt.want)
 		}

@@ -159,15 +159,17 @@ func closeParen(toks []token, i int) int {
 
 // indexSQL is a checked CREATE INDEX statement.
 type indexSQL struct {
-	name    string
-	unique  bool
-	table   string
-	columns []string // plain column names, in order ("" for an expression)
-	refs    []string // every name the column list refers to, expressions included
-	toks    []token
-	nameAt  int // index of the name token
-	tableAt int // index of the table token
-	src     string
+	name        string
+	unique      bool
+	ifNotExists bool
+	whereAt     int // index of the WHERE token; 0 for none
+	table       string
+	columns     []string // plain column names, in order ("" for an expression)
+	refs        []string // every name the column list refers to, expressions included
+	toks        []token
+	nameAt      int // index of the name token
+	tableAt     int // index of the table token
+	src         string
 }
 
 // parseIndexSQL checks that src is exactly one
@@ -202,6 +204,7 @@ func parseIndexSQL(src string) (*indexSQL, error) {
 		if !next().is("NOT") || !next().is("EXISTS") {
 			return nil, errors.New("expected IF NOT EXISTS")
 		}
+		ix.ifNotExists = true
 		t = next()
 	}
 	if !t.isIdent() {
@@ -250,9 +253,13 @@ func parseIndexSQL(src string) (*indexSQL, error) {
 	if i == len(toks) {
 		return ix, nil
 	}
-	if !toks[i].is("WHERE") || i+1 == len(toks) {
+	if !toks[i].is("WHERE") {
 		return nil, errors.New("unexpected text after the column list")
 	}
+	if i+1 == len(toks) {
+		return nil, errors.New("empty WHERE clause")
+	}
+	ix.whereAt = i
 	return ix, nil
 }
 

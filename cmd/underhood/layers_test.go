@@ -222,7 +222,6 @@ var sqlDebt = map[string]bool{
 	"events/relay.go":   true,
 	"events/webhook.go": true,
 	"record/outbox.go":  true,
-	"record/schema.go":  true,
 }
 
 // TestSQLOnlyInTheStore: only sqlstore and filter contain SQL text; every
