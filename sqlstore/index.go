@@ -25,7 +25,7 @@ type IndexColumn struct {
 
 // ParseIndex parses `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [schema.]name ON
 // table (entry, …) [WHERE condition]`; identifiers may be bare or quoted
-// with "", `` or []. An entry is a column with an optional COLLATE and
+// with "", “ or []. An entry is a column with an optional COLLATE and
 // ASC or DESC, or an expression (Name "").
 func ParseIndex(src string) (*Index, error) {
 	p, err := parseIndexSQL(src)
