@@ -13,11 +13,13 @@ import (
 )
 
 // dbUsage documents --db for the flag sets of the commands.
-const dbUsage = "database: a postgres:// URL (default: SQLite in --dir; also $UNDERHOOD_DB)"
+const dbUsage = "database: a postgres:// URL (default: SQLite in --dir; also $UH_DB)"
 
-// defaultDB is the --db default: $UNDERHOOD_DB, else "" (SQLite in --dir).
+// defaultDB is the --db default: $UH_DB, else "" (SQLite in --dir). Every
+// variable of ours starts with UH_; UNDERHOOD_DB, its first name, is still
+// read when UH_DB is not set, so existing deployments keep working.
 func defaultDB(getenv func(string) string) string {
-	return envOr(getenv, "UNDERHOOD_DB", "")
+	return envOr(getenv, "UH_DB", envOr(getenv, "UNDERHOOD_DB", ""))
 }
 
 // isPostgres reports whether db names a PostgreSQL database: a URL, or a

@@ -79,12 +79,12 @@ func superuserToken(t *testing.T, base string) string {
 func TestServeOnPostgres(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	withPassword := strings.Replace(dsn, "postgres://postgres@", "postgres://postgres:s3cret-pw@", 1)
-	// UNDERHOOD_DB for the CLI, --db (after the positionals) for another
+	// UH_DB for the CLI, --db (after the positionals) for another
 	// command, and for serve.
-	env := func(k string) string { return map[string]string{"UNDERHOOD_DB": dsn}[k] }
+	env := func(k string) string { return map[string]string{"UH_DB": dsn}[k] }
 	var stdout syncBuffer
 	if err := run(context.Background(), []string{"underhood", "superuser", "upsert", "root@example.com", "0000000000"}, env, nil, &stdout, io.Discard); err != nil {
-		t.Fatalf("superuser upsert with UNDERHOOD_DB: %v", err)
+		t.Fatalf("superuser upsert with UH_DB: %v", err)
 	}
 	if err := run(context.Background(), []string{"underhood", "superuser", "update", "root@example.com", "1234567890", "--db", dsn}, noEnv, nil, &stdout, io.Discard); err != nil {
 		t.Fatalf("superuser update --db: %v", err)

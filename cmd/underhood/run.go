@@ -42,7 +42,7 @@ Commands:
 Flags may come before or after the arguments of any command.
 --dir defaults to $UH_DIR, then ` + defaultDir + `; --http to $UH_HTTP;
 --db (a postgres:// URL; several servers may share one database) to
-$UNDERHOOD_DB, else SQLite in --dir;
+$UH_DB, else SQLite in --dir;
 --outbound-allow (networks the server may fetch from although they are
 internal, e.g. 127.0.0.1/32) to $UH_OUTBOUND_ALLOW.
 `

@@ -369,3 +369,22 @@ func TestServeShutdownWaitsForInFlightRequests(t *testing.T) {
 		t.Errorf("run(serve) = %v, want nil", err)
 	}
 }
+
+// TestDefaultDBEnv: $UH_DB sets the database, like every UH_ variable;
+// UNDERHOOD_DB, its first name, still works and yields to UH_DB.
+func TestDefaultDBEnv(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, ""},
+		{map[string]string{"UH_DB": "postgres://a/x"}, "postgres://a/x"},
+		{map[string]string{"UNDERHOOD_DB": "postgres://b/x"}, "postgres://b/x"},
+		{map[string]string{"UH_DB": "postgres://a/x", "UNDERHOOD_DB": "postgres://b/x"}, "postgres://a/x"},
+	}
+	for _, tt := range tests {
+		if got := defaultDB(func(k string) string { return tt.env[k] }); got != tt.want {
+			t.Errorf("defaultDB(%v) = %q, want %q", tt.env, got, tt.want)
+		}
+	}
+}
