@@ -16,6 +16,7 @@ require (
 
 require (
 	github.com/aymerick/douceur v0.2.0 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/css v1.0.1 // indirect
@@ -28,6 +29,7 @@ require (
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
@@ -48,6 +50,11 @@ require (
 	// NATS for serve --nats: every event to underhood.<collection>.<action>
 	// for other services, and realtime across nodes (events/nats.go).
 	github.com/nats-io/nats.go v1.55.0
+	// Redis for serve --redis (ratelimit/redis.go): the maintained client,
+	// replacing our own RESP code, because users need what it already does:
+	// TLS (rediss://), Sentinel and Cluster, reconnects, a bounded pool and
+	// EVALSHA with an EVAL fallback.
+	github.com/redis/go-redis/v9 v9.23.0
 	// Thumbnails (files/): WebP decoding and a high-quality scaler
 	// (draw.CatmullRom), which the standard library lacks.
 	golang.org/x/image v0.47.0

@@ -1,31 +1,24 @@
 package ratelimit
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// Redis is a Store in a Redis server, so that every node of a cluster
-// counts against the same limits. It speaks the few commands it needs over
-// RESP itself (EVAL, DEL, AUTH, SELECT, PING) with a small pool of
-// connections; a window is a key with an expiry, so Redis drops ended
-// windows by itself.
+// Redis is a Store in Redis, so that every node of a cluster counts against
+// the same limits. A window is a key with an expiry, so Redis drops ended
+// windows by itself. The connection (TLS, Sentinel, Cluster, pooling,
+// reconnecting) is go-redis's; the store adds the counting script and its
+// own bounds.
 type Redis struct {
-	addr     string
-	username string
-	password string
-	db       int
-	timeout  time.Duration
-	idle     chan *redisConn // connections not in use
-	slots    chan struct{}   // one per open connection, bounding them
+	client redis.UniversalClient
+	add    *redis.Script // addScript
 }
 
 // Bounds of a Redis store.
@@ -55,36 +48,33 @@ if ttl < 0 then
 end
 return {c, ttl}`
 
-// NewRedis returns a store in the Redis server of rawURL
-// (redis://[user:password@]host[:port][/db]) after checking that it
-// answers.
+// NewRedis returns a store in the Redis deployment rawURL names, after
+// checking that it answers. The URL selects the deployment:
+//
+//   - redis://[user:password@]host[:port][/db] is one server;
+//     redis://password@host, without a colon, authenticates with the
+//     password alone.
+//   - rediss://… is the same over TLS (the certificate is verified against
+//     host).
+//   - ?master_name=NAME makes host and every &addr=host:port Sentinels that
+//     give the address of the master NAME; user:password@ then
+//     authenticates to the Sentinels and &username=…&password=… to the
+//     master.
+//   - &addr=host:port (one or more) without master_name makes host and
+//     every addr seed nodes of a Redis Cluster, which has only database 0.
+//
+// Other query options of go-redis (protocol, client_name, skip_verify, …)
+// are passed on, except those that would undo the store's bounds (pool
+// size, timeouts, retries), which are refused.
 func NewRedis(ctx context.Context, rawURL string) (*Redis, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme != "redis" || u.Host == "" {
-		return nil, fmt.Errorf("ratelimit: invalid Redis URL (want redis://[user:password@]host[:port][/db])")
+	target, err := parseRedisURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: %w", err)
 	}
-	r := &Redis{
-		addr:    u.Host,
-		timeout: redisTimeout,
-		idle:    make(chan *redisConn, redisMaxConns),
-		slots:   make(chan struct{}, redisMaxConns),
-	}
-	if u.Port() == "" {
-		r.addr = net.JoinHostPort(u.Hostname(), "6379")
-	}
-	if u.User != nil {
-		r.username = u.User.Username()
-		r.password, _ = u.User.Password()
-		if _, set := u.User.Password(); !set { // redis://:password@ or redis://password@
-			r.username, r.password = "", r.username
-		}
-	}
-	if db := strings.Trim(u.Path, "/"); db != "" {
-		if r.db, err = strconv.Atoi(db); err != nil || r.db < 0 {
-			return nil, fmt.Errorf("ratelimit: invalid Redis database %q", db)
-		}
-	}
-	if _, err := r.do(ctx, "PING"); err != nil {
+	r := &Redis{client: target.client(), add: redis.NewScript(addScript)}
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	if err := r.client.Ping(ctx).Err(); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("ratelimit: redis: %w", err)
 	}
@@ -94,204 +84,138 @@ func NewRedis(ctx context.Context, rawURL string) (*Redis, error) {
 // Add implements Store.
 func (r *Redis) Add(ctx context.Context, key string, n int, window time.Duration) (int, time.Time, error) {
 	ms := max(window.Milliseconds(), 1)
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
 	sent := time.Now()
-	v, err := r.do(ctx, "EVAL", addScript, "1", redisKeyPrefix+key, strconv.Itoa(n), strconv.FormatInt(ms, 10))
+	// Run sends the script's SHA-1 (EVALSHA) and its body (EVAL) only when
+	// the server has not cached it yet.
+	v, err := r.add.Run(ctx, r.client, []string{redisKeyPrefix + key}, n, ms).Int64Slice()
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("redis: %w", err)
+		return 0, time.Time{}, fmt.Errorf("redis add: %w", err)
 	}
-	list, ok := v.([]any)
-	if !ok || len(list) != 2 {
-		return 0, time.Time{}, fmt.Errorf("redis: unexpected answer %v", v)
+	if len(v) != 2 {
+		return 0, time.Time{}, fmt.Errorf("redis add: unexpected answer %v", v)
 	}
-	count, ok1 := list[0].(int64)
-	ttl, ok2 := list[1].(int64)
-	if !ok1 || !ok2 {
-		return 0, time.Time{}, fmt.Errorf("redis: unexpected answer %v", v)
-	}
+	count, ttl := v[0], v[1]
 	return int(count), sent.Add(time.Duration(ttl) * time.Millisecond), nil
 }
 
 // Reset implements Store.
 func (r *Redis) Reset(ctx context.Context, key string) error {
-	if _, err := r.do(ctx, "DEL", redisKeyPrefix+key); err != nil {
-		return fmt.Errorf("redis: %w", err)
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	if err := r.client.Del(ctx, redisKeyPrefix+key).Err(); err != nil {
+		return fmt.Errorf("redis reset: %w", err)
 	}
 	return nil
 }
 
-// Close closes the idle connections; connections in use close when they
-// are given back.
+// Close closes the connections; commands still running fail. Its error is
+// dropped: a store being closed has nothing left to do with one.
 func (r *Redis) Close() {
-	for {
-		select {
-		case c := <-r.idle:
-			c.nc.Close()
-			<-r.slots
-		default:
-			return
-		}
-	}
+	_ = r.client.Close()
 }
 
-// redisConn is one connection and its reader.
-type redisConn struct {
-	nc net.Conn
-	rd *bufio.Reader
-	wb []byte
+// redisTarget is the deployment a Redis URL names: exactly one field is
+// set.
+type redisTarget struct {
+	server   *redis.Options         // one server
+	sentinel *redis.FailoverOptions // the master of a Sentinel group
+	cluster  *redis.ClusterOptions  // a Redis Cluster
 }
 
-// errRedis is an error answer of the server.
-type errRedis string
-
-func (e errRedis) Error() string { return string(e) }
-
-// do runs one command on a pooled connection and returns its answer: a
-// string, an int64, nil, or a []any of those.
-func (r *Redis) do(ctx context.Context, args ...string) (any, error) {
-	c, err := r.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	v, err := c.command(ctx, r.timeout, args...)
-	var answer errRedis
-	if err != nil && !errors.As(err, &answer) {
-		// The connection is in an unknown state.
-		c.nc.Close()
-		<-r.slots
-		return nil, err
-	}
-	r.idle <- c
-	return v, err
-}
-
-// get takes an idle connection or opens one when there is room.
-func (r *Redis) get(ctx context.Context) (*redisConn, error) {
-	select {
-	case c := <-r.idle:
-		return c, nil
-	default:
-	}
-	select {
-	case c := <-r.idle:
-		return c, nil
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	c, err := r.dial(ctx)
-	if err != nil {
-		<-r.slots
-		return nil, err
-	}
-	return c, nil
-}
-
-func (r *Redis) dial(ctx context.Context) (*redisConn, error) {
-	d := net.Dialer{Timeout: r.timeout}
-	nc, err := d.DialContext(ctx, "tcp", r.addr)
-	if err != nil {
-		return nil, err
-	}
-	c := &redisConn{nc: nc, rd: bufio.NewReader(nc)}
-	var setup [][]string
+// client returns a client of t. It connects lazily: the first command
+// dials.
+func (t redisTarget) client() redis.UniversalClient {
 	switch {
-	case r.username != "":
-		setup = append(setup, []string{"AUTH", r.username, r.password})
-	case r.password != "":
-		setup = append(setup, []string{"AUTH", r.password})
+	case t.sentinel != nil:
+		return redis.NewFailoverClient(t.sentinel)
+	case t.cluster != nil:
+		return redis.NewClusterClient(t.cluster)
+	default:
+		return redis.NewClient(t.server)
 	}
-	if r.db != 0 {
-		setup = append(setup, []string{"SELECT", strconv.Itoa(r.db)})
-	}
-	for _, args := range setup {
-		if _, err := c.command(ctx, r.timeout, args...); err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("%s: %w", args[0], err)
-		}
-	}
-	return c, nil
 }
 
-// command writes one command and reads its answer.
-func (c *redisConn) command(ctx context.Context, timeout time.Duration, args ...string) (any, error) {
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+// parseRedisURL reads a URL of the forms NewRedis describes. Its errors
+// never quote the URL, which may hold a password.
+func parseRedisURL(rawURL string) (redisTarget, error) {
+	u, err := url.Parse(rawURL)
+	// url.Parse's own error quotes the whole URL, password included.
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Hostname() == "" {
+		return redisTarget{}, errors.New("invalid Redis URL (want redis[s]://[user:password@]host[:port][/db])")
 	}
-	if err := c.nc.SetDeadline(deadline); err != nil {
-		return nil, err
+	q := u.Query()
+	// go-redis options the store sets itself, so that each call is bounded
+	// by redisTimeout and the pool by redisMaxConns whatever the URL says.
+	fixed := []string{
+		"pool_size", "max_active_conns", "pool_timeout", "dial_timeout",
+		"read_timeout", "write_timeout", "context_timeout_enabled", "max_retries",
 	}
-	b := c.wb[:0]
-	b = append(b, '*')
-	b = strconv.AppendInt(b, int64(len(args)), 10)
-	b = append(b, '\r', '\n')
-	for _, a := range args {
-		b = append(b, '$')
-		b = strconv.AppendInt(b, int64(len(a)), 10)
-		b = append(b, '\r', '\n')
-		b = append(b, a...)
-		b = append(b, '\r', '\n')
+	for _, name := range fixed {
+		if q.Has(name) {
+			return redisTarget{}, fmt.Errorf("invalid Redis URL: option %s is set by the store", name)
+		}
 	}
-	c.wb = b
-	if _, err := c.nc.Write(b); err != nil {
-		return nil, err
+	// go-redis reads redis://secret@host as a user without a password;
+	// NewRedis has always read it as the password, and URLs in use rely
+	// on that.
+	username, password := u.User.Username(), ""
+	if p, set := u.User.Password(); set {
+		password = p
+	} else {
+		username, password = "", username
 	}
-	return readReply(c.rd)
-}
 
-// readReply reads one RESP2 value.
-func readReply(rd *bufio.Reader) (any, error) {
-	line, err := rd.ReadString('\n')
-	if err != nil {
-		return nil, err
+	// Every deployment gets the same bounds, and no command is resent
+	// (MaxRetries -1): a script whose answer was lost may have run, and
+	// running it again would count a hit twice or give a refund twice. A
+	// dead pooled connection is found before it is used and a failed dial
+	// is retried, so reconnecting needs no resend.
+	var t redisTarget
+	switch {
+	case q.Has("master_name"):
+		o, err := redis.ParseFailoverURL(rawURL)
+		if err != nil {
+			return redisTarget{}, fmt.Errorf("invalid Redis Sentinel URL: %w", err)
+		}
+		if o.DB < 0 {
+			return redisTarget{}, fmt.Errorf("invalid Redis database %d", o.DB)
+		}
+		o.SentinelUsername, o.SentinelPassword = username, password
+		o.PoolSize, o.MaxActiveConns, o.PoolTimeout = redisMaxConns, redisMaxConns, redisTimeout
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = redisTimeout, redisTimeout, redisTimeout
+		o.ContextTimeoutEnabled, o.MaxRetries = true, -1
+		t.sentinel = o
+	case q.Has("addr"):
+		if strings.Trim(u.Path, "/") != "" {
+			return redisTarget{}, errors.New("invalid Redis Cluster URL: a cluster has only database 0, give no /db")
+		}
+		o, err := redis.ParseClusterURL(rawURL)
+		if err != nil {
+			return redisTarget{}, fmt.Errorf("invalid Redis Cluster URL: %w", err)
+		}
+		o.Username, o.Password = username, password
+		o.PoolSize, o.MaxActiveConns, o.PoolTimeout = redisMaxConns, redisMaxConns, redisTimeout
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = redisTimeout, redisTimeout, redisTimeout
+		// The pool bound is per node. A cluster still resends a command
+		// after a connection error, as part of following moved slots
+		// (MaxRedirects, which must stay on).
+		o.ContextTimeoutEnabled, o.MaxRetries = true, -1
+		t.cluster = o
+	default:
+		o, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return redisTarget{}, fmt.Errorf("invalid Redis URL: %w", err)
+		}
+		if o.DB < 0 {
+			return redisTarget{}, fmt.Errorf("invalid Redis database %d", o.DB)
+		}
+		o.Username, o.Password = username, password
+		o.PoolSize, o.MaxActiveConns, o.PoolTimeout = redisMaxConns, redisMaxConns, redisTimeout
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = redisTimeout, redisTimeout, redisTimeout
+		o.ContextTimeoutEnabled, o.MaxRetries = true, -1
+		t.server = o
 	}
-	if len(line) < 3 || line[len(line)-2] != '\r' {
-		return nil, fmt.Errorf("malformed reply %q", line)
-	}
-	kind, body := line[0], line[1:len(line)-2]
-	switch kind {
-	case '+':
-		return body, nil
-	case '-':
-		return nil, errRedis(body)
-	case ':':
-		return strconv.ParseInt(body, 10, 64)
-	case '$':
-		n, err := strconv.Atoi(body)
-		if err != nil || n < -1 {
-			return nil, fmt.Errorf("malformed bulk length %q", body)
-		}
-		if n == -1 {
-			return nil, nil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(rd, buf); err != nil {
-			return nil, err
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(body)
-		if err != nil || n < -1 {
-			return nil, fmt.Errorf("malformed array length %q", body)
-		}
-		if n == -1 {
-			return nil, nil
-		}
-		list := make([]any, n)
-		var answer error
-		for i := range list {
-			v, err := readReply(rd)
-			var e errRedis
-			if errors.As(err, &e) {
-				answer = err // read the rest of the array all the same
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			list[i] = v
-		}
-		return list, answer
-	}
-	return nil, fmt.Errorf("unknown reply type %q", kind)
+	return t, nil
 }

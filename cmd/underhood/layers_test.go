@@ -27,7 +27,7 @@ var layers = map[string]int{
 	"":                   0, // the vocabulary: standard library only
 	"filter":             1, // pure: the vocabulary only
 	"outbound":           1, // the HTTP client for addresses users control; standard library only
-	"ratelimit":          1, // counters: standard library only
+	"ratelimit":          1, // counters; the shared Redis store speaks through go-redis
 	"sqlstore":           2,
 	"sqlstore/sqlite":    3,
 	"sqlstore/postgres":  3,

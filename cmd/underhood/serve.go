@@ -50,7 +50,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	natsStream := fs.String("nats-stream", envOr(e.getenv, "UH_NATS_STREAM", events.DefaultStream),
 		"with --nats on a server that runs JetStream: the stream to create for the events when none captures underhood.> yet (empty: no stream)")
 	redisURL := fs.String("redis", envOr(e.getenv, "UH_REDIS", ""),
-		"Redis server (redis://[user:password@]host:port[/db]) that keeps the rate-limit and failed-login counts, so that every node counts against the same limits")
+		"Redis (redis://[user:password@]host:port[/db], rediss:// for TLS; ?master_name=NAME for Sentinel, ?addr=host:port for Cluster) that keeps the rate-limit and failed-login counts, so that every node counts against the same limits")
 	outboundAllow := fs.String("outbound-allow", envOr(e.getenv, "UH_OUTBOUND_ALLOW", ""),
 		"comma-separated networks (CIDR or address) the server may reach although they are internal, e.g. 127.0.0.1/32 for an OAuth2 provider, a webhook receiver, the SMTP server or an S3 endpoint of the settings on loopback")
 	httpLimits := addHTTPLimitFlags(fs, e.getenv)
