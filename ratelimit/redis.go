@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -218,4 +219,15 @@ func parseRedisURL(rawURL string) (redisTarget, error) {
 		t.server = o
 	}
 	return t, nil
+}
+
+// LogRedisTo sends go-redis's own messages (a dial that failed, a pool
+// that could not reconnect) to log as warnings instead of the process's
+// standard error. go-redis has one logger per process.
+func LogRedisTo(log *slog.Logger) { redis.SetLogger(redisLog{log}) }
+
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }

@@ -159,6 +159,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	defer relay.Close()
 	var limits ratelimit.Store // nil: each node counts in its memory
 	if *redisURL != "" {
+		ratelimit.LogRedisTo(log)
 		rs, err := ratelimit.NewRedis(ctx, *redisURL)
 		if err != nil {
 			return fmt.Errorf("serve: --redis: %w", err)
