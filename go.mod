@@ -24,15 +24,25 @@ require (
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/klauspost/compress v1.20.2 // indirect
+	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
+	github.com/klauspost/crc32 v1.3.0 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
+	github.com/minio/crc64nvme v1.1.1 // indirect
+	github.com/minio/md5-simd v1.1.2 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
+	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
+	github.com/rs/xid v1.6.0 // indirect
+	github.com/tinylib/msgp v1.6.4 // indirect
+	github.com/zeebo/xxh3 v1.1.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
+	gopkg.in/ini.v1 v1.67.3 // indirect
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
@@ -47,6 +57,15 @@ require (
 	// policy of our own; x/net/html is its HTML tokenizer, which the
 	// sanitiser test also parses the stored HTML with.
 	github.com/microcosm-cc/bluemonday v1.0.27
+	// S3 file storage (files/s3.go): minio-go rather than the AWS SDK,
+	// because S3-compatible servers, not only AWS, are its target; it
+	// needs fewer modules than the SDK's S3 client with its config and
+	// credential chain; and it has built in what our hand-written client
+	// lacked: multipart uploads for multi-GB objects (backup archives),
+	// retries with backoff, and virtual-hosted as well as path-style
+	// buckets. It takes our transport, so outbound's guard against
+	// internal addresses still applies.
+	github.com/minio/minio-go/v7 v7.4.1
 	// NATS for serve --nats: every event to underhood.<collection>.<action>
 	// for other services, and realtime across nodes (events/nats.go).
 	github.com/nats-io/nats.go v1.55.0

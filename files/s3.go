@@ -3,9 +3,6 @@ package files
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -16,15 +13,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
+
 	"github.com/underhood/underhood/outbound"
 )
 
 // S3Config says where an S3-compatible bucket is and how to sign requests
-// to it. Requests are path-style (http(s)://endpoint/bucket/key), which
-// every S3-compatible server understands.
+// to it. Buckets are addressed path-style (http(s)://endpoint/bucket/key),
+// which every S3-compatible server understands, except on the providers
+// that prefer virtual-hosted buckets (AWS, Google Cloud Storage, Alibaba
+// Cloud), where minio-go uses bucket.endpoint/key.
 type S3Config struct {
-	// Endpoint is the server's base URL, e.g. "https://s3.example.com" or
-	// "http://127.0.0.1:7070".
+	// Endpoint is the server's base URL, without a path, e.g.
+	// "https://s3.example.com" or "http://127.0.0.1:7070".
 	Endpoint  string
 	Bucket    string
 	Region    string // "us-east-1" when empty
@@ -40,8 +43,11 @@ type S3Config struct {
 	// Trusted skips that check: the endpoint was given by the operator
 	// (serve --storage), who can reach the server's network anyway.
 	Trusted bool
-	// Client sends the requests; nil is a client with sane timeouts that
-	// checks addresses as Allow and Trusted say.
+	// Client, when set, sends the requests through its Transport (nil:
+	// http.DefaultTransport); its other fields are not used, because
+	// minio-go builds its own http.Client around the transport. Nil is a
+	// transport with sane timeouts that checks addresses as Allow and
+	// Trusted say.
 	Client *http.Client
 }
 
@@ -84,223 +90,204 @@ func ParseS3URL(s string) (S3Config, error) {
 	}, nil
 }
 
+// streamPartSize is the part size of an upload whose size is not known in
+// advance. minio-go holds one part in memory while it sends it, and would
+// otherwise pick parts of about 537 MiB (enough for 5 TiB in 10,000
+// parts); 64 MiB parts still allow objects of 625 GiB, at a memory cost a
+// server can afford for each such upload in flight.
+const streamPartSize = 64 << 20
+
 // S3 is a Storage in a bucket of an S3-compatible server, spoken to with
-// a small SigV4 client: PutObject, GetObject (with Range), HeadObject,
-// DeleteObject, ListObjectsV2 and CreateBucket.
+// minio-go, which signs the requests, retries those that failed for a
+// reason worth retrying, and uploads large objects in parts.
 type S3 struct {
-	base   *url.URL
-	bucket string
-	sign   signer
-	client *http.Client
-	now    func() time.Time
+	client   *minio.Client
+	endpoint string // scheme://host, for String
+	bucket   string
+	region   string
+	// partSize is the part size of multipart uploads; 0 lets minio-go
+	// choose (16 MiB, more for objects that need more than 10,000 parts),
+	// and an object no larger than one part goes in a single PUT. Tests
+	// set it small to send multipart uploads of a few MiB.
+	partSize uint64
 }
 
 // NewS3 returns the storage described by cfg. It does not contact the
 // server; EnsureBucket does.
 func NewS3(cfg S3Config) (*S3, error) {
 	u, err := url.Parse(cfg.Endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("s3 storage: invalid endpoint %q", cfg.Endpoint)
+	if err != nil {
+		return nil, errors.New("s3 storage: invalid endpoint: not a URL")
+	}
+	// Redacted: the endpoint must not carry credentials, but if it does,
+	// the error must not show them.
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("s3 storage: invalid endpoint %q", u.Redacted())
+	}
+	// minio-go builds every URL from the host alone, so a path would be
+	// dropped silently; refuse it rather than talk to another service.
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("s3 storage: endpoint %q has a path; give the server's base URL (scheme://host[:port])", u.Redacted())
 	}
 	if cfg.Bucket == "" || cfg.AccessKey == "" || cfg.SecretKey == "" {
 		return nil, errors.New("s3 storage: bucket, access key and secret are required")
 	}
+	// minio-go refuses a name that no S3 server accepts ("b", "a..b")
+	// before every request; checked here, it fails when the storage is
+	// configured rather than on the first upload.
+	if err := s3utils.CheckValidBucketName(cfg.Bucket); err != nil {
+		return nil, fmt.Errorf("s3 storage: bucket %q: %w", cfg.Bucket, err)
+	}
 	if cfg.Region == "" {
+		// A region given up front also spares minio-go a GetBucketLocation
+		// request before the first request to the bucket.
 		cfg.Region = "us-east-1"
 	}
-	client := cfg.Client
-	if client == nil {
-		tr := outbound.NewTransport(cfg.Allow)
-		if cfg.Trusted {
-			tr = http.DefaultTransport.(*http.Transport).Clone()
-		}
-		tr.MaxIdleConnsPerHost = 32
-		tr.ResponseHeaderTimeout = 60 * time.Second
-		client = &http.Client{Transport: tr}
+	client, err := minio.New(u.Host, &minio.Options{
+		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:    u.Scheme == "https",
+		Transport: s3Transport(cfg),
+		Region:    cfg.Region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 storage: endpoint %q: %w", u.Scheme+"://"+u.Host, err)
 	}
-	return &S3{
-		base:   &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")},
-		bucket: cfg.Bucket,
-		sign:   signer{accessKey: cfg.AccessKey, secretKey: cfg.SecretKey, region: cfg.Region},
-		client: client,
-		now:    time.Now,
-	}, nil
+	return &S3{client: client, endpoint: u.Scheme + "://" + u.Host, bucket: cfg.Bucket, region: cfg.Region}, nil
+}
+
+// s3Transport returns the transport of cfg's requests: cfg.Client's, else
+// one that refuses internal addresses unless cfg trusts the endpoint.
+func s3Transport(cfg S3Config) http.RoundTripper {
+	if cfg.Client != nil {
+		if cfg.Client.Transport == nil {
+			return http.DefaultTransport
+		}
+		return cfg.Client.Transport
+	}
+	tr := outbound.NewTransport(cfg.Allow)
+	if cfg.Trusted {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	// Files are served concurrently, all from one host; the default keeps
+	// only 2 idle connections to it.
+	tr.MaxIdleConnsPerHost = 32
+	// A body may stream for as long as it takes, but a server that does
+	// not start answering within a minute is not going to.
+	tr.ResponseHeaderTimeout = 60 * time.Second
+	return tr
 }
 
 // String describes the storage without its credentials.
-func (s *S3) String() string { return s.base.String() + "/" + s.bucket }
+func (s *S3) String() string { return s.endpoint + "/" + s.bucket }
 
-// objectURL returns the path-style URL of key ("" for the bucket itself).
-func (s *S3) objectURL(key string, q url.Values) *url.URL {
-	path := s.base.Path + "/" + s.bucket
-	if key != "" {
-		path += "/" + key
+// s3Error describes a failed request: "s3 <op> <key>: " and, when the
+// server answered, its error code and message. A missing object (404 for
+// anything but the bucket) wraps fs.ErrNotExist.
+func s3Error(op, key string, err error) error {
+	var resp minio.ErrorResponse
+	if !errors.As(err, &resp) {
+		return fmt.Errorf("s3 %s %q: %w", op, key, err)
 	}
-	u := &url.URL{Scheme: s.base.Scheme, Host: s.base.Host, Path: path}
-	segs := strings.Split(path, "/")
-	for i, seg := range segs {
-		segs[i] = uriEncode(seg)
-	}
-	u.RawPath = strings.Join(segs, "/")
-	if q != nil {
-		u.RawQuery = canonicalQuery(q)
-	}
-	return u
-}
-
-// do signs and sends a request. body may be nil; payloadHash is its hex
-// SHA-256 or unsignedPayload.
-func (s *S3) do(ctx context.Context, method string, u *url.URL, body io.Reader, size int64, payloadHash string, header http.Header) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return nil, err
-	}
-	req.URL = u
-	if body != nil {
-		req.ContentLength = size
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if payloadHash == "" {
-		payloadHash = emptySHA256
-	}
-	s.sign.sign(req, payloadHash, s.now())
-	return s.client.Do(req)
-}
-
-// s3Error is the XML error body of S3.
-type s3Error struct {
-	Code    string `xml:"Code"`
-	Message string `xml:"Message"`
-}
-
-// responseError turns a failed response into an error, closing its body.
-// 404 becomes errNotExist.
-func responseError(op, key string, resp *http.Response) error {
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e s3Error
-	xml.Unmarshal(b, &e)
-	if resp.StatusCode == http.StatusNotFound && e.Code != "NoSuchBucket" {
+	if resp.StatusCode == http.StatusNotFound && resp.Code != minio.NoSuchBucket {
 		return fmt.Errorf("s3 %s %q: %w", op, key, errNotExist)
 	}
-	if e.Code == "" {
-		e.Code = resp.Status
-	}
-	return fmt.Errorf("s3 %s %q: %s: %s", op, key, e.Code, e.Message)
+	return fmt.Errorf("s3 %s %q: %s: %w", op, key, resp.Code, err)
 }
 
 // EnsureBucket creates the bucket when it does not exist yet.
 func (s *S3) EnsureBucket(ctx context.Context) error {
-	resp, err := s.do(ctx, http.MethodHead, s.objectURL("", nil), nil, 0, "", nil)
+	exists, err := s.client.BucketExists(ctx, s.bucket)
 	if err != nil {
-		return fmt.Errorf("s3 storage: %w", err)
+		return fmt.Errorf("s3 storage: %w", s3Error("head bucket", s.bucket, err))
 	}
-	resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusOK:
+	if exists {
 		return nil
-	case resp.StatusCode != http.StatusNotFound:
-		return fmt.Errorf("s3 storage: bucket %q: %s", s.bucket, resp.Status)
 	}
-	resp, err = s.do(ctx, http.MethodPut, s.objectURL("", nil), nil, 0, "", nil)
-	if err != nil {
-		return fmt.Errorf("s3 storage: %w", err)
+	err = s.client.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{Region: s.region})
+	// Another node starting at the same time may have created it first.
+	if err != nil && minio.ToErrorResponse(err).Code != minio.BucketAlreadyOwnedByYou {
+		return fmt.Errorf("s3 storage: %w", s3Error("create bucket", s.bucket, err))
 	}
-	if resp.StatusCode/100 != 2 {
-		return responseError("create bucket", s.bucket, resp)
-	}
-	resp.Body.Close()
 	return nil
 }
 
-// Put implements Storage. A body that can seek is hashed first so the
-// server checks its integrity; anything else is sent unsigned.
+// Put implements Storage. An object larger than one part is sent as a
+// multipart upload, which the server assembles only when every part has
+// arrived, so a reader never sees part of it. A body of unknown size
+// (size < 0) that fits in one part of streamPartSize is sent whole; a
+// longer one streams in parts, with at most two parts in memory.
 func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
 	if !validKey(key) {
 		return fmt.Errorf("s3 storage: invalid key %q", key)
 	}
+	opts := minio.PutObjectOptions{ContentType: contentType, PartSize: s.partSize}
 	if size < 0 {
-		b, err := io.ReadAll(r)
+		part := int64(streamPartSize)
+		if s.partSize != 0 {
+			part = int64(s.partSize)
+		}
+		opts.PartSize = uint64(part)
+		// Given -1, minio-go allocates a whole part and starts a multipart
+		// upload even for a few bytes; a body that turns out to fit in one
+		// part goes in a single PUT instead.
+		head, err := io.ReadAll(io.LimitReader(r, part+1))
 		if err != nil {
-			return fmt.Errorf("s3 put %q: %w", key, err)
+			return fmt.Errorf("s3 put %q: read: %w", key, err)
 		}
-		r, size = bytes.NewReader(b), int64(len(b))
-	}
-	hash := unsignedPayload
-	if rs, ok := r.(io.ReadSeeker); ok {
-		start, err := rs.Seek(0, io.SeekCurrent)
-		if err == nil {
-			h := sha256.New()
-			if _, err := io.CopyN(h, rs, size); err != nil {
-				return fmt.Errorf("s3 put %q: %w", key, err)
-			}
-			if _, err := rs.Seek(start, io.SeekStart); err != nil {
-				return fmt.Errorf("s3 put %q: %w", key, err)
-			}
-			hash = hex.EncodeToString(h.Sum(nil))
+		if int64(len(head)) <= part {
+			r, size = bytes.NewReader(head), int64(len(head))
+		} else {
+			r = io.MultiReader(bytes.NewReader(head), r)
 		}
 	}
-	header := http.Header{}
-	if contentType != "" {
-		header.Set("Content-Type", contentType)
+	if _, err := s.client.PutObject(ctx, s.bucket, key, r, size, opts); err != nil {
+		return s3Error("put", key, err)
 	}
-	var body io.Reader = io.LimitReader(r, size)
-	if size == 0 {
-		body = http.NoBody
-	}
-	resp, err := s.do(ctx, http.MethodPut, s.objectURL(key, nil), body, size, hash, header)
-	if err != nil {
-		return fmt.Errorf("s3 put %q: %w", key, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return responseError("put", key, resp)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	return nil
 }
 
 // stat returns what a HEAD request says about key.
-func (s *S3) stat(ctx context.Context, key string) (Info, error) {
+func (s *S3) stat(ctx context.Context, key string) (Info, string, error) {
 	if !validKey(key) {
-		return Info{}, fmt.Errorf("s3 head %q: %w", key, errNotExist)
+		return Info{}, "", fmt.Errorf("s3 head %q: %w", key, errNotExist)
 	}
-	resp, err := s.do(ctx, http.MethodHead, s.objectURL(key, nil), nil, 0, "", nil)
+	oi, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
 	if err != nil {
-		return Info{}, fmt.Errorf("s3 head %q: %w", key, err)
+		return Info{}, "", s3Error("head", key, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return Info{}, responseError("head", key, resp)
+	info := Info{Key: key, Size: oi.Size, ModTime: oi.LastModified.UTC(), ETag: quoteETag(oi.ETag), ContentType: oi.ContentType}
+	return info, oi.ETag, nil
+}
+
+// quoteETag gives back the quotes minio-go strips from entity tags:
+// Info.ETag is what an HTTP ETag header carries.
+func quoteETag(etag string) string {
+	if etag == "" || strings.HasPrefix(etag, `"`) || strings.HasPrefix(etag, `W/`) {
+		return etag
 	}
-	resp.Body.Close()
-	info := Info{Key: key, Size: resp.ContentLength, ETag: resp.Header.Get("ETag"), ContentType: resp.Header.Get("Content-Type")}
-	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
-		info.ModTime = t.UTC()
-	}
-	if info.ETag != "" && !strings.HasPrefix(info.ETag, `"`) && !strings.HasPrefix(info.ETag, `W/`) {
-		info.ETag = `"` + info.ETag + `"`
-	}
-	return info, nil
+	return `"` + etag + `"`
 }
 
 // Open implements Storage: a HEAD now, and a GET (with Range when not
 // reading from the start) on the first Read after each Seek.
 func (s *S3) Open(ctx context.Context, key string) (Object, error) {
-	info, err := s.stat(ctx, key)
+	info, etag, err := s.stat(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	return &s3Object{s: s, ctx: ctx, info: info}, nil
+	return &s3Object{s: s, ctx: ctx, info: info, etag: etag}, nil
 }
 
 // s3Object reads an object lazily. It keeps the context of Open because
 // io.Reader has no place for one; it lives no longer than one request.
+// minio-go's own Object is not used: it runs a goroutine per open object,
+// and its Seek fails past the end, where io.Seeker (and ServeContent's
+// probing) allows it.
 type s3Object struct {
 	s    *S3
 	ctx  context.Context
 	info Info
+	etag string // unquoted, as minio-go wants it for If-Match
 	off  int64
 	body io.ReadCloser
 }
@@ -312,27 +299,28 @@ func (o *s3Object) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if o.body == nil {
-		header := http.Header{}
+		var opts minio.GetObjectOptions
 		if o.off > 0 {
-			header.Set("Range", "bytes="+strconv.FormatInt(o.off, 10)+"-")
+			if err := opts.SetRange(o.off, 0); err != nil {
+				return 0, fmt.Errorf("s3 get %q: %w", o.info.Key, err)
+			}
 		}
 		// The object must still be the one HEAD described; a replaced one
 		// fails rather than mixing two versions in one response.
-		if o.info.ETag != "" {
-			header.Set("If-Match", o.info.ETag)
+		if o.etag != "" {
+			if err := opts.SetMatchETag(o.etag); err != nil {
+				return 0, fmt.Errorf("s3 get %q: %w", o.info.Key, err)
+			}
 		}
-		resp, err := o.s.do(o.ctx, http.MethodGet, o.s.objectURL(o.info.Key, nil), nil, 0, "", header)
+		body, _, header, err := minio.Core{Client: o.s.client}.GetObject(o.ctx, o.s.bucket, o.info.Key, opts)
 		if err != nil {
-			return 0, fmt.Errorf("s3 get %q: %w", o.info.Key, err)
+			return 0, s3Error("get", o.info.Key, err)
 		}
-		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
-			return 0, responseError("get", o.info.Key, resp)
-		}
-		if o.off > 0 && resp.StatusCode != http.StatusPartialContent {
-			resp.Body.Close()
+		if o.off > 0 && header.Get("Content-Range") == "" {
+			body.Close()
 			return 0, fmt.Errorf("s3 get %q: server ignored the range", o.info.Key)
 		}
-		o.body = resp.Body
+		o.body = body
 	}
 	n, err := o.body.Read(p)
 	o.off += int64(n)
@@ -379,66 +367,25 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	if !validKey(key) {
 		return fmt.Errorf("s3 storage: invalid key %q", key)
 	}
-	resp, err := s.do(ctx, http.MethodDelete, s.objectURL(key, nil), nil, 0, "", nil)
-	if err != nil {
-		return fmt.Errorf("s3 delete %q: %w", key, err)
+	err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})
+	if err != nil && minio.ToErrorResponse(err).StatusCode != http.StatusNotFound {
+		return s3Error("delete", key, err)
 	}
-	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotFound {
-		return responseError("delete", key, resp)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	return nil
 }
 
-// listResult is the body of a ListObjectsV2 response.
-type listResult struct {
-	Contents []struct {
-		Key          string `xml:"Key"`
-		LastModified string `xml:"LastModified"`
-		ETag         string `xml:"ETag"`
-		Size         int64  `xml:"Size"`
-	} `xml:"Contents"`
-	IsTruncated           bool   `xml:"IsTruncated"`
-	NextContinuationToken string `xml:"NextContinuationToken"`
-}
-
-// List implements Storage with ListObjectsV2, following continuation
-// tokens until the listing is complete.
+// List implements Storage with ListObjectsV2, which minio-go pages
+// through until the listing is complete.
 func (s *S3) List(ctx context.Context, prefix string) ([]Info, error) {
+	// Cancelling stops the listing if it ends early on an error.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var out []Info
-	token := ""
-	for {
-		q := url.Values{"list-type": {"2"}, "max-keys": {"1000"}}
-		if prefix != "" {
-			q.Set("prefix", prefix)
+	for oi := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if oi.Err != nil {
+			return nil, s3Error("list", prefix, oi.Err)
 		}
-		if token != "" {
-			q.Set("continuation-token", token)
-		}
-		resp, err := s.do(ctx, http.MethodGet, s.objectURL("", q), nil, 0, "", nil)
-		if err != nil {
-			return nil, fmt.Errorf("s3 list %q: %w", prefix, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, responseError("list", prefix, resp)
-		}
-		var res listResult
-		err = xml.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&res)
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("s3 list %q: %w", prefix, err)
-		}
-		for _, c := range res.Contents {
-			info := Info{Key: c.Key, Size: c.Size, ETag: c.ETag}
-			if t, err := time.Parse(time.RFC3339Nano, c.LastModified); err == nil {
-				info.ModTime = t.UTC()
-			}
-			out = append(out, info)
-		}
-		if !res.IsTruncated || res.NextContinuationToken == "" {
-			return out, nil
-		}
-		token = res.NextContinuationToken
+		out = append(out, Info{Key: oi.Key, Size: oi.Size, ModTime: oi.LastModified.UTC(), ETag: quoteETag(oi.ETag)})
 	}
+	return out, nil
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -181,6 +183,41 @@ func TestStorageListAndDelete(t *testing.T) {
 	})
 }
 
+// TestStoragePutEmptyAndUnsized: an empty file is stored and read back
+// as one, and so is a body whose size the caller does not know (-1).
+func TestStoragePutEmptyAndUnsized(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st Storage) {
+		ctx := context.Background()
+		tests := []struct {
+			key, content string
+			size         int64
+		}{
+			{"c/r/empty.txt", "", 0},
+			{"c/r/empty-unsized.txt", "", -1},
+			{"c/r/unsized.txt", "streamed", -1},
+		}
+		for _, tt := range tests {
+			if err := st.Put(ctx, tt.key, onlyReader{strings.NewReader(tt.content)}, tt.size, "text/plain"); err != nil {
+				t.Fatalf("Put(%q, size %d) = %v", tt.key, tt.size, err)
+			}
+			if got := read(t, st, tt.key); got != tt.content {
+				t.Errorf("read %q = %q, want %q", tt.key, got, tt.content)
+			}
+		}
+		list, err := st.List(ctx, "c/r/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sizes []int64
+		for _, info := range list {
+			sizes = append(sizes, info.Size)
+		}
+		if want := []int64{0, 0, 8}; !reflect.DeepEqual(sizes, want) {
+			t.Errorf("List(c/r/) sizes = %v, want %v (keys %s)", sizes, want, keys(list))
+		}
+	})
+}
+
 func TestStorageRefusesKeysOutsideItsRoot(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st Storage) {
 		ctx := context.Background()
@@ -302,14 +339,151 @@ func TestS3WrongSecretIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Signature") && !strings.Contains(err.Error(), "Access") && !strings.Contains(err.Error(), "403") {
 		t.Errorf("Put with a wrong secret = %v, want a signature error", err)
 	}
+	if err != nil && (strings.Contains(err.Error(), "not-the-secret") || strings.Contains(err.Error(), srv.AccessKey)) {
+		t.Errorf("Put with a wrong secret = %v, which shows a credential", err)
+	}
+	if got := st.String(); strings.Contains(got, "not-the-secret") || strings.Contains(got, srv.AccessKey) {
+		t.Errorf("String() = %q, which shows a credential", got)
+	}
 }
+
+// TestNewS3RefusesInvalidConfig: a configuration no S3 server could serve
+// fails when the storage is made, naming what is wrong and not the secret.
+func TestNewS3RefusesInvalidConfig(t *testing.T) {
+	valid := S3Config{Endpoint: "https://s3.example.com", Bucket: "uploads", AccessKey: "AK", SecretKey: "the-secret"}
+	tests := []struct {
+		name      string
+		change    func(c *S3Config)
+		wantError string // "" = accepted
+	}{
+		{"valid", func(c *S3Config) {}, ""},
+		{"trailing slash", func(c *S3Config) { c.Endpoint += "/" }, ""},
+		{"endpoint with a path", func(c *S3Config) { c.Endpoint += "/s3" }, "has a path"},
+		{"endpoint without a scheme", func(c *S3Config) { c.Endpoint = "s3.example.com" }, "invalid endpoint"},
+		{"ftp endpoint", func(c *S3Config) { c.Endpoint = "ftp://s3.example.com" }, "invalid endpoint"},
+		{"bucket too short", func(c *S3Config) { c.Bucket = "b" }, `bucket "b"`},
+		{"bucket with two dots", func(c *S3Config) { c.Bucket = "a..b" }, `bucket "a..b"`},
+		{"no bucket", func(c *S3Config) { c.Bucket = "" }, "required"},
+		{"no secret", func(c *S3Config) { c.SecretKey = "" }, "required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := valid
+			tt.change(&cfg)
+			st, err := NewS3(cfg)
+			switch {
+			case tt.wantError == "" && err != nil:
+				t.Fatalf("NewS3(%+v) = %v, want nil", cfg, err)
+			case tt.wantError == "":
+				if got, want := st.String(), "https://s3.example.com/uploads"; got != want {
+					t.Errorf("String() = %q, want %q", got, want)
+				}
+			case err == nil || !strings.Contains(err.Error(), tt.wantError):
+				t.Errorf("NewS3 with %s = %v, want an error saying %q", tt.name, err, tt.wantError)
+			case strings.Contains(err.Error(), "the-secret"):
+				t.Errorf("NewS3 with %s = %v, which shows the secret", tt.name, err)
+			}
+		})
+	}
+}
+
+// TestS3MultipartRoundTrip: an object larger than one part goes up as a
+// multipart upload (backup archives are many GiB) and comes back byte for
+// byte, also when read from the middle after a Seek. Parts are 5 MiB, the
+// least S3 allows, so 12 MiB make three.
+func TestS3MultipartRoundTrip(t *testing.T) {
+	srv := s3test.Start(t)
+	st, err := NewS3(S3Config{Endpoint: srv.Endpoint, Bucket: "uh-" + underhood.RandomString(12),
+		Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Allow: srv.Allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.partSize = 5 << 20
+	ctx := context.Background()
+	if err := st.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	content := make([]byte, 12<<20)
+	rand.NewChaCha8([32]byte{1}).Read(content) // parts in the wrong order would not match
+	small := []byte("smaller than a part")
+
+	tests := []struct {
+		name      string
+		content   []byte
+		body      func(b []byte) io.Reader
+		size      int64 // -1: unknown
+		wantParts int   // 0: a single PUT
+	}{
+		// A file: minio-go sends the parts from their offsets.
+		{"seekable body", content, func(b []byte) io.Reader { return bytes.NewReader(b) }, int64(len(content)), 3},
+		// A stream of known length: read part by part.
+		{"stream", content, func(b []byte) io.Reader { return onlyReader{bytes.NewReader(b)} }, int64(len(content)), 3},
+		{"stream of unknown size", content, func(b []byte) io.Reader { return onlyReader{bytes.NewReader(b)} }, -1, 3},
+		{"short stream of unknown size", small, func(b []byte) io.Reader { return onlyReader{bytes.NewReader(b)} }, -1, 0},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := fmt.Sprintf("backups/%d.tar", i)
+			if err := st.Put(ctx, key, tt.body(tt.content), tt.size, "application/x-tar"); err != nil {
+				t.Fatalf("Put(%q, %d bytes, size %d) = %v", key, len(tt.content), tt.size, err)
+			}
+			o, err := st.Open(ctx, key)
+			if err != nil {
+				t.Fatalf("Open(%q) = %v", key, err)
+			}
+			defer o.Close()
+			info := o.Info()
+			if info.Size != int64(len(tt.content)) || info.ContentType != "application/x-tar" {
+				t.Errorf("Info() = %+v, want size %d and type application/x-tar", info, len(tt.content))
+			}
+			// S3 gives a multipart object the ETag "<hash>-<parts>".
+			if want := fmt.Sprintf(`-%d"`, tt.wantParts); (tt.wantParts > 0) != strings.HasSuffix(info.ETag, want) {
+				t.Errorf("ETag %s: want %d parts", info.ETag, tt.wantParts)
+			}
+			got, err := io.ReadAll(o)
+			if err != nil || !bytes.Equal(got, tt.content) {
+				t.Fatalf("read back %d bytes (%v), want the %d bytes stored", len(got), err, len(tt.content))
+			}
+			if len(tt.content) < 6<<20 {
+				return
+			}
+			// Across the first part boundary, then inside the last part.
+			for _, off := range []int64{5<<20 - 7, 11<<20 + 123} {
+				if _, err := o.Seek(off, io.SeekStart); err != nil {
+					t.Fatalf("Seek(%d) = %v", off, err)
+				}
+				buf := make([]byte, 4096)
+				if _, err := io.ReadFull(o, buf); err != nil || !bytes.Equal(buf, tt.content[off:off+4096]) {
+					t.Errorf("read 4096 bytes at %d = %v, or not the bytes stored there", off, err)
+				}
+			}
+		})
+	}
+	list, err := st.List(ctx, "backups/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, info := range list {
+		sizes = append(sizes, info.Size)
+	}
+	want := []int64{int64(len(content)), int64(len(content)), int64(len(content)), int64(len(small))}
+	if !reflect.DeepEqual(sizes, want) {
+		t.Errorf("List(backups/) sizes = %v, want %v", sizes, want)
+	}
+}
+
+// onlyReader hides every method but Read, as a network stream has.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
 // TestS3RefusesInternalEndpoints: an S3 endpoint on loopback or at the
 // cloud metadata address is refused with outbound's error unless its
 // network is allowed or the endpoint is trusted (given by the operator).
 func TestS3RefusesInternalEndpoints(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})) // every bucket exists
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	tests := []struct {
 		name      string
@@ -326,7 +500,10 @@ func TestS3RefusesInternalEndpoints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st, err := NewS3(S3Config{Endpoint: tt.endpoint, Bucket: "b", AccessKey: "AK", SecretKey: "SK", Allow: tt.allow, Trusted: tt.trusted})
+			// A refused connection is retried with backoff, like any
+			// failed one, for a few seconds; the cases wait side by side.
+			t.Parallel()
+			st, err := NewS3(S3Config{Endpoint: tt.endpoint, Bucket: "bucket", AccessKey: "AK", SecretKey: "SK", Allow: tt.allow, Trusted: tt.trusted})
 			if err != nil {
 				t.Fatal(err)
 			}
