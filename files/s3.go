@@ -33,6 +33,10 @@ type S3Config struct {
 	Region    string // "us-east-1" when empty
 	AccessKey string
 	SecretKey string
+	// ForcePathStyle addresses the bucket path-style on every provider
+	// (the settings' forcePathStyle), for servers that lack the DNS names
+	// of virtual-hosted buckets.
+	ForcePathStyle bool
 	// Allow lists the internal networks the endpoint may be in. Unless
 	// Trusted, the client refuses to connect to a loopback, private,
 	// link-local or cloud metadata address outside them, as the server's
@@ -148,6 +152,12 @@ func NewS3(cfg S3Config) (*S3, error) {
 		Secure:    u.Scheme == "https",
 		Transport: s3Transport(cfg),
 		Region:    cfg.Region,
+		BucketLookup: func() minio.BucketLookupType {
+			if cfg.ForcePathStyle {
+				return minio.BucketLookupPath
+			}
+			return minio.BucketLookupAuto
+		}(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 storage: endpoint %q: %w", u.Scheme+"://"+u.Host, err)

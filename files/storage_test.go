@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -550,3 +552,44 @@ func TestLocalModes(t *testing.T) {
 		}
 	}
 }
+
+// TestS3ForcePathStyle: the settings' forcePathStyle is honoured: on a
+// provider where minio-go would address the bucket by host name, it is
+// put in the path instead.
+func TestS3ForcePathStyle(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		var mu sync.Mutex
+		var seen []*url.URL
+		client := &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+			mu.Lock()
+			seen = append(seen, r.URL)
+			mu.Unlock()
+			h := http.Header{}
+			h.Set("ETag", `"d41d8cd98f00b204e9800998ecf8427e"`)
+			return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+		})}
+		st, err := NewS3(S3Config{Endpoint: "https://s3.amazonaws.com", Bucket: "uh-bucket", Region: "us-east-1",
+			AccessKey: "a", SecretKey: "b", ForcePathStyle: force, Client: client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Put(context.Background(), "k.txt", strings.NewReader("x"), 1, "text/plain"); err != nil {
+			t.Fatalf("Put (forcePathStyle %v) = %v", force, err)
+		}
+		mu.Lock()
+		if len(seen) == 0 {
+			t.Fatalf("forcePathStyle %v: no request sent", force)
+		}
+		for _, u := range seen {
+			pathStyle := strings.HasPrefix(u.Path, "/uh-bucket/") && !strings.HasPrefix(u.Host, "uh-bucket.")
+			if pathStyle != force {
+				t.Errorf("forcePathStyle %v: request to %s", force, u)
+			}
+		}
+		mu.Unlock()
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -39,7 +39,7 @@ func openStorage(ctx context.Context, dir, flag string, settings record.S3Settin
 		cfg.Trusted = true
 	case settings.Enabled:
 		cfg = files.S3Config{Endpoint: settings.Endpoint, Bucket: settings.Bucket, Region: settings.Region,
-			AccessKey: settings.AccessKey, SecretKey: settings.Secret, Allow: allow}
+			AccessKey: settings.AccessKey, SecretKey: settings.Secret, ForcePathStyle: settings.ForcePathStyle, Allow: allow}
 	default:
 		st, err := files.NewLocal(filepath.Join(dir, "storage"))
 		if err != nil {
