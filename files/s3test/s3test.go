@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// Install is the command that installs the gateway (also in .ci/run).
+// Install is the command that installs the gateway (also in .ci/test).
 const Install = "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
 
 // Server is a running gateway. Endpoint is its base URL; any bucket name
