@@ -1,7 +1,10 @@
 // Package auth owns authentication: who a request comes from (record tokens,
-// signed per record) and how a record proves who it is (password, later
-// OTP, OAuth2 and MFA). It decides nothing about what a caller may do with
-// records; record.Service does that with the identity auth resolves.
+// signed per record) and how a record proves who it is (password, one-time
+// passwords, OAuth2, TOTP, and MFA combining two of them). It decides
+// nothing about what a caller may do with records; record.Service does that
+// with the identity auth resolves, and evaluates the auth rules auth asks
+// about (RuleHolds). Its state lives in system collections that it reads
+// and writes through record.Service, never the store.
 package auth
 
 import (

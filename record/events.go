@@ -9,8 +9,9 @@ import (
 )
 
 // Every committed create, update and delete becomes an underhood.Event
-// that listeners (realtime, later webhooks and other nodes) receive after
-// the commit. The operations of a write note their changes in the write's
+// that the in-process listeners (realtime) receive after the commit; the
+// same write also stages the event in the outbox table (outbox.go), which
+// webhooks, NATS and the other nodes read. The operations of a write note their changes in the write's
 // context; the service publishes them only once the store has committed,
 // so a listener never sees a change that was rolled back.
 

@@ -1,7 +1,10 @@
 // Package record is the service every adapter goes through: collections and
 // their records, validation, access rules, expand and batch. A rule is
-// enforced here and nowhere else, so REST, batch, expand and (later)
-// GraphQL and realtime all obey the same checks.
+// compiled and enforced here and nowhere else, so REST, batch, expand,
+// realtime and auth (its authRule and MFA rule, through RuleHolds) obey the
+// same checks. No other package gets the store: the system's own reads and
+// writes of its rows (direct.go) go through this service too, and every
+// statement is written by sqlstore from structured conditions.
 package record
 
 import (
