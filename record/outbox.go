@@ -5,8 +5,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/underhood/underhood"
@@ -28,7 +28,7 @@ import (
 // stay in the process: they are not events anyone outside should get.
 
 // OutboxTable is the system table of the outbox.
-const OutboxTable = "_events"
+const OutboxTable = sqlstore.OutboxTable
 
 // OutboxEvent is one event as the outbox keeps it.
 type OutboxEvent struct {
@@ -70,42 +70,10 @@ var outboxSkips = map[string]bool{MFAsName: true, OTPsName: true, ExternalAuthsN
 
 // initOutbox creates the outbox table when it is missing.
 func (s *Service) initOutbox(ctx context.Context) error {
-	d := s.store.Dialect()
-	id := "id INTEGER PRIMARY KEY AUTOINCREMENT" // never reuses an id, even after retention emptied the table
-	if d.Name() != "sqlite" {
-		id = "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-	}
-	stmts := []string{
-		`CREATE TABLE IF NOT EXISTS ` + OutboxTable + ` (
-			` + id + `,
-			eventId      TEXT NOT NULL,
-			collectionId TEXT NOT NULL,
-			collection   TEXT NOT NULL,
-			seq          BIGINT NOT NULL,
-			action       TEXT NOT NULL,
-			recordId     TEXT NOT NULL,
-			record       TEXT NOT NULL,
-			created      TEXT NOT NULL
-		)`,
-		`CREATE UNIQUE INDEX IF NOT EXISTS idx_events_seq ON ` + OutboxTable + ` (collectionId, seq)`,
-		`CREATE INDEX IF NOT EXISTS idx_events_created ON ` + OutboxTable + ` (created)`,
-	}
-	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
-		// Nodes starting together create the table once.
-		if err := s.store.LockSchema(ctx, q); err != nil {
-			return err
-		}
-		for _, st := range stmts {
-			if _, err := q.ExecContext(ctx, st); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.store.Write(ctx, func(q sqlstore.Querier) error { return s.store.CreateOutbox(ctx, q) })
 	if err != nil {
-		return fmt.Errorf("create outbox: %w", err)
+		return err
 	}
-	s.outboxLast = `SELECT COALESCE(MAX(seq), 0) FROM ` + OutboxTable + ` WHERE collectionId = ` + d.Placeholder(1)
 	s.outbox = sqlstore.NewStage(s.store, s.writeOutbox)
 	return nil
 }
@@ -117,8 +85,8 @@ type outboxRow struct {
 	collectionID string
 	collection   string
 	recordID     string
-	record       string
-	created      string
+	record       []byte
+	created      time.Time
 }
 
 // appendOutbox stages the event e of a change of r in the write's
@@ -130,16 +98,12 @@ func (s *Service) appendOutbox(q sqlstore.Querier, e *underhood.Event, r *underh
 		return nil
 	}
 	row := &outboxRow{event: e, collectionID: c.ID, collection: c.Name, recordID: r.ID(),
-		record: string(encodeEventRecord(r)), created: underhood.FormatTime(s.now())}
+		record: encodeEventRecord(r), created: s.now()}
 	if err := s.outbox.Add(q, row); err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}
 	return nil
 }
-
-// outboxChunk bounds the events one INSERT writes, and so the number of
-// statements of different lengths the connection prepares.
-const outboxChunk = 64
 
 // writeOutbox writes the events the writes of a transaction staged, in
 // their order, just before it commits: a few statements for a whole group
@@ -161,17 +125,14 @@ func (s *Service) writeOutbox(ctx context.Context, q sqlstore.Querier, rows []*o
 		last[row.collectionID] = n
 		row.event.Sequence = n
 	}
-	for len(rows) > 0 {
-		chunk := rows[:min(len(rows), outboxChunk)]
-		rows = rows[len(chunk):]
-		args := make([]any, 0, 8*len(chunk))
-		for _, row := range chunk {
-			e := row.event
-			args = append(args, e.ID, row.collectionID, row.collection, e.Sequence, e.Action, row.recordID, row.record, row.created)
-		}
-		if _, err := q.ExecContext(ctx, s.outboxInsert(len(chunk)), args...); err != nil {
-			return fmt.Errorf("write outbox: %w", err)
-		}
+	out := make([]sqlstore.OutboxRow, len(rows))
+	for i, row := range rows {
+		e := row.event
+		out[i] = sqlstore.OutboxRow{ID: e.ID, Sequence: e.Sequence, Action: e.Action, CollectionID: row.collectionID,
+			Collection: row.collection, RecordID: row.recordID, Record: row.record, Created: row.created}
+	}
+	if err := s.store.InsertOutbox(ctx, q, out); err != nil {
+		return err
 	}
 	for id, n := range last {
 		s.store.TookFromSequence(ctx, q, OutboxTable+" "+id, n)
@@ -185,114 +146,84 @@ func (s *Service) lastOutboxSequence(ctx context.Context, q sqlstore.Querier, id
 	if n, ok := s.store.LastInSequence(ctx, q, OutboxTable+" "+id); ok {
 		return n, nil
 	}
-	var n int64
-	if err := sqlstore.ScanRow(ctx, q, s.outboxLast, []any{id}, &n); err != nil {
-		return 0, fmt.Errorf("read outbox sequence: %w", err)
-	}
-	return n, nil
-}
-
-// outboxInsert returns the statement that inserts n events.
-func (s *Service) outboxInsert(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO ` + OutboxTable + ` (eventId, collectionId, collection, seq, action, recordId, record, created) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for j := range 8 {
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(s.dialect.Placeholder(8*i + j + 1))
-		}
-		b.WriteByte(')')
-	}
-	return b.String()
+	return s.store.LastOutboxSequence(ctx, q, id)
 }
 
 // ReadOutbox returns up to limit events after position, in order.
 func (s *Service) ReadOutbox(ctx context.Context, after int64, limit int) ([]OutboxEvent, error) {
-	p := s.store.Dialect().Placeholder
-	return s.queryOutbox(ctx, `id > `+p(1)+` ORDER BY id LIMIT `+p(2), after, limit)
+	return s.readOutbox(ctx, func(q sqlstore.Querier) ([]sqlstore.OutboxRow, error) {
+		return s.store.OutboxAfter(ctx, q, after, limit)
+	})
 }
 
 // OutboxBetween returns up to limit events committed between from and to
 // (inclusive) after position, in order: the events a replay of that time
 // range sends again, as far as retention kept them.
 func (s *Service) OutboxBetween(ctx context.Context, from, to time.Time, after int64, limit int) ([]OutboxEvent, error) {
-	p := s.store.Dialect().Placeholder
-	return s.queryOutbox(ctx, `created >= `+p(1)+` AND created <= `+p(2)+` AND id > `+p(3)+` ORDER BY id LIMIT `+p(4),
-		underhood.FormatTime(from), underhood.FormatTime(to), after, limit)
+	return s.readOutbox(ctx, func(q sqlstore.Querier) ([]sqlstore.OutboxRow, error) {
+		return s.store.OutboxBetween(ctx, q, from, to, after, limit)
+	})
 }
 
 // OutboxEventByID returns the event with the given event id.
 func (s *Service) OutboxEventByID(ctx context.Context, id string) (*OutboxEvent, error) {
-	list, err := s.queryOutbox(ctx, `eventId = `+s.store.Dialect().Placeholder(1)+` LIMIT 1`, id)
+	var row sqlstore.OutboxRow
+	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
+		var err error
+		row, err = s.store.OutboxEvent(ctx, q, id)
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound()
+	}
 	if err != nil {
 		return nil, err
 	}
-	if len(list) == 0 {
-		return nil, errNotFound()
-	}
-	return &list[0], nil
+	e := OutboxEvent(row)
+	return &e, nil
 }
 
-func (s *Service) queryOutbox(ctx context.Context, where string, args ...any) ([]OutboxEvent, error) {
-	var out []OutboxEvent
-	query := `SELECT id, eventId, seq, action, collectionId, collection, recordId, record, created FROM ` + OutboxTable + ` WHERE ` + where
+// readOutbox runs read in a Read and returns its rows as events.
+func (s *Service) readOutbox(ctx context.Context, read func(q sqlstore.Querier) ([]sqlstore.OutboxRow, error)) ([]OutboxEvent, error) {
+	var rows []sqlstore.OutboxRow
 	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
-		return sqlstore.ScanRows(ctx, q, query, args, func(rows *sql.Rows) error {
-			var (
-				e       OutboxEvent
-				created string
-			)
-			if err := rows.Scan(&e.Position, &e.ID, &e.Sequence, &e.Action, &e.CollectionID, &e.Collection, &e.RecordID, (*[]byte)(&e.Record), &created); err != nil {
-				return err
-			}
-			e.Created, _ = underhood.ParseTime(created)
-			out = append(out, e)
-			return nil
-		})
+		var err error
+		rows, err = read(q)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
+		return nil, err
+	}
+	// An event has the fields of its row, so a row converts to it.
+	out := make([]OutboxEvent, len(rows))
+	for i, row := range rows {
+		out[i] = OutboxEvent(row)
 	}
 	return out, nil
 }
 
 // OutboxHead returns the position of the newest event (0 when none).
 func (s *Service) OutboxHead(ctx context.Context) (int64, error) {
-	var n sql.NullInt64
+	var n int64
 	err := s.store.Read(ctx, func(q sqlstore.Querier) error {
-		return q.QueryRowContext(ctx, `SELECT MAX(id) FROM `+OutboxTable).Scan(&n)
+		var err error
+		n, err = s.store.OutboxHead(ctx, q)
+		return err
 	})
-	if err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	return n.Int64, nil
+	return n, err
 }
 
 // TrimOutbox deletes the events at or before position upTo that are older
 // than before, keeping each collection's newest event (the base of its
 // sequence). It returns how many it deleted.
 func (s *Service) TrimOutbox(ctx context.Context, upTo int64, before time.Time) (int64, error) {
-	p := s.store.Dialect().Placeholder
 	var n int64
 	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
-		res, err := q.ExecContext(ctx, `DELETE FROM `+OutboxTable+` WHERE id <= `+p(1)+` AND created < `+p(2)+
-			` AND id NOT IN (SELECT MAX(id) FROM `+OutboxTable+` GROUP BY collectionId)`, upTo, underhood.FormatTime(before))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+		var err error
+		n, err = s.store.TrimOutbox(ctx, q, upTo, before)
 		return err
 	})
-	if err != nil {
-		return 0, fmt.Errorf("trim outbox: %w", err)
-	}
-	return n, nil
+	return n, err
 }
 
 // DecodeEventRecord returns the record of an outbox event with its values

@@ -49,10 +49,8 @@ type Service struct {
 	// listeners receive every committed change (events.go).
 	listeners listeners
 	// outbox holds the events of the running write transaction until it
-	// commits; outboxLast reads a collection's last sequence number
-	// (outbox.go).
-	outbox     *sqlstore.Stage[*outboxRow]
-	outboxLast string
+	// commits (outbox.go).
+	outbox *sqlstore.Stage[*outboxRow]
 }
 
 // schema is an immutable snapshot of every collection.
