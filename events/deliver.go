@@ -3,8 +3,6 @@ package events
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -18,15 +16,19 @@ import (
 	"github.com/underhood/underhood/sqlstore"
 )
 
-// delivery is one event to send to one webhook.
+// delivery is one event to send to one webhook. It has the fields of
+// sqlstore.DueDelivery, so that a due delivery read from the store
+// converts to it.
 type delivery struct {
-	ID, WebhookID, EventID string
-	Position               int64
-	Payload                []byte
-	Attempts               int
-	FirstAttempt           string
-	URL                    string
-	Secrets                []string
+	ID           string
+	WebhookID    string
+	EventID      string
+	Position     int64
+	Payload      []byte
+	Attempts     int
+	FirstAttempt string
+	URL          string
+	Secrets      []string
 }
 
 // Name is the webhooks' relay consumer name.
@@ -35,7 +37,7 @@ func (w *Webhooks) Name() string { return "webhooks" }
 // Consume turns events into the deliveries of the webhooks they match;
 // the deliveries commit with the relay's position.
 func (w *Webhooks) Consume(ctx context.Context, list []record.OutboxEvent) (Commit, error) {
-	hooks, err := w.List(ctx)
+	hooks, err := w.list(ctx)
 	if err != nil || len(hooks) == 0 {
 		return nil, err
 	}
@@ -84,17 +86,13 @@ func (w *Webhooks) filterMatches(ctx context.Context, h *Webhook, rec *underhood
 	return ok
 }
 
+// insertDeliveries queues list, due at once.
 func (w *Webhooks) insertDeliveries(ctx context.Context, q sqlstore.Querier, list []delivery, replay bool) error {
-	ts := now()
-	stmt := `INSERT INTO ` + deliveryTable + ` (id, webhookId, eventId, position, payload, state, attempts, nextAttempt, firstAttempt,
-		leaseUntil, lastStatus, lastError, replay, created, updated) VALUES (` + w.p(1) + `, ` + w.p(2) + `, ` + w.p(3) + `, ` + w.p(4) + `, ` +
-		w.p(5) + `, 'pending', 0, ` + w.p(6) + `, '', '', 0, '', ` + w.p(7) + `, ` + w.p(6) + `, ` + w.p(6) + `)`
-	for _, d := range list {
-		if _, err := q.ExecContext(ctx, stmt, d.ID, d.WebhookID, d.EventID, d.Position, string(d.Payload), ts, replay); err != nil {
-			return fmt.Errorf("enqueue delivery: %w", err)
-		}
+	rows := make([]sqlstore.NewDelivery, len(list))
+	for i, d := range list {
+		rows[i] = sqlstore.NewDelivery{ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, Position: d.Position, Payload: d.Payload}
 	}
-	return nil
+	return w.store.InsertDeliveries(ctx, q, rows, now(), replay)
 }
 
 func (w *Webhooks) wake() {
@@ -163,14 +161,9 @@ func (w *Webhooks) startDue(ctx, attemptCtx context.Context) (bool, error) {
 	// poll whether or not anything is due.
 	var anyDue bool
 	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
-		rows, err := q.QueryContext(ctx, `SELECT 1 FROM `+deliveryTable+` d JOIN `+webhookTable+` h ON h.id = d.webhookId
-			WHERE d.state = 'pending' AND d.nextAttempt <= `+w.p(1)+` AND d.leaseUntil <= `+w.p(1)+` AND h.paused = `+w.p(2)+` LIMIT 1`, nowTS, false)
-		if err != nil {
-			return err
-		}
-		anyDue = rows.Next()
-		rows.Close()
-		return rows.Err()
+		var err error
+		anyDue, err = w.store.AnyDeliveryDue(ctx, q, nowTS)
+		return err
 	})
 	if err != nil || !anyDue {
 		return false, err
@@ -179,30 +172,8 @@ func (w *Webhooks) startDue(ctx, attemptCtx context.Context) (bool, error) {
 	var claimed []delivery
 	err = w.store.Write(ctx, func(q sqlstore.Querier) error {
 		claimed = claimed[:0]
-		rows, err := q.QueryContext(ctx, `SELECT d.id, d.webhookId, d.eventId, d.position, d.payload, d.attempts, d.firstAttempt, h.url, h.secrets
-			FROM `+deliveryTable+` d JOIN `+webhookTable+` h ON h.id = d.webhookId
-			WHERE d.state = 'pending' AND d.nextAttempt <= `+w.p(1)+` AND d.leaseUntil <= `+w.p(1)+` AND h.paused = `+w.p(2)+`
-			ORDER BY d.nextAttempt, d.position LIMIT `+w.p(3), nowTS, false, 4*free)
+		due, err := w.store.DueDeliveries(ctx, q, nowTS, 4*free)
 		if err != nil {
-			return err
-		}
-		var due []delivery
-		for rows.Next() {
-			var (
-				d       delivery
-				payload string
-				secrets string
-			)
-			if err := rows.Scan(&d.ID, &d.WebhookID, &d.EventID, &d.Position, &payload, &d.Attempts, &d.FirstAttempt, &d.URL, &secrets); err != nil {
-				rows.Close()
-				return err
-			}
-			d.Payload = []byte(payload)
-			d.Secrets = parseList(secrets)
-			due = append(due, d)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		w.mu.Lock()
@@ -212,14 +183,14 @@ func (w *Webhooks) startDue(ctx, attemptCtx context.Context) (bool, error) {
 			if len(claimed) >= free || w.inflight[d.WebhookID]+taken[d.WebhookID] >= w.opts.PerWebhook {
 				continue
 			}
-			res, err := q.ExecContext(ctx, `UPDATE `+deliveryTable+` SET leaseUntil = `+w.p(1)+` WHERE id = `+w.p(2)+
-				` AND state = 'pending' AND leaseUntil <= `+w.p(3), lease, d.ID, nowTS)
+			// Another node may have claimed it since it was read.
+			leased, err := w.store.LeaseDelivery(ctx, q, d.ID, lease, nowTS)
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n == 1 {
+			if leased {
 				taken[d.WebhookID]++
-				claimed = append(claimed, d)
+				claimed = append(claimed, delivery(d))
 			}
 		}
 		return nil
@@ -248,12 +219,6 @@ func (w *Webhooks) startDue(ctx, attemptCtx context.Context) (bool, error) {
 		}()
 	}
 	return true, nil
-}
-
-func parseList(s string) []string {
-	var out []string
-	_ = json.Unmarshal([]byte(s), &out)
-	return out
 }
 
 // attempt sends one delivery once and records the outcome.
@@ -287,16 +252,10 @@ func (w *Webhooks) attempt(ctx context.Context, d delivery) {
 	ts := now()
 	// The outcome is recorded even if the loop stops meanwhile.
 	ctx = context.WithoutCancel(ctx)
+	a := sqlstore.WebhookAttempt{ID: underhood.NewID(), DeliveryID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, Attempt: d.Attempts,
+		Status: status, Error: errText, LatencyMs: latency.Milliseconds(), Response: excerpt, Created: ts}
 	err := w.store.Write(ctx, func(q sqlstore.Querier) error {
-		if _, err := q.ExecContext(ctx, `INSERT INTO `+attemptTable+` (id, deliveryId, webhookId, eventId, attempt, status, error, latencyMs, response, created)
-			VALUES (`+w.p(1)+`, `+w.p(2)+`, `+w.p(3)+`, `+w.p(4)+`, `+w.p(5)+`, `+w.p(6)+`, `+w.p(7)+`, `+w.p(8)+`, `+w.p(9)+`, `+w.p(10)+`)`,
-			underhood.NewID(), d.ID, d.WebhookID, d.EventID, d.Attempts, status, errText, latency.Milliseconds(), excerpt, ts); err != nil {
-			return err
-		}
-		_, err := q.ExecContext(ctx, `UPDATE `+deliveryTable+` SET state = `+w.p(1)+`, attempts = `+w.p(2)+`, nextAttempt = `+w.p(3)+
-			`, firstAttempt = `+w.p(4)+`, leaseUntil = '', lastStatus = `+w.p(5)+`, lastError = `+w.p(6)+`, updated = `+w.p(7)+` WHERE id = `+w.p(8),
-			state, d.Attempts, next, d.FirstAttempt, status, errText, ts, d.ID)
-		return err
+		return w.store.RecordAttempt(ctx, q, a, state, next, d.FirstAttempt)
 	})
 	if err != nil {
 		w.log.Error("webhooks: record attempt", "webhook", d.WebhookID, "event", d.EventID, "err", err)
@@ -355,11 +314,5 @@ func (w *Webhooks) backoff(n int) time.Duration {
 // cleanLog deletes finished deliveries and attempts older than KeepLog.
 func (w *Webhooks) cleanLog(ctx context.Context) error {
 	before := underhood.FormatTime(time.Now().Add(-w.opts.KeepLog))
-	return w.store.Write(ctx, func(q sqlstore.Querier) error {
-		if _, err := q.ExecContext(ctx, `DELETE FROM `+attemptTable+` WHERE created < `+w.p(1), before); err != nil {
-			return err
-		}
-		_, err := q.ExecContext(ctx, `DELETE FROM `+deliveryTable+` WHERE state != 'pending' AND updated < `+w.p(1), before)
-		return err
-	})
+	return w.store.Write(ctx, func(q sqlstore.Querier) error { return w.store.DeleteWebhookLog(ctx, q, before) })
 }

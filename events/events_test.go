@@ -82,11 +82,11 @@ func fast() events.WebhookOptions {
 func (e *env) start(opts events.WebhookOptions) *events.Webhooks {
 	e.t.Helper()
 	ctx := context.Background()
-	hooks, err := events.NewWebhooks(ctx, e.records, quiet, opts)
+	hooks, err := events.NewWebhooks(ctx, e.store, e.records, quiet, opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	relay, err := events.NewRelay(ctx, e.records, quiet, events.RelayOptions{Poll: 50 * time.Millisecond}, hooks)
+	relay, err := events.NewRelay(ctx, e.store, e.records, quiet, events.RelayOptions{Poll: 50 * time.Millisecond}, hooks)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -489,11 +489,11 @@ func TestRelayResumesAfterRestart(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	rc := newReceiver(t)
-	hooks, err := events.NewWebhooks(ctx, e.records, quiet, fast())
+	hooks, err := events.NewWebhooks(ctx, e.store, e.records, quiet, fast())
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := events.NewRelay(ctx, e.records, quiet, events.RelayOptions{Poll: 50 * time.Millisecond}, hooks)
+	relay, err := events.NewRelay(ctx, e.store, e.records, quiet, events.RelayOptions{Poll: 50 * time.Millisecond}, hooks)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/underhood/underhood"
@@ -32,7 +31,8 @@ type Delivery struct {
 	Log          []Attempt       `json:"log,omitempty"`
 }
 
-// Attempt is one try at a delivery.
+// Attempt is one try at a delivery. It has the fields of
+// sqlstore.WebhookAttempt, so that one converts to it.
 type Attempt struct {
 	ID         string `json:"id"`
 	DeliveryID string `json:"deliveryId"`
@@ -73,16 +73,24 @@ func (o *ListOptions) normalize() {
 	o.PerPage = min(o.PerPage, 500)
 }
 
-const deliveryColumns = `id, webhookId, eventId, state, attempts, nextAttempt, firstAttempt, lastStatus, lastError, replay, created, updated`
-
-func scanDelivery(sc interface{ Scan(...any) error }, payload *string) (Delivery, error) {
-	var d Delivery
-	dest := []any{&d.ID, &d.WebhookID, &d.EventID, &d.State, &d.Attempts, &d.NextAttempt, &d.FirstAttempt, &d.LastStatus, &d.LastError, &d.Replay, &d.Created, &d.Updated}
-	if payload != nil {
-		dest = append(dest, payload)
+// deliveryOf returns the delivery that row logs.
+func deliveryOf(row sqlstore.WebhookDelivery) Delivery {
+	d := Delivery{ID: row.ID, WebhookID: row.WebhookID, EventID: row.EventID, State: row.State, Attempts: row.Attempts,
+		NextAttempt: row.NextAttempt, FirstAttempt: row.FirstAttempt, LastStatus: row.LastStatus, LastError: row.LastError,
+		Replay: row.Replay, Created: row.Created, Updated: row.Updated}
+	if row.Payload != nil {
+		d.Payload = json.RawMessage(row.Payload)
 	}
-	err := sc.Scan(dest...)
-	return d, err
+	return d
+}
+
+// attemptsOf returns the attempts that rows log.
+func attemptsOf(rows []sqlstore.WebhookAttempt) []Attempt {
+	out := make([]Attempt, len(rows))
+	for i, a := range rows {
+		out[i] = Attempt(a)
+	}
+	return out
 }
 
 // Deliveries lists a webhook's deliveries, newest first.
@@ -91,37 +99,21 @@ func (w *Webhooks) Deliveries(ctx context.Context, webhookID string, o ListOptio
 	if o.State != "" && o.State != StatePending && o.State != StateDelivered && o.State != StateDead {
 		return nil, underhood.Errorf(underhood.EInvalid, "Unknown delivery state %q.", o.State)
 	}
-	where, args := `webhookId = `+w.p(1), []any{webhookID}
-	if o.State != "" {
-		args = append(args, o.State)
-		where += ` AND state = ` + w.p(len(args))
-	}
-	if o.EventID != "" {
-		args = append(args, o.EventID)
-		where += ` AND eventId = ` + w.p(len(args))
-	}
 	res := &Page[Delivery]{Page: o.Page, PerPage: o.PerPage, Items: []Delivery{}}
 	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
 		if _, err := w.get(ctx, q, webhookID); err != nil {
 			return err
 		}
-		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+deliveryTable+` WHERE `+where, args...).Scan(&res.TotalItems); err != nil {
-			return err
-		}
-		rows, err := q.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM `+deliveryTable+` WHERE `+where+
-			` ORDER BY created DESC, position DESC, id`+w.store.Dialect().LimitOffset(o.PerPage, (o.Page-1)*o.PerPage), args...)
+		total, rows, err := w.store.DeliveryPage(ctx, q, webhookID, sqlstore.DeliveryFilter{State: o.State, EventID: o.EventID},
+			o.PerPage, (o.Page-1)*o.PerPage)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanDelivery(rows, nil)
-			if err != nil {
-				return err
-			}
-			res.Items = append(res.Items, d)
+		res.TotalItems = total
+		for _, row := range rows {
+			res.Items = append(res.Items, deliveryOf(row))
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return nil, wrapInternal("list deliveries", err)
@@ -134,18 +126,16 @@ func (w *Webhooks) Deliveries(ctx context.Context, webhookID string, o ListOptio
 func (w *Webhooks) Delivery(ctx context.Context, webhookID, id string) (*Delivery, error) {
 	var d Delivery
 	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
-		var payload string
-		var err error
-		d, err = scanDelivery(q.QueryRowContext(ctx, `SELECT `+deliveryColumns+`, payload FROM `+deliveryTable+
-			` WHERE webhookId = `+w.p(1)+` AND id = `+w.p(2), webhookID, id), &payload)
+		row, err := w.store.DeliveryByID(ctx, q, webhookID, id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return underhood.Errorf(underhood.ENotFound, "The requested resource wasn't found.")
 		}
 		if err != nil {
 			return err
 		}
-		d.Payload = json.RawMessage(payload)
-		d.Log, err = w.attempts(ctx, q, `deliveryId = `+w.p(1), []any{id}, 1000, 0)
+		d = deliveryOf(row)
+		attempts, err := w.store.DeliveryAttempts(ctx, q, id, 1000)
+		d.Log = attemptsOf(attempts)
 		return err
 	})
 	if err != nil {
@@ -157,50 +147,24 @@ func (w *Webhooks) Delivery(ctx context.Context, webhookID, id string) (*Deliver
 // Attempts lists a webhook's attempts, newest first.
 func (w *Webhooks) Attempts(ctx context.Context, webhookID string, o ListOptions) (*Page[Attempt], error) {
 	o.normalize()
-	where, args := `webhookId = `+w.p(1), []any{webhookID}
-	if o.DeliveryID != "" {
-		args = append(args, o.DeliveryID)
-		where += ` AND deliveryId = ` + w.p(len(args))
-	}
-	if o.EventID != "" {
-		args = append(args, o.EventID)
-		where += ` AND eventId = ` + w.p(len(args))
-	}
 	res := &Page[Attempt]{Page: o.Page, PerPage: o.PerPage}
 	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
 		if _, err := w.get(ctx, q, webhookID); err != nil {
 			return err
 		}
-		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+attemptTable+` WHERE `+where, args...).Scan(&res.TotalItems); err != nil {
+		total, rows, err := w.store.AttemptPage(ctx, q, webhookID, sqlstore.AttemptFilter{DeliveryID: o.DeliveryID, EventID: o.EventID},
+			o.PerPage, (o.Page-1)*o.PerPage)
+		if err != nil {
 			return err
 		}
-		var err error
-		res.Items, err = w.attempts(ctx, q, where, args, o.PerPage, (o.Page-1)*o.PerPage)
-		return err
+		res.TotalItems, res.Items = total, attemptsOf(rows)
+		return nil
 	})
 	if err != nil {
 		return nil, wrapInternal("list attempts", err)
 	}
 	res.TotalPages = (res.TotalItems + o.PerPage - 1) / o.PerPage
 	return res, nil
-}
-
-func (w *Webhooks) attempts(ctx context.Context, q sqlstore.Querier, where string, args []any, limit, offset int) ([]Attempt, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, deliveryId, webhookId, eventId, attempt, status, error, latencyMs, response, created FROM `+
-		attemptTable+` WHERE `+where+` ORDER BY created DESC, attempt DESC`+w.store.Dialect().LimitOffset(limit, offset), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Attempt{}
-	for rows.Next() {
-		var a Attempt
-		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.WebhookID, &a.EventID, &a.Attempt, &a.Status, &a.Error, &a.LatencyMs, &a.Response, &a.Created); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
 }
 
 // Replay selects events to send to a webhook again: one event by id,
@@ -259,20 +223,21 @@ func (w *Webhooks) replayOne(ctx context.Context, h *Webhook, id string) (delive
 		return delivery{}, err
 	}
 	var (
-		payload string
+		payload []byte
 		pos     int64
 	)
 	err = w.store.Read(ctx, func(q sqlstore.Querier) error {
-		return q.QueryRowContext(ctx, `SELECT payload, position FROM `+deliveryTable+` WHERE webhookId = `+w.p(1)+` AND eventId = `+w.p(2)+
-			` ORDER BY created DESC LIMIT 1`, h.ID, id).Scan(&payload, &pos)
+		var err error
+		payload, pos, err = w.store.LatestDelivery(ctx, q, h.ID, id)
+		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return delivery{}, underhood.Errorf(underhood.ENotFound, "The event %q is not kept any more.", id)
 	}
 	if err != nil {
-		return delivery{}, fmt.Errorf("find event %s: %w", id, err)
+		return delivery{}, err
 	}
-	return delivery{ID: underhood.NewID(), WebhookID: h.ID, EventID: id, Position: pos, Payload: []byte(payload)}, nil
+	return delivery{ID: underhood.NewID(), WebhookID: h.ID, EventID: id, Position: pos, Payload: payload}, nil
 }
 
 func (w *Webhooks) replayRange(ctx context.Context, h *Webhook, from, to time.Time) ([]delivery, error) {

@@ -61,7 +61,7 @@ func TestNATSPublishesEveryEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close()
-	relay, err := events.NewRelay(ctx, e.records, quiet, events.RelayOptions{Poll: 50 * time.Millisecond}, bus)
+	relay, err := events.NewRelay(ctx, e.store, e.records, quiet, events.RelayOptions{Poll: 50 * time.Millisecond}, bus)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ type node struct {
 func startNode(t *testing.T, dsn, url string) *node {
 	t.Helper()
 	ctx := context.Background()
-	records := recordtest.Open(t, sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn}, quiet)
+	records, store := recordtest.OpenStore(t, sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn}, quiet)
 	broker := realtime.New(records, quiet)
 	t.Cleanup(broker.Close)
 	bus, err := events.NewNATS(ctx, url, records, quiet, events.NATSOptions{Stream: events.DefaultStream})
@@ -153,7 +153,7 @@ func startNode(t *testing.T, dsn, url string) *node {
 		t.Fatal(err)
 	}
 	broker.UsePeers(bus)
-	relay, err := events.NewRelay(ctx, records, quiet, events.RelayOptions{Poll: 50 * time.Millisecond}, bus)
+	relay, err := events.NewRelay(ctx, store, records, quiet, events.RelayOptions{Poll: 50 * time.Millisecond}, bus)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,17 +257,17 @@ func TestNATSDirectAcrossNodes(t *testing.T) {
 func TestRelayMissesNothingWhenNodesWriteAtOnce(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	ctx := context.Background()
-	open := func() *record.Service {
-		return recordtest.Open(t, sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn}, quiet)
+	open := func() (*record.Service, *sqlstore.Store) {
+		return recordtest.OpenStore(t, sqlstore.Config{Dialect: postgres.Dialect{}, DSN: dsn}, quiet)
 	}
-	a := open()
+	a, aStore := open()
 	if _, err := a.SaveCollection(ctx, a.SystemRequest().Auth, "", &underhood.Collection{
 		Name: "notes", Type: underhood.TypeBase, Fields: []*underhood.Field{{Name: "text", Type: underhood.FieldText}}}); err != nil {
 		t.Fatal(err)
 	}
-	b := open()
+	b, _ := open()
 	c := &collector{name: "all"}
-	relay, err := events.NewRelay(ctx, a, quiet, events.RelayOptions{Poll: 10 * time.Millisecond, Batch: 7}, c)
+	relay, err := events.NewRelay(ctx, aStore, a, quiet, events.RelayOptions{Poll: 10 * time.Millisecond, Batch: 7}, c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,12 @@
 //
 // Realtime subscribers do not go through the relay: they are fed straight
 // from the commit (record.Service.Listen), as a closed stream loses its
-// events anyway.
+// events anyway. docs/architecture.md follows a change down both roads.
+//
+// The package reads the outbox only through record.Service; its own tables
+// (the consumers' positions, the webhooks, their deliveries and attempts)
+// it keeps through the *sqlstore.Store it is given, whose methods hold
+// their SQL.
 package events
 
 import (
@@ -74,9 +79,6 @@ const (
 // errMoved is a position that another node moved first.
 var errMoved = errors.New("events: consumer position moved by another node")
 
-// cursorTable keeps each consumer's position.
-const cursorTable = "_eventConsumers"
-
 // Relay delivers the outbox's events to its consumers, each at its own pace.
 type Relay struct {
 	records *record.Service
@@ -93,10 +95,11 @@ type Relay struct {
 	closeOnce  sync.Once
 }
 
-// NewRelay starts a relay that feeds consumers. A consumer seen for the
-// first time starts at the newest event: it gets the changes committed
-// from then on. Close stops it.
-func NewRelay(ctx context.Context, records *record.Service, log *slog.Logger, opts RelayOptions, consumers ...Consumer) (*Relay, error) {
+// NewRelay starts a relay that feeds consumers the events of records'
+// outbox, keeping their positions in store. A consumer seen for the first
+// time starts at the newest event: it gets the changes committed from
+// then on. Close stops it.
+func NewRelay(ctx context.Context, store *sqlstore.Store, records *record.Service, log *slog.Logger, opts RelayOptions, consumers ...Consumer) (*Relay, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -112,7 +115,7 @@ func NewRelay(ctx context.Context, records *record.Service, log *slog.Logger, op
 	if opts.TrimEvery <= 0 {
 		opts.TrimEvery = defaultTrimEvery
 	}
-	r := &Relay{records: records, store: records.Store(), log: log, opts: opts}
+	r := &Relay{records: records, store: store, log: log, opts: opts}
 	if err := r.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -169,48 +172,29 @@ func (r *Relay) wake() {
 }
 
 func (r *Relay) migrate(ctx context.Context) error {
-	err := r.store.Write(ctx, func(q sqlstore.Querier) error {
-		_, err := q.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+cursorTable+` (
-			name     TEXT PRIMARY KEY NOT NULL,
-			position BIGINT NOT NULL,
-			updated  TEXT NOT NULL
-		)`)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("create %s: %w", cursorTable, err)
-	}
-	return nil
+	return r.store.Write(ctx, func(q sqlstore.Querier) error { return r.store.CreateCursorTable(ctx, q) })
 }
 
 // position returns the consumer's position, registering a new consumer at
 // the newest event.
 func (r *Relay) position(ctx context.Context, name string) (int64, error) {
-	p := r.store.Dialect().Placeholder
 	var pos int64
 	err := r.store.Read(ctx, func(q sqlstore.Querier) error {
-		return q.QueryRowContext(ctx, `SELECT position FROM `+cursorTable+` WHERE name = `+p(1), name).Scan(&pos)
-	})
-	if err == nil {
-		return pos, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("read position of %s: %w", name, err)
-	}
-	// The head is read in the writing transaction, so no event can commit
-	// between reading it and storing it.
-	err = r.store.Write(ctx, func(q sqlstore.Querier) error {
-		if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM `+record.OutboxTable).Scan(&pos); err != nil {
-			return err
-		}
-		_, err := q.ExecContext(ctx, `INSERT INTO `+cursorTable+` (name, position, updated) VALUES (`+p(1)+`, `+p(2)+`, `+p(3)+`)`,
-			name, pos, now())
+		var err error
+		pos, err = r.store.CursorPosition(ctx, q, name)
 		return err
 	})
-	if err != nil {
-		return 0, fmt.Errorf("register consumer %s: %w", name, err)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return pos, err
 	}
-	return pos, nil
+	// The newest event is read in the writing transaction that stores it
+	// as the position, so no event can commit in between.
+	err = r.store.Write(ctx, func(q sqlstore.Querier) error {
+		var err error
+		pos, err = r.store.RegisterCursor(ctx, q, name)
+		return err
+	})
+	return pos, err
 }
 
 // run feeds one consumer until ctx ends.
@@ -258,7 +242,6 @@ func (r *Relay) step(ctx context.Context, c Consumer, pos int64) (int64, error) 
 		return pos, err
 	}
 	next := list[len(list)-1].Position
-	p := r.store.Dialect().Placeholder
 	err = r.store.Write(ctx, func(q sqlstore.Querier) error {
 		if work != nil {
 			if err := work(ctx, q); err != nil {
@@ -268,12 +251,11 @@ func (r *Relay) step(ctx context.Context, c Consumer, pos int64) (int64, error) 
 		// Nodes sharing a database run the same consumers: the work of
 		// a batch commits only if no other node has moved the position
 		// meanwhile, so each batch's work commits once.
-		res, err := q.ExecContext(ctx, `UPDATE `+cursorTable+` SET position = `+p(1)+`, updated = `+p(2)+
-			` WHERE name = `+p(3)+` AND position = `+p(4), next, now(), c.Name(), pos)
+		advanced, err := r.store.AdvanceCursor(ctx, q, c.Name(), pos, next)
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err == nil && n != 1 {
+		if !advanced {
 			return errMoved
 		}
 		return nil

@@ -71,7 +71,7 @@ func TestRelayDeliversInOrderThroughFailures(t *testing.T) {
 	early := e.create("notes", map[string]any{"text": "before the consumer existed"})
 	healthy := &collector{name: "healthy"}
 	flaky := &collector{name: "flaky", failures: 2, commitFailures: 2}
-	relay, err := events.NewRelay(ctx, e.records, quiet, events.RelayOptions{Poll: 20 * time.Millisecond, Batch: 3}, healthy, flaky)
+	relay, err := events.NewRelay(ctx, e.store, e.records, quiet, events.RelayOptions{Poll: 20 * time.Millisecond, Batch: 3}, healthy, flaky)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestRelayDeliversInOrderThroughFailures(t *testing.T) {
 
 	// A new relay resumes each consumer where it stopped.
 	e.create("notes", map[string]any{"text": "later"})
-	relay, err = events.NewRelay(ctx, e.records, quiet, events.RelayOptions{Poll: 20 * time.Millisecond}, healthy)
+	relay, err = events.NewRelay(ctx, e.store, e.records, quiet, events.RelayOptions{Poll: 20 * time.Millisecond}, healthy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestRelayRetentionKeepsWhatAConsumerStillNeeds(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	stuck := &collector{name: "stuck", failures: 1 << 30}
-	relay, err := events.NewRelay(ctx, e.records, quiet, events.RelayOptions{Poll: 20 * time.Millisecond, Retention: time.Nanosecond, TrimEvery: 20 * time.Millisecond}, stuck)
+	relay, err := events.NewRelay(ctx, e.store, e.records, quiet, events.RelayOptions{Poll: 20 * time.Millisecond, Retention: time.Nanosecond, TrimEvery: 20 * time.Millisecond}, stuck)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +41,18 @@ type Webhook struct {
 	// start is the outbox position when the webhook was created: it gets
 	// the events after it.
 	start int64
+}
+
+// webhookOf returns the webhook that row stores.
+func webhookOf(row sqlstore.Webhook) *Webhook {
+	return &Webhook{ID: row.ID, Name: row.Name, URL: row.URL, Collections: nonNil(row.Collections), Actions: nonNil(row.Actions),
+		Filter: row.Filter, Secrets: nonNil(row.Secrets), Paused: row.Paused, Created: row.Created, Updated: row.Updated, start: row.Start}
+}
+
+// row returns h as the store keeps it.
+func (h *Webhook) row() *sqlstore.Webhook {
+	return &sqlstore.Webhook{ID: h.ID, Name: h.Name, URL: h.URL, Collections: h.Collections, Actions: h.Actions,
+		Filter: h.Filter, Secrets: h.Secrets, Paused: h.Paused, Start: h.start, Created: h.Created, Updated: h.Updated}
 }
 
 // WebhookOptions tune delivery; zero values take the defaults.
@@ -83,13 +94,6 @@ const (
 	maxWebhooks = 1000
 )
 
-// Tables of the webhooks.
-const (
-	webhookTable  = "_webhooks"
-	deliveryTable = "_webhookDeliveries"
-	attemptTable  = "_webhookAttempts"
-)
-
 // Delivery states.
 const (
 	StatePending   = "pending"
@@ -117,10 +121,10 @@ type Webhooks struct {
 	closeOnce sync.Once
 }
 
-// NewWebhooks creates the webhook tables when missing and starts the
-// delivery loop; Close stops it. Events reach it once it is a consumer of
-// a Relay.
-func NewWebhooks(ctx context.Context, records *record.Service, log *slog.Logger, opts WebhookOptions) (*Webhooks, error) {
+// NewWebhooks creates the webhook tables in store when missing and starts
+// the delivery loop; Close stops it. Events reach it once it is a consumer
+// of a Relay. records checks the webhooks' collections and filters.
+func NewWebhooks(ctx context.Context, store *sqlstore.Store, records *record.Service, log *slog.Logger, opts WebhookOptions) (*Webhooks, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -148,7 +152,7 @@ func NewWebhooks(ctx context.Context, records *record.Service, log *slog.Logger,
 	if opts.KeepLog <= 0 {
 		opts.KeepLog = defaultKeepLog
 	}
-	w := &Webhooks{records: records, store: records.Store(), log: log, opts: opts,
+	w := &Webhooks{records: records, store: store, log: log, opts: opts,
 		kick: make(chan struct{}, 1), inflight: map[string]int{}}
 	if err := w.migrate(ctx); err != nil {
 		return nil, err
@@ -185,73 +189,17 @@ func (w *Webhooks) Close() {
 }
 
 func (w *Webhooks) migrate(ctx context.Context) error {
-	stmts := []string{
-		`CREATE TABLE IF NOT EXISTS ` + webhookTable + ` (
-			id          TEXT PRIMARY KEY NOT NULL,
-			name        TEXT NOT NULL,
-			url         TEXT NOT NULL,
-			collections TEXT NOT NULL,
-			actions     TEXT NOT NULL,
-			filter      TEXT NOT NULL,
-			secrets     TEXT NOT NULL,
-			paused      BOOLEAN NOT NULL,
-			start       BIGINT NOT NULL,
-			created     TEXT NOT NULL,
-			updated     TEXT NOT NULL
-		)`,
-		`CREATE TABLE IF NOT EXISTS ` + deliveryTable + ` (
-			id           TEXT PRIMARY KEY NOT NULL,
-			webhookId    TEXT NOT NULL,
-			eventId      TEXT NOT NULL,
-			position     BIGINT NOT NULL,
-			payload      TEXT NOT NULL,
-			state        TEXT NOT NULL,
-			attempts     INTEGER NOT NULL,
-			nextAttempt  TEXT NOT NULL,
-			firstAttempt TEXT NOT NULL,
-			leaseUntil   TEXT NOT NULL,
-			lastStatus   INTEGER NOT NULL,
-			lastError    TEXT NOT NULL,
-			replay       BOOLEAN NOT NULL,
-			created      TEXT NOT NULL,
-			updated      TEXT NOT NULL
-		)`,
-		`CREATE INDEX IF NOT EXISTS idx_webhook_deliveries_due ON ` + deliveryTable + ` (state, nextAttempt)`,
-		`CREATE INDEX IF NOT EXISTS idx_webhook_deliveries_hook ON ` + deliveryTable + ` (webhookId, created)`,
-		`CREATE INDEX IF NOT EXISTS idx_webhook_deliveries_event ON ` + deliveryTable + ` (eventId)`,
-		`CREATE TABLE IF NOT EXISTS ` + attemptTable + ` (
-			id         TEXT PRIMARY KEY NOT NULL,
-			deliveryId TEXT NOT NULL,
-			webhookId  TEXT NOT NULL,
-			eventId    TEXT NOT NULL,
-			attempt    INTEGER NOT NULL,
-			status     INTEGER NOT NULL,
-			error      TEXT NOT NULL,
-			latencyMs  INTEGER NOT NULL,
-			response   TEXT NOT NULL,
-			created    TEXT NOT NULL
-		)`,
-		`CREATE INDEX IF NOT EXISTS idx_webhook_attempts_hook ON ` + attemptTable + ` (webhookId, created)`,
-		`CREATE INDEX IF NOT EXISTS idx_webhook_attempts_delivery ON ` + attemptTable + ` (deliveryId)`,
-	}
-	err := w.store.Write(ctx, func(q sqlstore.Querier) error {
-		for _, st := range stmts {
-			if _, err := q.ExecContext(ctx, st); err != nil {
-				return err
-			}
-		}
-		if w.store.Dialect().Name() == "sqlite" {
-			// One process owns an SQLite database: attempts it had in flight
-			// when it stopped are not running anywhere.
-			_, err := q.ExecContext(ctx, `UPDATE `+deliveryTable+` SET leaseUntil = '' WHERE state = 'pending' AND leaseUntil != ''`)
+	return w.store.Write(ctx, func(q sqlstore.Querier) error {
+		if err := w.store.CreateWebhookTables(ctx, q); err != nil {
 			return err
+		}
+		if !w.store.Shared() {
+			// One process owns a database no other shares: the attempts it
+			// had in flight when it stopped are not running anywhere.
+			return w.store.ReleaseDeliveryLeases(ctx, q)
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("create webhook tables: %w", err)
-	}
-	return nil
 }
 
 // WebhookInput is what a superuser sends to create or change a webhook;
@@ -266,23 +214,6 @@ type WebhookInput struct {
 	Paused      *bool     `json:"paused"`
 }
 
-const webhookColumns = `id, name, url, collections, actions, filter, secrets, paused, start, created, updated`
-
-func scanWebhook(sc interface{ Scan(...any) error }) (*Webhook, error) {
-	var (
-		h                      Webhook
-		colls, actions, secret string
-	)
-	if err := sc.Scan(&h.ID, &h.Name, &h.URL, &colls, &actions, &h.Filter, &secret, &h.Paused, &h.start, &h.Created, &h.Updated); err != nil {
-		return nil, err
-	}
-	_ = json.Unmarshal([]byte(colls), &h.Collections)
-	_ = json.Unmarshal([]byte(actions), &h.Actions)
-	_ = json.Unmarshal([]byte(secret), &h.Secrets)
-	h.Collections, h.Actions, h.Secrets = nonNil(h.Collections), nonNil(h.Actions), nonNil(h.Secrets)
-	return &h, nil
-}
-
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}
@@ -292,29 +223,24 @@ func nonNil(s []string) []string {
 
 // List returns every webhook, oldest first.
 func (w *Webhooks) List(ctx context.Context) ([]*Webhook, error) {
-	var out []*Webhook
+	return w.list(ctx)
+}
+
+func (w *Webhooks) list(ctx context.Context) ([]*Webhook, error) {
+	var rows []sqlstore.Webhook
 	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
 		var err error
-		out, err = listWebhooks(ctx, q)
+		rows, err = w.store.ListWebhooks(ctx, q)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list webhooks: %w", err)
+		return nil, err
+	}
+	out := make([]*Webhook, len(rows))
+	for i, row := range rows {
+		out[i] = webhookOf(row)
 	}
 	return out, nil
-}
-
-func listWebhooks(ctx context.Context, q sqlstore.Querier) ([]*Webhook, error) {
-	out := []*Webhook{}
-	err := sqlstore.ScanRows(ctx, q, `SELECT `+webhookColumns+` FROM `+webhookTable+` ORDER BY created, id`, nil, func(rows *sql.Rows) error {
-		h, err := scanWebhook(rows)
-		if err != nil {
-			return err
-		}
-		out = append(out, h)
-		return nil
-	})
-	return out, err
 }
 
 // Get returns one webhook, ENotFound when there is none.
@@ -329,17 +255,15 @@ func (w *Webhooks) Get(ctx context.Context, id string) (*Webhook, error) {
 }
 
 func (w *Webhooks) get(ctx context.Context, q sqlstore.Querier, id string) (*Webhook, error) {
-	h, err := scanWebhook(q.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM `+webhookTable+` WHERE id = `+w.p(1), id))
+	row, err := w.store.WebhookByID(ctx, q, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, underhood.Errorf(underhood.ENotFound, "The requested resource wasn't found.")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read webhook: %w", err)
+		return nil, err
 	}
-	return h, nil
+	return webhookOf(row), nil
 }
-
-func (w *Webhooks) p(n int) string { return w.store.Dialect().Placeholder(n) }
 
 // Create registers a webhook; it gets the events committed from now on.
 // Without secrets it gets a fresh one.
@@ -353,22 +277,21 @@ func (w *Webhooks) Create(ctx context.Context, in WebhookInput) (*Webhook, error
 		h.Secrets = []string{NewSecret()}
 	}
 	err := w.store.Write(ctx, func(q sqlstore.Querier) error {
-		var n int
-		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+webhookTable).Scan(&n); err != nil {
+		n, err := w.store.CountWebhooks(ctx, q)
+		if err != nil {
 			return err
 		}
 		if n >= maxWebhooks {
 			return underhood.Errorf(underhood.EInvalid, "At most %d webhooks can be registered.", maxWebhooks)
 		}
-		// The start is read in the writing transaction: no event commits
-		// between it and the webhook.
-		if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM `+record.OutboxTable).Scan(&h.start); err != nil {
+		// The webhook starts at the newest event, read in this writing
+		// transaction: no event commits between the two.
+		row := h.row()
+		if err := w.store.InsertWebhook(ctx, q, row); err != nil {
 			return err
 		}
-		_, err := q.ExecContext(ctx, `INSERT INTO `+webhookTable+` (`+webhookColumns+`) VALUES (`+
-			w.p(1)+`, `+w.p(2)+`, `+w.p(3)+`, `+w.p(4)+`, `+w.p(5)+`, `+w.p(6)+`, `+w.p(7)+`, `+w.p(8)+`, `+w.p(9)+`, `+w.p(10)+`, `+w.p(11)+`)`,
-			h.ID, h.Name, h.URL, jsonList(h.Collections), jsonList(h.Actions), h.Filter, jsonList(h.Secrets), h.Paused, h.start, h.Created, h.Updated)
-		return err
+		h.start = row.Start
+		return nil
 	})
 	if err != nil {
 		return nil, wrapInternal("create webhook", err)
@@ -398,10 +321,7 @@ func (w *Webhooks) Update(ctx context.Context, id string, in WebhookInput) (*Web
 
 func (w *Webhooks) save(ctx context.Context, q sqlstore.Querier, h *Webhook) error {
 	h.Updated = now()
-	_, err := q.ExecContext(ctx, `UPDATE `+webhookTable+` SET name = `+w.p(1)+`, url = `+w.p(2)+`, collections = `+w.p(3)+
-		`, actions = `+w.p(4)+`, filter = `+w.p(5)+`, secrets = `+w.p(6)+`, paused = `+w.p(7)+`, updated = `+w.p(8)+` WHERE id = `+w.p(9),
-		h.Name, h.URL, jsonList(h.Collections), jsonList(h.Actions), h.Filter, jsonList(h.Secrets), h.Paused, h.Updated, h.ID)
-	return err
+	return w.store.UpdateWebhook(ctx, q, h.row())
 }
 
 // RotateSecret makes a new secret the webhook's first and keeps the
@@ -433,13 +353,7 @@ func (w *Webhooks) Delete(ctx context.Context, id string) error {
 		if _, err := w.get(ctx, q, id); err != nil {
 			return err
 		}
-		for _, t := range []string{attemptTable, deliveryTable} {
-			if _, err := q.ExecContext(ctx, `DELETE FROM `+t+` WHERE webhookId = `+w.p(1), id); err != nil {
-				return err
-			}
-		}
-		_, err := q.ExecContext(ctx, `DELETE FROM `+webhookTable+` WHERE id = `+w.p(1), id)
-		return err
+		return w.store.DeleteWebhook(ctx, q, id)
 	})
 	return wrapInternal("delete webhook", err)
 }
@@ -517,11 +431,6 @@ func (w *Webhooks) apply(h *Webhook, in WebhookInput) error {
 		return underhood.Invalid("Invalid webhook.", errs)
 	}
 	return nil
-}
-
-func jsonList(s []string) string {
-	b, _ := json.Marshal(nonNil(s))
-	return string(b)
 }
 
 // wrapInternal wraps err with op unless it is an error for the client.

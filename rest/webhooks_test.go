@@ -29,13 +29,13 @@ func newWebhookEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	records := recordtest.Open(t, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()}, log)
+	records, store := recordtest.OpenStore(t, sqlstore.Config{Dialect: sqlite.Dialect{}, Dir: t.TempDir()}, log)
 	client := outbound.New(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, MaxRedirects: -1})
-	hooks, err := events.NewWebhooks(ctx, records, log, events.WebhookOptions{Client: client, RetryBase: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+	hooks, err := events.NewWebhooks(ctx, store, records, log, events.WebhookOptions{Client: client, RetryBase: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := events.NewRelay(ctx, records, log, events.RelayOptions{Poll: 50 * time.Millisecond}, hooks)
+	relay, err := events.NewRelay(ctx, store, records, log, events.RelayOptions{Poll: 50 * time.Millisecond}, hooks)
 	if err != nil {
 		t.Fatal(err)
 	}

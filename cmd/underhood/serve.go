@@ -135,8 +135,10 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	fileSvc := files.New(fileStore, records, log, fileOpts)
 	defer fileSvc.Close()
 	// Webhooks get every committed change through the outbox relay; the
-	// relay stops first, then the deliveries, both before the store.
-	webhooks, err := events.NewWebhooks(ctx, records, log, events.WebhookOptions{
+	// relay stops first, then the deliveries, both before the store. Both
+	// keep their own tables in the store; the outbox they read through
+	// records.
+	webhooks, err := events.NewWebhooks(ctx, store, records, log, events.WebhookOptions{
 		Client: outbound.New(outbound.Options{Allow: allow, MaxRedirects: -1}),
 	})
 	if err != nil {
@@ -152,7 +154,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		defer bus.Close()
 		consumers = append(consumers, bus)
 	}
-	relay, err := events.NewRelay(ctx, records, log, events.RelayOptions{}, consumers...)
+	relay, err := events.NewRelay(ctx, store, records, log, events.RelayOptions{}, consumers...)
 	if err != nil {
 		return err
 	}
