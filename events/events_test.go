@@ -209,9 +209,15 @@ func summary(list []received) []string {
 
 func ptr[T any](v T) *T { return &v }
 
+// superuser is a caller of the webhooks API that may use it: a record of
+// the superusers collection, as the REST API passes it.
+func superuser() *underhood.Record {
+	return &underhood.Record{Collection: &underhood.Collection{Name: underhood.SuperusersName, Type: underhood.TypeAuth}, Data: map[string]any{"id": "su"}}
+}
+
 func mustHook(t *testing.T, hooks *events.Webhooks, in events.WebhookInput) *events.Webhook {
 	t.Helper()
-	h, err := hooks.Create(context.Background(), in)
+	h, err := hooks.Create(context.Background(), superuser(), in)
 	if err != nil {
 		t.Fatalf("Create webhook = %v", err)
 	}
@@ -298,7 +304,7 @@ func TestWebhookRetriesThenDeadLetters(t *testing.T) {
 	note := e.create("notes", map[string]any{"text": "retry me"})
 	flaky.wait(1)
 	list := waitDeliveries(t, hooks, hFlaky.ID, events.StateDelivered, 1)
-	d, err := hooks.Delivery(ctx, hFlaky.ID, list.Items[0].ID)
+	d, err := hooks.Delivery(ctx, superuser(), hFlaky.ID, list.Items[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +329,7 @@ func TestWebhookRetriesThenDeadLetters(t *testing.T) {
 	if dead.Items[0].Attempts < 2 || dead.Items[0].LastStatus != 503 {
 		t.Errorf("dead delivery = %+v, want several attempts ending in 503", dead.Items[0])
 	}
-	attempts, err := hooks.Attempts(ctx, hDown.ID, events.ListOptions{})
+	attempts, err := hooks.Attempts(ctx, superuser(), hDown.ID, events.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +340,7 @@ func TestWebhookRetriesThenDeadLetters(t *testing.T) {
 	down.mu.Lock()
 	down.status = 0
 	down.mu.Unlock()
-	if n, err := hooks.Replay(ctx, hDown.ID, events.Replay{EventID: attempts.Items[0].EventID}); err != nil || n != 1 {
+	if n, err := hooks.Replay(ctx, superuser(), hDown.ID, events.Replay{EventID: attempts.Items[0].EventID}); err != nil || n != 1 {
 		t.Fatalf("Replay = %d, %v", n, err)
 	}
 	if got := down.wait(1); got[0].id != attempts.Items[0].EventID {
@@ -347,7 +353,7 @@ func waitDeliveries(t *testing.T, hooks *events.Webhooks, id, state string, n in
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		page, err := hooks.Deliveries(context.Background(), id, events.ListOptions{State: state})
+		page, err := hooks.Deliveries(context.Background(), superuser(), id, events.ListOptions{State: state})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,13 +375,13 @@ func TestWebhookPauseResumeRotateReplay(t *testing.T) {
 	h := mustHook(t, hooks, events.WebhookInput{URL: ptr(rc.srv.URL), Collections: ptr([]string{"notes"})})
 	rc.secrets = h.Secrets
 
-	if _, err := hooks.Update(ctx, h.ID, events.WebhookInput{Paused: ptr(true)}); err != nil {
+	if _, err := hooks.Update(ctx, superuser(), h.ID, events.WebhookInput{Paused: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	e.create("notes", map[string]any{"text": "while paused"})
 	rc.none(0)
-	if _, err := hooks.Update(ctx, h.ID, events.WebhookInput{Paused: ptr(false)}); err != nil {
+	if _, err := hooks.Update(ctx, superuser(), h.ID, events.WebhookInput{Paused: ptr(false)}); err != nil {
 		t.Fatal(err)
 	}
 	first := rc.wait(1)[0]
@@ -383,7 +389,7 @@ func TestWebhookPauseResumeRotateReplay(t *testing.T) {
 	// After a rotation both secrets sign; a receiver that only knows the
 	// new one, or only the old one, verifies.
 	old := h.Secrets[0]
-	h, err := hooks.RotateSecret(ctx, h.ID)
+	h, err := hooks.RotateSecret(ctx, superuser(), h.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +406,7 @@ func TestWebhookPauseResumeRotateReplay(t *testing.T) {
 	}
 
 	// Replaying the time range sends the three notes again with their ids.
-	n, err := hooks.Replay(ctx, h.ID, events.Replay{From: start.Add(-time.Second), To: time.Now().Add(time.Second)})
+	n, err := hooks.Replay(ctx, superuser(), h.ID, events.Replay{From: start.Add(-time.Second), To: time.Now().Add(time.Second)})
 	if err != nil || n != 3 {
 		t.Fatalf("Replay(range) = %d, %v; want 3", n, err)
 	}
@@ -412,7 +418,7 @@ func TestWebhookPauseResumeRotateReplay(t *testing.T) {
 	if len(ids) != 3 || ids[first.id] != 2 {
 		t.Errorf("webhook-ids received = %v, want each of 3 events twice", ids)
 	}
-	if _, err := hooks.Replay(ctx, h.ID, events.Replay{EventID: "missing"}); underhood.ErrorCode(err) != underhood.ENotFound {
+	if _, err := hooks.Replay(ctx, superuser(), h.ID, events.Replay{EventID: "missing"}); underhood.ErrorCode(err) != underhood.ENotFound {
 		t.Errorf("Replay(missing event) = %v, want ENotFound", err)
 	}
 }
@@ -439,14 +445,14 @@ func TestWebhookValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := hooks.Create(ctx, tt.in)
+			_, err := hooks.Create(ctx, superuser(), tt.in)
 			var ue *underhood.Error
 			if !errors.As(err, &ue) || ue.Code != underhood.EInvalid || ue.Data[tt.field] == nil {
 				t.Errorf("Create(%s) = %v, want a validation error on %s", tt.name, err, tt.field)
 			}
 		})
 	}
-	list, err := hooks.List(ctx)
+	list, err := hooks.List(ctx, superuser())
 	if err != nil || len(list) != 0 {
 		t.Errorf("List after refused creates = %v, %v; want none", list, err)
 	}
@@ -464,7 +470,7 @@ func TestWebhookRefusesLoopbackWithoutAllowlist(t *testing.T) {
 	e.create("notes", map[string]any{"text": "x"})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		page, err := hooks.Attempts(ctx, h.ID, events.ListOptions{})
+		page, err := hooks.Attempts(ctx, superuser(), h.ID, events.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -556,7 +562,7 @@ func TestIdleWebhooksKeepTheCache(t *testing.T) {
 	e := newEnv(t)
 	rec := newReceiver(t)
 	hooks := e.start(fast())
-	if _, err := hooks.Create(context.Background(), events.WebhookInput{URL: ptr(rec.srv.URL)}); err != nil {
+	if _, err := hooks.Create(context.Background(), superuser(), events.WebhookInput{URL: ptr(rec.srv.URL)}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // the webhook's creation settles
@@ -564,5 +570,79 @@ func TestIdleWebhooksKeepTheCache(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // two polls or more
 	if after := e.store.Version(); after != before {
 		t.Errorf("the store's version went from %d to %d with nothing to deliver; want no write", before, after)
+	}
+}
+
+// TestWebhooksRefuseAllButSuperusers: the webhooks service itself refuses
+// every caller but a superuser, with the API's 401 for a guest and 403
+// for anyone else, whichever adapter calls it; and nothing a refused
+// caller asked for happens.
+func TestWebhooksRefuseAllButSuperusers(t *testing.T) {
+	e := newEnv(t)
+	hooks := e.start(fast())
+	ctx := context.Background()
+	h := mustHook(t, hooks, events.WebhookInput{Name: ptr("kept"), URL: ptr("https://example.com/hook")})
+	user, err := e.records.Create(ctx, e.records.SystemRequest(), "users", map[string]any{
+		"email": "alice@example.com", "password": "secret-alice", "passwordConfirm": "secret-alice"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := []struct {
+		name string
+		call func(caller *underhood.Record) error
+	}{
+		{"List", func(c *underhood.Record) error { _, err := hooks.List(ctx, c); return err }},
+		{"Get", func(c *underhood.Record) error { _, err := hooks.Get(ctx, c, h.ID); return err }},
+		{"Create", func(c *underhood.Record) error {
+			_, err := hooks.Create(ctx, c, events.WebhookInput{URL: ptr("https://example.com/other")})
+			return err
+		}},
+		{"Update", func(c *underhood.Record) error {
+			_, err := hooks.Update(ctx, c, h.ID, events.WebhookInput{Name: ptr("changed"), Paused: ptr(true)})
+			return err
+		}},
+		{"RotateSecret", func(c *underhood.Record) error { _, err := hooks.RotateSecret(ctx, c, h.ID); return err }},
+		{"Delete", func(c *underhood.Record) error { return hooks.Delete(ctx, c, h.ID) }},
+		{"Deliveries", func(c *underhood.Record) error {
+			_, err := hooks.Deliveries(ctx, c, h.ID, events.ListOptions{})
+			return err
+		}},
+		{"Delivery", func(c *underhood.Record) error { _, err := hooks.Delivery(ctx, c, h.ID, "any"); return err }},
+		{"Attempts", func(c *underhood.Record) error {
+			_, err := hooks.Attempts(ctx, c, h.ID, events.ListOptions{})
+			return err
+		}},
+		{"Replay", func(c *underhood.Record) error {
+			_, err := hooks.Replay(ctx, c, h.ID, events.Replay{EventID: "any"})
+			return err
+		}},
+	}
+	callers := []struct {
+		name   string
+		caller *underhood.Record
+		want   string
+	}{
+		{"a guest", nil, underhood.EUnauthorized},
+		{"a user", user, underhood.EForbidden},
+	}
+	for _, c := range calls {
+		for _, who := range callers {
+			t.Run(c.name+" by "+who.name, func(t *testing.T) {
+				if err := c.call(who.caller); underhood.ErrorCode(err) != who.want {
+					t.Errorf("%s by %s = %v, want %s", c.name, who.name, err, who.want)
+				}
+			})
+		}
+	}
+	list, err := hooks.List(ctx, superuser())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Name != "kept" || list[0].Paused || strings.Join(list[0].Secrets, " ") != strings.Join(h.Secrets, " ") {
+		var got []events.Webhook
+		for _, w := range list {
+			got = append(got, *w)
+		}
+		t.Errorf("webhooks after the refused calls = %+v, want only %+v unchanged", got, *h)
 	}
 }

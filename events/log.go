@@ -93,8 +93,11 @@ func attemptsOf(rows []sqlstore.WebhookAttempt) []Attempt {
 	return out
 }
 
-// Deliveries lists a webhook's deliveries, newest first.
-func (w *Webhooks) Deliveries(ctx context.Context, webhookID string, o ListOptions) (*Page[Delivery], error) {
+// Deliveries lists a webhook's deliveries, newest first, to a superuser.
+func (w *Webhooks) Deliveries(ctx context.Context, caller *underhood.Record, webhookID string, o ListOptions) (*Page[Delivery], error) {
+	if err := w.Authorize(caller); err != nil {
+		return nil, err
+	}
 	o.normalize()
 	if o.State != "" && o.State != StatePending && o.State != StateDelivered && o.State != StateDead {
 		return nil, underhood.Errorf(underhood.EInvalid, "Unknown delivery state %q.", o.State)
@@ -122,8 +125,12 @@ func (w *Webhooks) Deliveries(ctx context.Context, webhookID string, o ListOptio
 	return res, nil
 }
 
-// Delivery returns one delivery with its payload and every attempt.
-func (w *Webhooks) Delivery(ctx context.Context, webhookID, id string) (*Delivery, error) {
+// Delivery returns to a superuser one delivery with its payload and
+// every attempt.
+func (w *Webhooks) Delivery(ctx context.Context, caller *underhood.Record, webhookID, id string) (*Delivery, error) {
+	if err := w.Authorize(caller); err != nil {
+		return nil, err
+	}
 	var d Delivery
 	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
 		row, err := w.store.DeliveryByID(ctx, q, webhookID, id)
@@ -144,8 +151,11 @@ func (w *Webhooks) Delivery(ctx context.Context, webhookID, id string) (*Deliver
 	return &d, nil
 }
 
-// Attempts lists a webhook's attempts, newest first.
-func (w *Webhooks) Attempts(ctx context.Context, webhookID string, o ListOptions) (*Page[Attempt], error) {
+// Attempts lists a webhook's attempts, newest first, to a superuser.
+func (w *Webhooks) Attempts(ctx context.Context, caller *underhood.Record, webhookID string, o ListOptions) (*Page[Attempt], error) {
+	if err := w.Authorize(caller); err != nil {
+		return nil, err
+	}
 	o.normalize()
 	res := &Page[Attempt]{Page: o.Page, PerPage: o.PerPage}
 	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
@@ -175,11 +185,11 @@ type Replay struct {
 	From, To time.Time `json:"-"`
 }
 
-// Replay makes new deliveries of the events r selects for webhook id,
-// with the events' own ids (so receivers can deduplicate), and returns
-// how many it made.
-func (w *Webhooks) Replay(ctx context.Context, id string, r Replay) (int, error) {
-	h, err := w.Get(ctx, id)
+// Replay makes, for a superuser, new deliveries of the events r selects
+// for webhook id, with the events' own ids (so receivers can
+// deduplicate), and returns how many it made.
+func (w *Webhooks) Replay(ctx context.Context, caller *underhood.Record, id string, r Replay) (int, error) {
+	h, err := w.Get(ctx, caller, id)
 	if err != nil {
 		return 0, err
 	}

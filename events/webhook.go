@@ -221,8 +221,25 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// List returns every webhook, oldest first.
-func (w *Webhooks) List(ctx context.Context) ([]*Webhook, error) {
+// Authorize refuses every caller but a superuser: guests with
+// EUnauthorized, others with EForbidden. Every method of the webhooks API
+// checks its caller with it; an adapter may ask first, before it reads a
+// request.
+func (w *Webhooks) Authorize(caller *underhood.Record) error {
+	if caller == nil {
+		return underhood.Errorf(underhood.EUnauthorized, "The request requires valid record authorization token.")
+	}
+	if !caller.IsSuperuser() {
+		return underhood.Errorf(underhood.EForbidden, "The authorized record is not allowed to perform this action.")
+	}
+	return nil
+}
+
+// List returns every webhook, oldest first, to a superuser.
+func (w *Webhooks) List(ctx context.Context, caller *underhood.Record) ([]*Webhook, error) {
+	if err := w.Authorize(caller); err != nil {
+		return nil, err
+	}
 	return w.list(ctx)
 }
 
@@ -243,8 +260,11 @@ func (w *Webhooks) list(ctx context.Context) ([]*Webhook, error) {
 	return out, nil
 }
 
-// Get returns one webhook, ENotFound when there is none.
-func (w *Webhooks) Get(ctx context.Context, id string) (*Webhook, error) {
+// Get returns one webhook to a superuser, ENotFound when there is none.
+func (w *Webhooks) Get(ctx context.Context, caller *underhood.Record, id string) (*Webhook, error) {
+	if err := w.Authorize(caller); err != nil {
+		return nil, err
+	}
 	var h *Webhook
 	err := w.store.Read(ctx, func(q sqlstore.Querier) error {
 		var err error
@@ -265,9 +285,12 @@ func (w *Webhooks) get(ctx context.Context, q sqlstore.Querier, id string) (*Web
 	return webhookOf(row), nil
 }
 
-// Create registers a webhook; it gets the events committed from now on.
-// Without secrets it gets a fresh one.
-func (w *Webhooks) Create(ctx context.Context, in WebhookInput) (*Webhook, error) {
+// Create registers a webhook for a superuser; it gets the events
+// committed from now on. Without secrets it gets a fresh one.
+func (w *Webhooks) Create(ctx context.Context, caller *underhood.Record, in WebhookInput) (*Webhook, error) {
+	if err := w.Authorize(caller); err != nil {
+		return nil, err
+	}
 	ts := now()
 	h := &Webhook{ID: underhood.NewID(), Collections: []string{}, Actions: []string{}, Created: ts, Updated: ts}
 	if err := w.apply(h, in); err != nil {
@@ -299,8 +322,11 @@ func (w *Webhooks) Create(ctx context.Context, in WebhookInput) (*Webhook, error
 	return h, nil
 }
 
-// Update changes the fields of in that are set.
-func (w *Webhooks) Update(ctx context.Context, id string, in WebhookInput) (*Webhook, error) {
+// Update changes, for a superuser, the fields of in that are set.
+func (w *Webhooks) Update(ctx context.Context, caller *underhood.Record, id string, in WebhookInput) (*Webhook, error) {
+	if err := w.Authorize(caller); err != nil {
+		return nil, err
+	}
 	var h *Webhook
 	err := w.store.Write(ctx, func(q sqlstore.Querier) error {
 		var err error
@@ -324,10 +350,13 @@ func (w *Webhooks) save(ctx context.Context, q sqlstore.Querier, h *Webhook) err
 	return w.store.UpdateWebhook(ctx, q, h.row())
 }
 
-// RotateSecret makes a new secret the webhook's first and keeps the
-// previous first one valid beside it, so a receiver can switch over; the
-// secret before that stops being used.
-func (w *Webhooks) RotateSecret(ctx context.Context, id string) (*Webhook, error) {
+// RotateSecret makes, for a superuser, a new secret the webhook's first
+// and keeps the previous first one valid beside it, so a receiver can
+// switch over; the secret before that stops being used.
+func (w *Webhooks) RotateSecret(ctx context.Context, caller *underhood.Record, id string) (*Webhook, error) {
+	if err := w.Authorize(caller); err != nil {
+		return nil, err
+	}
 	var h *Webhook
 	err := w.store.Write(ctx, func(q sqlstore.Querier) error {
 		var err error
@@ -347,8 +376,12 @@ func (w *Webhooks) RotateSecret(ctx context.Context, id string) (*Webhook, error
 	return h, nil
 }
 
-// Delete removes a webhook with its deliveries and their log.
-func (w *Webhooks) Delete(ctx context.Context, id string) error {
+// Delete removes, for a superuser, a webhook with its deliveries and
+// their log.
+func (w *Webhooks) Delete(ctx context.Context, caller *underhood.Record, id string) error {
+	if err := w.Authorize(caller); err != nil {
+		return err
+	}
 	err := w.store.Write(ctx, func(q sqlstore.Querier) error {
 		if _, err := w.get(ctx, q, id); err != nil {
 			return err
