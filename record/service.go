@@ -141,12 +141,6 @@ func (s *Service) reloadSchema(ctx context.Context) error {
 	return nil
 }
 
-// Store returns the underlying store.
-//
-// Deprecated: only events still uses it, until its SQL moves into
-// sqlstore; nothing else may.
-func (s *Service) Store() *sqlstore.Store { return s.store }
-
 // Collection returns the collection with the given name or id.
 func (s *Service) Collection(nameOrID string) (*underhood.Collection, error) {
 	c := s.schema.Load().FindCollection(nameOrID)

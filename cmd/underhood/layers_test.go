@@ -212,12 +212,6 @@ var sqlOwners = []string{"sqlstore", "filter"}
 // a Redis command, "WHERE" as a token a parser looks for) do not match.
 var sqlText = regexp.MustCompile(`^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|WITH)\s|\s(WHERE|FROM|SET|ORDER BY|GROUP BY|AND|OR|IN|JOIN)\s|\b(COUNT|COALESCE|MAX|MIN|LOWER)\(`)
 
-// sqlDebt are the files that still write SQL by hand while their
-// statements move into sqlstore (issue 14); the list only shrinks, and a
-// file on it that holds no SQL any more fails the test, so it cannot go
-// stale.
-var sqlDebt = map[string]bool{}
-
 // TestSQLOnlyInTheStore: only sqlstore and filter contain SQL text; every
 // other package reaches the tables through them (sqlstore.Cond, the store's
 // typed methods, record.Service), so a statement is written, quoted and
@@ -261,12 +255,6 @@ func TestSQLOnlyInTheStore(t *testing.T) {
 		rel, _ := filepath.Rel(root, path)
 		rel = filepath.ToSlash(rel)
 		found := sqlLiterals(t, path)
-		if sqlDebt[rel] {
-			if len(found) == 0 {
-				t.Errorf("%s holds no SQL text any more: remove it from sqlDebt", rel)
-			}
-			continue
-		}
 		for _, f := range found {
 			t.Errorf("%s:%s holds SQL text %s: only sqlstore and filter may (TestSQLOnlyInTheStore)", rel, f.pos, f.text)
 		}
