@@ -37,6 +37,10 @@ require (
 )
 
 require (
+	// WebSocket for /api/realtime/ws (realtime/stream): the handshake,
+	// reading (fragments, masks, control frames), ping and the closing
+	// handshake, by the maintained Go library.
+	github.com/coder/websocket v1.8.15
 	// PostgreSQL for --db postgres://…: its database/sql driver
 	// (pgx/v5/stdlib) and LISTEN/NOTIFY between nodes (sqlstore/postgres).
 	github.com/jackc/pgx/v5 v5.12.0
