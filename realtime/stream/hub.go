@@ -103,8 +103,9 @@ type Hub struct {
 	errorBody    func(r *http.Request, err error) (int, string, map[string]any)
 	// procs and longRound set writersFor: GOMAXPROCS and streamLongRound.
 	procs, longRound int
-	// pingEvery and idleAfter are the package's constants but in tests.
-	pingEvery, idleAfter time.Duration
+	// pingEvery, idleAfter and readTimeout are the package's constants
+	// but in tests.
+	pingEvery, idleAfter, readTimeout time.Duration
 	// compression is the WebSockets' permessage-deflate, when a client
 	// offers it.
 	compression websocket.CompressionMode
@@ -139,6 +140,7 @@ func NewHub(c Config) *Hub {
 		longRound:    streamLongRound,
 		pingEvery:    pingEvery,
 		idleAfter:    idleAfter,
+		readTimeout:  wsReadTimeout,
 		wake:         make(chan struct{}, 1),
 		streams:      map[*stream]struct{}{},
 	}

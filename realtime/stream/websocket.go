@@ -75,13 +75,15 @@ type wsConn struct {
 	conn net.Conn
 	// out is where coder/websocket writes conn's bytes.
 	out *socketWriter
+	// readTimeout is how long the client may send nothing: wsReadTimeout.
+	readTimeout time.Duration
 }
 
 // acceptWebSocket answers r's handshake (checked by checkHandshake) with
 // 101 and returns the connection, which compresses as mode says when the
 // client offers it.
-func acceptWebSocket(w http.ResponseWriter, r *http.Request, mode websocket.CompressionMode) (*wsConn, error) {
-	ws := &wsConn{}
+func acceptWebSocket(w http.ResponseWriter, r *http.Request, mode websocket.CompressionMode, readTimeout time.Duration) (*wsConn, error) {
+	ws := &wsConn{readTimeout: readTimeout}
 	// Any origin may connect, as any may call the REST API (CORS admits
 	// every origin by default): a client authenticates with a token in a
 	// header or a message, never a cookie, so a page of another origin
@@ -134,9 +136,9 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap lets net/http's ResponseController reach the server's writer.
 func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
-// extendRead gives the client wsReadTimeout more to send something.
+// extendRead gives the client readTimeout more to send something.
 func (ws *wsConn) extendRead() {
-	_ = ws.conn.SetReadDeadline(time.Now().Add(wsReadTimeout))
+	_ = ws.conn.SetReadDeadline(time.Now().Add(ws.readTimeout))
 }
 
 // read returns the next message of the client.

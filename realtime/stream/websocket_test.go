@@ -3,13 +3,17 @@ package stream
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -39,7 +43,7 @@ func acceptTestWebSocketWith(t testing.TB, server, client net.Conn, mode websock
 	if err := checkHandshake(httptest.NewRecorder(), r); err != nil {
 		t.Fatalf("checkHandshake: %v", err)
 	}
-	ws, err := acceptWebSocket(&testHijacker{header: http.Header{}, conn: server}, r, mode)
+	ws, err := acceptWebSocket(&testHijacker{header: http.Header{}, conn: server}, r, mode, wsReadTimeout)
 	if err != nil {
 		t.Fatalf("acceptWebSocket: %v", err)
 	}
@@ -73,4 +77,81 @@ func (h *testHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	return h.conn, bufio.NewReadWriter(bufio.NewReader(h.conn), bufio.NewWriter(h.conn)), nil
+}
+
+// A WebSocket client that answers the hub's pings stays connected however
+// long it sends no message; one from which nothing comes, not even a
+// pong, is closed with 1001 once the read timeout has passed.
+func TestWebSocketReadTimeout(t *testing.T) {
+	broker, _ := newTestBroker(t)
+	hub := newTestHub(broker)
+	hub.pingEvery, hub.readTimeout = 50*time.Millisecond, 400*time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := hub.ServeWebSocket(w, r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// coder/websocket's client answers pings while it reads.
+	alive, _, err := websocket.Dial(ctx, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alive.CloseNow()
+	aliveErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := alive.Read(ctx); err != nil {
+				aliveErr <- err
+				return
+			}
+		}
+	}()
+
+	// A client that reads but never writes a byte after its handshake.
+	silent, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	key := make([]byte, 16)
+	_, _ = rand.Read(key)
+	fmt.Fprintf(silent, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n", base64.StdEncoding.EncodeToString(key))
+	_ = silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(silent)
+	if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("silent client's handshake: %v, %v", res, err)
+	}
+	start := time.Now()
+	code := -1
+	for code < 0 {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			t.Fatalf("silent client: no close frame: %v", err)
+		}
+		p := make([]byte, h[1]&0x7f)
+		if _, err := io.ReadFull(br, p); err != nil {
+			t.Fatal(err)
+		}
+		if h[0] == 0x88 && len(p) >= 2 {
+			code = int(p[0])<<8 | int(p[1])
+		}
+	}
+	if waited := time.Since(start); code != 1001 || waited < hub.readTimeout {
+		t.Errorf("silent client closed with %d after %v, want 1001 after at least %v", code, waited, hub.readTimeout)
+	}
+
+	// By now the live client has gone three read timeouts without a message.
+	time.Sleep(3*hub.readTimeout - time.Since(start))
+	select {
+	case err := <-aliveErr:
+		t.Fatalf("the client answering pings was dropped: %v", err)
+	default:
+	}
+	if n := broker.Clients(); n != 1 {
+		t.Errorf("Clients() = %d, want the live one", n)
+	}
 }

@@ -53,7 +53,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request) error {
 	if err := checkHandshake(w, r); err != nil {
 		return underhood.Errorf(underhood.EInvalid, "Expected a WebSocket handshake: %s.", err.Error())
 	}
-	ws, err := acceptWebSocket(w, r, h.compression)
+	ws, err := acceptWebSocket(w, r, h.compression, h.readTimeout)
 	if err != nil {
 		// The handshake was checked: only taking the connection over
 		// can fail, and then the client is gone.
