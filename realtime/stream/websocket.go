@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -19,11 +20,13 @@ import (
 )
 
 // The WebSocket connection under a WebSocket stream. coder/websocket
-// speaks the protocol: the handshake, framing, fragmented and compressed
-// messages, ping and pong, the closing handshake. This file gives it the
-// connection it writes to (socketWriter), through which the hub's rounds
-// collect a stream's events, framed by the library, to write them with
-// one system call as they do an SSE stream's.
+// speaks the protocol: the handshake, reading (masks, fragments, control
+// frames, the size limit), ping and pong, the closing handshake. The
+// server's messages, events and answers, are text frames that the hub
+// writes itself, as it writes an SSE stream's chunks: a round frames a
+// stream's events and writes them with one system call that does not
+// wait. socketWriter gives the socket to one writer at a time, the
+// library or the hub.
 
 // Limits of one WebSocket client.
 const (
@@ -31,10 +34,14 @@ const (
 	// wsReadTimeout is how long a client may send nothing, not even a
 	// pong to the hub's pings (every pingEvery), before it is dropped.
 	wsReadTimeout = 60 * time.Second
-	// wsBuffer is the size of a connection's read and write buffers: a
-	// client's messages are short, and an idle connection should cost
-	// little (net/http's are 4 KiB each).
-	wsBuffer = 512
+	// wsReadBuffer is the size of a connection's read buffer: a client's
+	// messages are short, and an idle connection should cost little
+	// (net/http's is 4 KiB).
+	wsReadBuffer = 512
+	// wsWriteBuffer is the size of coder/websocket's write buffer, which
+	// holds a control frame whole (2 bytes of header, at most 125 of
+	// payload): the library writes nothing else here.
+	wsWriteBuffer = 128
 )
 
 // checkHandshake says why r is not a WebSocket opening handshake that
@@ -107,8 +114,8 @@ func acceptWebSocket(w http.ResponseWriter, r *http.Request, mode websocket.Comp
 }
 
 // hijackWriter gives coder/websocket, when it takes the connection over,
-// small buffers instead of net/http's, and a writer of ours under them;
-// it keeps the connection for its deadlines.
+// small buffers instead of net/http's, and the socketWriter under them;
+// it keeps the connection for its deadlines and the hub's writes.
 type hijackWriter struct {
 	http.ResponseWriter
 	ws *wsConn
@@ -122,7 +129,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// What the client sent right after its handshake is kept, in the
 	// buffer coder/websocket reads first.
 	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(wsBuffer, len(early)))
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(wsReadBuffer, len(early)))
 	if _, err := br.Peek(len(early)); err != nil {
 		conn.Close()
 		return nil, nil, err
@@ -130,7 +137,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h.ws.conn = conn
 	h.ws.out = &socketWriter{conn: conn}
 	h.ws.out.free.L = &h.ws.out.mu
-	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.ws.out, wsBuffer)), nil
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.ws.out, wsWriteBuffer)), nil
 }
 
 // Unwrap lets net/http's ResponseController reach the server's writer.
@@ -148,9 +155,9 @@ func (ws *wsConn) read() (websocket.MessageType, []byte, error) {
 }
 
 // send writes one text message, waiting for the client for as long as
-// writeTimeout (the socketWriter's deadline).
+// writeTimeout.
 func (ws *wsConn) send(b []byte) error {
-	return ws.Write(context.Background(), websocket.MessageText, b)
+	return ws.out.writeText(b)
 }
 
 // ping pings the client. The pong is not needed: the read deadline drops
@@ -171,100 +178,137 @@ func (ws *wsConn) closeFor(idle bool) {
 	_ = ws.Close(websocket.StatusGoingAway, "disconnected by the server")
 }
 
-// frame appends msgs to buf as text messages, framed by coder/websocket,
-// with what else it writes meanwhile (a pong); on ok the socket is the
-// caller's until it calls ws.out.release. It reports false, having done
-// nothing, while another write waits for the client.
+// frame appends msgs to buf as text frames, once the socket is the
+// caller's: it is until ws.out.release. It reports false, having done
+// nothing, while another write waits for the client. No frame is added
+// once the close frame went out.
 func (ws *wsConn) frame(buf []byte, msgs []*realtime.Message, encode func(*realtime.Message) []byte) ([]byte, bool) {
-	if !ws.out.collect(&buf, false) {
+	if !ws.out.tryAcquire() {
 		return buf, false
 	}
-	return ws.frameCollecting(&buf, msgs, encode), true
+	return ws.appendFrames(buf, msgs, encode), true
 }
 
 // frameWaiting is frame that waits for the other write to end.
 func (ws *wsConn) frameWaiting(buf []byte, msgs []*realtime.Message, encode func(*realtime.Message) []byte) []byte {
-	ws.out.collect(&buf, true)
-	return ws.frameCollecting(&buf, msgs, encode)
+	ws.out.acquire()
+	return ws.appendFrames(buf, msgs, encode)
 }
 
-func (ws *wsConn) frameCollecting(buf *[]byte, msgs []*realtime.Message, encode func(*realtime.Message) []byte) []byte {
-	for _, m := range msgs {
-		// An error means the connection is closing; its close frame
-		// is on its way and the stream goes with it.
-		if err := ws.Write(context.Background(), websocket.MessageText, m.Encoded("ws", encode)); err != nil {
-			break
-		}
+func (ws *wsConn) appendFrames(buf []byte, msgs []*realtime.Message, encode func(*realtime.Message) []byte) []byte {
+	if ws.out.closing() {
+		return buf
 	}
-	return ws.out.collected()
+	for _, m := range msgs {
+		buf = appendTextFrame(buf, m.Encoded("ws", encode))
+	}
+	return buf
 }
 
-// socketWriter is the writer under coder/websocket's buffer, and the one
-// way to the socket. A write waits for the client (for as long as
-// writeTimeout), unless a round of the hub is collecting the stream's
-// bytes: then it joins them, to be written with the round's one system
-// call. The bytes of the library's writes and the rounds' reach the
-// socket in the order they are written, so frames never mix.
+// appendTextFrame appends payload as one final, unmasked text frame
+// (RFC 6455 section 5.2): the server's messages, which the hub writes
+// itself so that a round frames an event for a stream with two appends
+// (see the require of coder/websocket in go.mod for what the library's
+// Write cost instead).
+func appendTextFrame(b, payload []byte) []byte {
+	const finText = 0x81
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, finText, byte(n))
+	case n <= 0xFFFF:
+		b = binary.BigEndian.AppendUint16(append(b, finText, 126), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(n))
+	}
+	return append(b, payload...)
+}
+
+// socketWriter is the one way to the socket of a WebSocket, which it
+// gives to one writer at a time: coder/websocket, which writes its
+// control frames (pong, ping, close) through it; a client's answers;
+// or a round of the hub, from its system call to the end of its drain.
+// So frames never mix, as long as the library writes no data frame (it
+// writes none here) and a control frame whole: its buffer
+// (wsWriteBuffer) holds the largest, and is empty between frames.
 type socketWriter struct {
 	conn net.Conn
 
 	mu   sync.Mutex
 	free sync.Cond // signalled when busy ends
-	// into is the round's buffer while it collects.
-	into *[]byte
-	// busy is set while a write to the socket is under way: the rounds'
-	// (from the end of collecting to release) or the library's.
+	// busy is set while a writer has the socket.
 	busy bool
+	// closed is set once the close frame went out: no data frame may
+	// follow it.
+	closed bool
 }
 
+// Write writes a control frame of coder/websocket, waiting for the socket
+// and then for the client, for as long as writeTimeout.
 func (w *socketWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	for w.into == nil && w.busy {
-		w.free.Wait()
-	}
-	if w.into != nil {
-		*w.into = append(*w.into, p...)
-		w.mu.Unlock()
-		return len(p), nil
-	}
-	w.busy = true
-	w.mu.Unlock()
+	w.acquire()
 	defer w.release()
+	if len(p) > 0 && p[0]&0x0F == opClose {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+	}
+	return w.writeWaiting(p)
+}
+
+// opClose is the opcode of a close frame, the low bits of its first byte.
+const opClose = 0x8
+
+// writeText writes payload as a text frame, as Write does.
+func (w *socketWriter) writeText(payload []byte) error {
+	w.acquire()
+	defer w.release()
+	if w.closing() {
+		return net.ErrClosed
+	}
+	_, err := w.writeWaiting(appendTextFrame(make([]byte, 0, len(payload)+10), payload))
+	return err
+}
+
+// writeWaiting writes p; the caller has the socket.
+func (w *socketWriter) writeWaiting(p []byte) (int, error) {
 	_ = w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	n, err := w.conn.Write(p)
 	_ = w.conn.SetWriteDeadline(time.Time{})
 	return n, err
 }
 
-// collect makes the writes go to *into until collected; wait says to
-// wait while another write is under way, else it reports false then.
-func (w *socketWriter) collect(into *[]byte, wait bool) bool {
+// closing reports whether the close frame went out.
+func (w *socketWriter) closing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
+}
+
+// acquire waits until the socket is free and takes it.
+func (w *socketWriter) acquire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for w.busy {
-		if !wait {
-			return false
-		}
 		w.free.Wait()
 	}
-	w.into, w.busy = into, true
+	w.busy = true
+}
+
+// tryAcquire takes the socket if it is free.
+func (w *socketWriter) tryAcquire() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy {
+		return false
+	}
+	w.busy = true
 	return true
 }
 
-// collected ends collecting and returns the bytes; the socket stays the
-// caller's until release.
-func (w *socketWriter) collected() []byte {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	b := *w.into
-	w.into = nil
-	return b
-}
-
-// release lets the other writes go on.
+// release gives the socket back.
 func (w *socketWriter) release() {
 	w.mu.Lock()
 	w.busy = false
 	w.mu.Unlock()
-	w.free.Broadcast()
+	w.free.Signal()
 }

@@ -23,13 +23,6 @@ import (
 // reader, which has read the 101 answer.
 func acceptTestWebSocket(t testing.TB, server, client net.Conn) (*wsConn, *bufio.Reader) {
 	t.Helper()
-	return acceptTestWebSocketWith(t, server, client, websocket.CompressionDisabled, "")
-}
-
-// acceptTestWebSocketWith is acceptTestWebSocket with the server's
-// compression mode and the client's Sec-WebSocket-Extensions.
-func acceptTestWebSocketWith(t testing.TB, server, client net.Conn, mode websocket.CompressionMode, extensions string) (*wsConn, *bufio.Reader) {
-	t.Helper()
 	key := make([]byte, 16)
 	_, _ = rand.Read(key)
 	r := httptest.NewRequest("GET", "/api/realtime/ws", nil)
@@ -37,13 +30,10 @@ func acceptTestWebSocketWith(t testing.TB, server, client net.Conn, mode websock
 	r.Header.Set("Upgrade", "websocket")
 	r.Header.Set("Sec-WebSocket-Version", "13")
 	r.Header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(key))
-	if extensions != "" {
-		r.Header.Set("Sec-WebSocket-Extensions", extensions)
-	}
 	if err := checkHandshake(httptest.NewRecorder(), r); err != nil {
 		t.Fatalf("checkHandshake: %v", err)
 	}
-	ws, err := acceptWebSocket(&testHijacker{header: http.Header{}, conn: server}, r, mode, wsReadTimeout)
+	ws, err := acceptWebSocket(&testHijacker{header: http.Header{}, conn: server}, r, websocket.CompressionDisabled, wsReadTimeout)
 	if err != nil {
 		t.Fatalf("acceptWebSocket: %v", err)
 	}
@@ -62,6 +52,8 @@ type testHijacker struct {
 	header http.Header
 	status int
 	conn   net.Conn
+	// out, when set, is where the hijacker's writer writes instead of conn.
+	out io.Writer
 }
 
 func (h *testHijacker) Header() http.Header         { return h.header }
@@ -76,7 +68,11 @@ func (h *testHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if _, err := h.conn.Write(b.Bytes()); err != nil {
 		return nil, nil, err
 	}
-	return h.conn, bufio.NewReadWriter(bufio.NewReader(h.conn), bufio.NewWriter(h.conn)), nil
+	out := h.out
+	if out == nil {
+		out = h.conn
+	}
+	return h.conn, bufio.NewReadWriter(bufio.NewReader(h.conn), bufio.NewWriter(out)), nil
 }
 
 // A WebSocket client that answers the hub's pings stays connected however
