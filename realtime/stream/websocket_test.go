@@ -151,3 +151,107 @@ func TestWebSocketReadTimeout(t *testing.T) {
 		t.Errorf("Clients() = %d, want the live one", n)
 	}
 }
+
+// When the server closes a WebSocket for a client's fault while events
+// keep coming, its close frame is the last frame it sends (RFC 6455
+// section 5.5.1), though the hub writes events itself, coder/websocket
+// writes the close, and the client stays subscribed until the closing
+// handshake ends.
+func TestWebSocketNothingAfterClose(t *testing.T) {
+	broker, post := newTestBroker(t)
+	hub := newTestHub(broker)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := hub.ServeWebSocket(w, r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(conn)
+	if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v, %v", res, err)
+	}
+	readFrame := func() (byte, []byte, error) {
+		var h [4]byte
+		if _, err := io.ReadFull(br, h[:2]); err != nil {
+			return 0, nil, err
+		}
+		n := int(h[1] & 0x7f)
+		if n == 126 {
+			if _, err := io.ReadFull(br, h[2:4]); err != nil {
+				return 0, nil, err
+			}
+			n = int(h[2])<<8 | int(h[3])
+		}
+		p := make([]byte, n)
+		_, err := io.ReadFull(br, p)
+		return h[0], p, err
+	}
+	if _, err := conn.Write(maskedFrame(0x81, []byte(`{"type":"subscribe","topics":["posts/*"]}`))); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		op, p, err := readFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op == 0x81 && strings.Contains(string(p), `"subscribed"`) {
+			break
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				injectTitles(broker, post, 1)
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	for i := 0; i < 20; i++ { // events are flowing
+		if _, _, err := readFrame(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A binary message: closed with 1007, and the client does not answer.
+	if _, err := conn.Write(maskedFrame(0x82, []byte{1})); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		op, p, err := readFrame()
+		if err != nil {
+			t.Fatalf("no close frame: %v", err)
+		}
+		if op == 0x88 {
+			if code := int(p[0])<<8 | int(p[1]); code != 1007 {
+				t.Errorf("closed with %d, want 1007", code)
+			}
+			break
+		}
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	if op, p, err := readFrame(); err == nil {
+		t.Errorf("after the close frame: frame %#x %.80q, want nothing", op, p)
+	}
+}
+
+// maskedFrame is payload as one final frame of first byte b0, masked as a
+// client sends it; the payload is under 126 bytes.
+func maskedFrame(b0 byte, payload []byte) []byte {
+	mask := []byte{1, 2, 3, 4}
+	f := append([]byte{b0, 0x80 | byte(len(payload))}, mask...)
+	for i, c := range payload {
+		f = append(f, c^mask[i%4])
+	}
+	return f
+}
