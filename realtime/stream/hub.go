@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/realtime"
 )
@@ -106,9 +104,6 @@ type Hub struct {
 	// pingEvery, idleAfter and readTimeout are the package's constants
 	// but in tests.
 	pingEvery, idleAfter, readTimeout time.Duration
-	// compression is the WebSockets' permessage-deflate, when a client
-	// offers it.
-	compression websocket.CompressionMode
 	// wake tells a waiting writer that there is work.
 	wake chan struct{}
 

@@ -76,20 +76,22 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 // wsConn is one server-side WebSocket connection.
 type wsConn struct {
-	*websocket.Conn
+	// lib is coder/websocket's side of the connection. Its Write is never
+	// called: the server's data frames are the hub's (socketWriter).
+	lib *websocket.Conn
 	// conn is the connection coder/websocket took over, for its read
 	// deadline.
 	conn net.Conn
-	// out is where coder/websocket writes conn's bytes.
+	// out gives conn to one writer at a time.
 	out *socketWriter
 	// readTimeout is how long the client may send nothing: wsReadTimeout.
 	readTimeout time.Duration
 }
 
 // acceptWebSocket answers r's handshake (checked by checkHandshake) with
-// 101 and returns the connection, which compresses as mode says when the
-// client offers it.
-func acceptWebSocket(w http.ResponseWriter, r *http.Request, mode websocket.CompressionMode, readTimeout time.Duration) (*wsConn, error) {
+// 101 and returns the connection. A client's offer of permessage-deflate
+// is declined: the hub's frames are not compressed (see go.mod).
+func acceptWebSocket(w http.ResponseWriter, r *http.Request, readTimeout time.Duration) (*wsConn, error) {
 	ws := &wsConn{readTimeout: readTimeout}
 	// Any origin may connect, as any may call the REST API (CORS admits
 	// every origin by default): a client authenticates with a token in a
@@ -97,7 +99,6 @@ func acceptWebSocket(w http.ResponseWriter, r *http.Request, mode websocket.Comp
 	// gains nothing it could not get without a browser.
 	opts := &websocket.AcceptOptions{
 		InsecureSkipVerify: true,
-		CompressionMode:    mode,
 		OnPingReceived: func(context.Context, []byte) bool {
 			ws.extendRead()
 			return true // and coder/websocket answers with the pong
@@ -108,8 +109,8 @@ func acceptWebSocket(w http.ResponseWriter, r *http.Request, mode websocket.Comp
 	if err != nil {
 		return nil, err
 	}
-	ws.Conn = c
-	ws.SetReadLimit(wsMaxMessage)
+	ws.lib = c
+	c.SetReadLimit(wsMaxMessage)
 	return ws, nil
 }
 
@@ -151,7 +152,7 @@ func (ws *wsConn) extendRead() {
 // read returns the next message of the client.
 func (ws *wsConn) read() (websocket.MessageType, []byte, error) {
 	ws.extendRead()
-	return ws.Read(context.Background())
+	return ws.lib.Read(context.Background())
 }
 
 // send writes one text message, waiting for the client for as long as
@@ -165,17 +166,23 @@ func (ws *wsConn) send(b []byte) error {
 func (ws *wsConn) ping() {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	_ = ws.Ping(ctx)
+	_ = ws.lib.Ping(ctx)
+}
+
+// close makes the closing handshake with code, waiting for the client's
+// answer for up to 5 s, and closes the connection.
+func (ws *wsConn) close(code websocket.StatusCode, reason string) {
+	_ = ws.lib.Close(code, reason)
 }
 
 // closeFor closes the connection of a stream the hub dropped: 1000 when
 // it was idle, else 1001 (a client too slow, or the server stopping).
 func (ws *wsConn) closeFor(idle bool) {
 	if idle {
-		_ = ws.Close(websocket.StatusNormalClosure, "idle without subscriptions")
+		ws.close(websocket.StatusNormalClosure, "idle without subscriptions")
 		return
 	}
-	_ = ws.Close(websocket.StatusGoingAway, "disconnected by the server")
+	ws.close(websocket.StatusGoingAway, "disconnected by the server")
 }
 
 // frame appends msgs to buf as text frames, once the socket is the

@@ -33,7 +33,7 @@ func acceptTestWebSocket(t testing.TB, server, client net.Conn) (*wsConn, *bufio
 	if err := checkHandshake(httptest.NewRecorder(), r); err != nil {
 		t.Fatalf("checkHandshake: %v", err)
 	}
-	ws, err := acceptWebSocket(&testHijacker{header: http.Header{}, conn: server}, r, websocket.CompressionDisabled, wsReadTimeout)
+	ws, err := acceptWebSocket(&testHijacker{header: http.Header{}, conn: server}, r, wsReadTimeout)
 	if err != nil {
 		t.Fatalf("acceptWebSocket: %v", err)
 	}

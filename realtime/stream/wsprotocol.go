@@ -53,7 +53,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request) error {
 	if err := checkHandshake(w, r); err != nil {
 		return underhood.Errorf(underhood.EInvalid, "Expected a WebSocket handshake: %s.", err.Error())
 	}
-	ws, err := acceptWebSocket(w, r, h.compression, h.readTimeout)
+	ws, err := acceptWebSocket(w, r, h.readTimeout)
 	if err != nil {
 		// The handshake was checked: only taking the connection over
 		// can fail, and then the client is gone.
@@ -117,16 +117,16 @@ func (h *Hub) readWS(r *http.Request, ws *wsConn, c *realtime.Client, identity *
 		tokens = min(wsBurst, tokens+now.Sub(last).Seconds()*wsRate)
 		last = now
 		if tokens < 1 {
-			_ = ws.Close(websocket.StatusPolicyViolation, "too many messages")
+			ws.close(websocket.StatusPolicyViolation, "too many messages")
 			return
 		}
 		tokens--
 		if typ != websocket.MessageText {
-			_ = ws.Close(websocket.StatusInvalidFramePayloadData, "messages are JSON text")
+			ws.close(websocket.StatusInvalidFramePayloadData, "messages are JSON text")
 			return
 		}
 		if !utf8.Valid(msg) {
-			_ = ws.Close(websocket.StatusInvalidFramePayloadData, "text is not UTF-8")
+			ws.close(websocket.StatusInvalidFramePayloadData, "text is not UTF-8")
 			return
 		}
 		var m wsClientMessage
@@ -176,7 +176,7 @@ func closeAfterReadError(ws *wsConn, err error) {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.As(err, &ne):
 		// Gone or silent: the stream's close says 1001 if it still can.
 	default:
-		_ = ws.Close(websocket.StatusProtocolError, "protocol error")
+		ws.close(websocket.StatusProtocolError, "protocol error")
 	}
 }
 
