@@ -1,15 +1,15 @@
-package rest
+package stream
 
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http/httputil"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,10 +28,10 @@ import (
 func TestSSEStreamCatchesUp(t *testing.T) {
 	tests := []struct {
 		name string
-		pair func(t *testing.T) (server, client net.Conn)
+		pair func(t testing.TB) (server, client net.Conn)
 	}{
 		{"TCP with a full socket", tcpPair},
-		{"no descriptor, as TLS", func(*testing.T) (net.Conn, net.Conn) { return net.Pipe() }},
+		{"no descriptor, as TLS", func(testing.TB) (net.Conn, net.Conn) { return net.Pipe() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +39,7 @@ func TestSSEStreamCatchesUp(t *testing.T) {
 			server, client := tt.pair(t)
 			defer client.Close()
 			defer server.Close()
-			s := newTestStream(t, newStreamHub(broker, nil), server, nil)
+			s := newTestStream(t, newTestHub(broker), server, nil)
 
 			// 600 KB, more than the socket buffers and less than a stream
 			// may fall behind; nothing is read until every event is sent.
@@ -57,7 +57,7 @@ func TestSSEStreamCatchesUp(t *testing.T) {
 // order, while some of the writes fill the socket and wait.
 func TestSSELongRounds(t *testing.T) {
 	broker, post := newTestBroker(t)
-	hub := newStreamHub(broker, nil)
+	hub := newTestHub(broker)
 	hub.procs, hub.longRound = 4, 8 // four writers, whatever the machine
 	const streams, events = 40, 30
 	ids := make([]string, streams)
@@ -90,25 +90,27 @@ func TestSSELongRounds(t *testing.T) {
 // do not wait meanwhile: another stream of the hub gets every event.
 func TestWebSocketStreamWaitsAside(t *testing.T) {
 	broker, post := newTestBroker(t)
-	hub := newStreamHub(broker, nil)
+	hub := newTestHub(broker)
 	wsServer, wsClient := tcpPair(t)
 	defer wsClient.Close()
-	ws := &wsConn{conn: wsServer}
+	ws, wsRead := acceptTestWebSocket(t, wsServer, wsClient)
 	newTestStream(t, hub, wsServer, ws)
 	sseServer, sseClient := tcpPair(t)
 	defer sseClient.Close()
 	sse := newTestStream(t, hub, sseServer, nil)
 
-	ws.wmu.Lock() // its reader is writing
+	ws.out.mu.Lock() // its reader is writing
+	ws.out.busy = true
+	ws.out.mu.Unlock()
 	const events = 5
 	injectTitles(broker, post, events)
 	if err := readTitles(sseClient, sse.idLine, events); err != nil {
 		t.Fatalf("the SSE stream, while the WebSocket's reader writes: %v", err)
 	}
-	ws.wmu.Unlock()
+	ws.out.release()
 	// Then the WebSocket gets its events, as text frames.
 	_ = wsClient.SetReadDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(wsClient)
+	br := wsRead
 	for i := 0; i < events; {
 		var h [4]byte
 		if _, err := io.ReadFull(br, h[:2]); err != nil {
@@ -149,21 +151,16 @@ func injectTitles(broker *realtime.Broker, post *underhood.Record, n int) {
 
 // newTestStream is a stream of hub on server, subscribed to posts/*: a
 // WebSocket one when ws is set.
-func newTestStream(t *testing.T, hub *streamHub, server net.Conn, ws *wsConn) *stream {
+func newTestStream(t *testing.T, hub *Hub, server net.Conn, ws *wsConn) *stream {
 	t.Helper()
 	return connectTestStream(t, hub, server, ws, "posts/*")
 }
 
 // connectTestStream is a stream of hub on server subscribed to topics
 // (none: no subscription), a WebSocket one when ws is set.
-func connectTestStream(t *testing.T, hub *streamHub, server net.Conn, ws *wsConn, topics ...string) *stream {
+func connectTestStream(t *testing.T, hub *Hub, server net.Conn, ws *wsConn, topics ...string) *stream {
 	t.Helper()
-	s := &stream{hub: hub, conn: server, ws: ws}
-	if sc, ok := server.(syscall.Conn); ok {
-		s.raw, _ = sc.SyscallConn()
-	}
-	s.client = hub.broker.ConnectFunc(s.wake, s.close)
-	s.idLine = "id:" + s.client.ID
+	s := hub.newStream(server, ws)
 	if len(topics) > 0 {
 		if err := hub.broker.Subscribe(s.client.ID, nil, topics); err != nil {
 			t.Fatal(err)
@@ -177,15 +174,16 @@ func connectTestStream(t *testing.T, hub *streamHub, server net.Conn, ws *wsConn
 // 1000, and one with subscriptions stays open and keeps being pinged.
 func TestStreamsPingAndIdle(t *testing.T) {
 	broker, _ := newTestBroker(t)
-	hub := newStreamHub(broker, nil)
+	hub := newTestHub(broker)
 	hub.pingEvery, hub.idleAfter = 20*time.Millisecond, 100*time.Millisecond
 	var clients []net.Conn
+	var wsRead *bufio.Reader // the idle WebSocket's
 	open := func(ws bool, topics ...string) net.Conn {
 		server, client := tcpPair(t)
 		t.Cleanup(func() { client.Close(); server.Close() })
 		var c *wsConn
 		if ws {
-			c = &wsConn{conn: server}
+			c, wsRead = acceptTestWebSocket(t, server, client)
 		}
 		hub.add(connectTestStream(t, hub, server, c, topics...))
 		clients = append(clients, client)
@@ -193,13 +191,13 @@ func TestStreamsPingAndIdle(t *testing.T) {
 	}
 	subscribed := open(false, "posts/*")
 	idleSSE := open(false)
-	idleWS := open(true)
+	open(true)
 	for _, c := range clients {
 		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second)) // ends a hang only
 	}
 
 	// The idle WebSocket: pings, then close 1000.
-	ws := bufio.NewReader(idleWS)
+	ws := wsRead
 	pings := 0
 	for {
 		var h [2]byte
@@ -295,7 +293,7 @@ func newTestBroker(t *testing.T) (*realtime.Broker, *underhood.Record) {
 
 // tcpPair is a loopback connection whose server side has a small send
 // buffer, so that a client that does not read fills it soon.
-func tcpPair(t *testing.T) (server, client net.Conn) {
+func tcpPair(t testing.TB) (server, client net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -314,4 +312,16 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 		t.Fatal(err)
 	}
 	return server, client
+}
+
+// newTestHub is a hub of broker that renders a record as its data.
+func newTestHub(broker *realtime.Broker) *Hub {
+	return NewHub(Config{
+		Broker: broker,
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AppendRecord: func(b []byte, m *realtime.Message) []byte {
+			j, _ := json.Marshal(m.Record.Data)
+			return append(b, j...)
+		},
+	})
 }

@@ -1,4 +1,10 @@
-package rest
+// Package stream is the transport of realtime: it holds the connections of
+// realtime clients, Server-Sent Events streams (PocketBase's
+// /api/realtime) and WebSockets (our /api/realtime/ws), and writes the
+// broker's events to them. What an event and an error look like to a
+// client is the REST adapter's to say; it passes that in Config and mounts
+// the handlers.
+package stream
 
 import (
 	"bytes"
@@ -11,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/underhood/underhood"
+	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/realtime"
 )
 
@@ -28,7 +34,7 @@ import (
 // Woken streams are written in rounds: a round takes, for every stream
 // woken before it began, everything that piled up for it meanwhile and
 // writes it with one system call, each event as one HTTP chunk (or one
-// WebSocket text frame). When the server keeps up, a round is one event
+// WebSocket text message). When the server keeps up, a round is one event
 // and starts at once; under load, rounds grow longer and each write
 // carries more events, so the system calls, which cost far more than the
 // bytes, stay about one per stream per round, and the work per subscriber
@@ -59,17 +65,45 @@ const (
 	streamLongRound = 2000
 )
 
-// ssePing is the comment that keeps an idle stream alive.
-var ssePing = []byte(":ping\n\n")
+// Timings of a realtime stream.
+const (
+	// pingEvery is how often an idle stream gets a ping (an SSE comment
+	// line, a WebSocket ping), which keeps proxies from closing it.
+	pingEvery = 25 * time.Second
+	// idleAfter is how long a client may stay without subscriptions.
+	idleAfter = 5 * time.Minute
+	// writeTimeout bounds a write that waits for the client: a client that
+	// does not read is dropped rather than holding a goroutine.
+	writeTimeout = 10 * time.Second
+)
 
-// streamHub writes and pings the realtime streams of one API.
-type streamHub struct {
-	broker *realtime.Broker
-	log    *slog.Logger
+// Config is what a Hub needs from the REST adapter that mounts it.
+type Config struct {
+	Broker *realtime.Broker
+	// Auth identifies the token of a WebSocket client's subscribe message.
+	Auth *auth.Service
+	Log  *slog.Logger
+	// AppendRecord appends the JSON of an event's record as a client sees
+	// it: the REST API's record shape, projected to the subscription's
+	// fields (m.Fields).
+	AppendRecord func(b []byte, m *realtime.Message) []byte
+	// ErrorBody renders err as the REST API's error JSON does, for a
+	// WebSocket error message; it logs an internal error and hides it.
+	ErrorBody func(r *http.Request, err error) (status int, message string, data map[string]any)
+}
+
+// Hub writes and pings the realtime streams of one API.
+type Hub struct {
+	broker       *realtime.Broker
+	auth         *auth.Service
+	log          *slog.Logger
+	appendRecord func(b []byte, m *realtime.Message) []byte
+	errorBody    func(r *http.Request, err error) (int, string, map[string]any)
 	// procs and longRound set writersFor: GOMAXPROCS and streamLongRound.
 	procs, longRound int
-	// pingEvery and idleAfter are realtimePing and realtimeIdle.
-	pingEvery, idleAfter time.Duration
+	// pingEvery, idleAfter and readTimeout are the package's constants
+	// but in tests.
+	pingEvery, idleAfter, readTimeout time.Duration
 	// wake tells a waiting writer that there is work.
 	wake chan struct{}
 
@@ -85,24 +119,33 @@ type streamHub struct {
 	taken       int
 }
 
-func newStreamHub(broker *realtime.Broker, log *slog.Logger) *streamHub {
-	return &streamHub{
-		broker:    broker,
-		log:       log,
-		procs:     runtime.GOMAXPROCS(0),
-		longRound: streamLongRound,
-		pingEvery: realtimePing,
-		idleAfter: realtimeIdle,
-		wake:      make(chan struct{}, 1),
-		streams:   map[*stream]struct{}{},
+// NewHub returns a hub for c's broker; it starts no goroutine until a
+// stream comes.
+func NewHub(c Config) *Hub {
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return &Hub{
+		broker:       c.Broker,
+		auth:         c.Auth,
+		log:          c.Log,
+		appendRecord: c.AppendRecord,
+		errorBody:    c.ErrorBody,
+		procs:        runtime.GOMAXPROCS(0),
+		longRound:    streamLongRound,
+		pingEvery:    pingEvery,
+		idleAfter:    idleAfter,
+		readTimeout:  wsReadTimeout,
+		wake:         make(chan struct{}, 1),
+		streams:      map[*stream]struct{}{},
 	}
 }
 
 // stream is one hijacked event stream: Server-Sent Events, or a
-// WebSocket (ws set), whose events are text frames and whose pings are
+// WebSocket (ws set), whose events are text messages and whose pings are
 // ping frames.
 type stream struct {
-	hub    *streamHub
+	hub    *Hub
 	conn   net.Conn
 	client *realtime.Client
 	// raw writes to the socket without waiting; nil when conn has no
@@ -110,10 +153,7 @@ type stream struct {
 	raw syscall.RawConn
 	// idLine starts every SSE event: "id:" and the client id.
 	idLine string
-	// ws is the WebSocket of a WebSocket stream. Its reading goroutine
-	// writes answers to the client's messages, so a round's write holds
-	// ws.wmu from its system call to the end of its drain, and frames
-	// never mix.
+	// ws is the WebSocket of a WebSocket stream (websocket.go).
 	ws *wsConn
 
 	mu        sync.Mutex
@@ -121,7 +161,7 @@ type stream struct {
 	// woken is set when the broker woke the stream while it was being
 	// written: it goes to the next round.
 	woken  bool
-	ping   bool // a ping waits
+	ping   bool // an SSE ping waits
 	closed bool
 	// idle is set when the hub closes the stream for having had no
 	// subscriptions for idleAfter.
@@ -131,70 +171,14 @@ type stream struct {
 	noSubsSince time.Time
 }
 
-// serve takes over r's connection as an event stream; it reports false
-// when the connection cannot be taken over (then nothing was written).
-func (h *streamHub) serve(w http.ResponseWriter, r *http.Request) bool {
-	if r.ProtoMajor != 1 || r.ProtoMinor < 1 { // chunked needs HTTP/1.1
-		return false
-	}
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return false
-	}
-	_ = conn.SetDeadline(time.Time{})
-	s := &stream{hub: h, conn: conn}
+// newStream returns a stream of h on conn, connected to the broker.
+func (h *Hub) newStream(conn net.Conn, ws *wsConn) *stream {
+	s := &stream{hub: h, conn: conn, ws: ws}
 	if sc, ok := conn.(syscall.Conn); ok && canWriteNow {
 		s.raw, _ = sc.SyscallConn()
 	}
 	s.client = h.broker.ConnectFunc(s.wake, s.close)
 	s.idLine = "id:" + s.client.ID
-
-	// The headers the middleware set (CORS, security, request id) and the
-	// stream's own, then PB_CONNECT, in the first write.
-	var b bytes.Buffer
-	b.WriteString("HTTP/1.1 200 OK\r\n")
-	hdr := w.Header().Clone()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Accel-Buffering", "no")
-	hdr.Set("Transfer-Encoding", "chunked")
-	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	hdr.Del("Content-Length")
-	_ = hdr.Write(&b)
-	b.WriteString("\r\n")
-	connect := []byte("\nevent:PB_CONNECT\ndata:")
-	connect = underhood.AppendJSONString(append(connect, `{"clientId":`...), s.client.ID)
-	connect = append(connect, "}\n\n"...)
-	b.Write(appendChunk(nil, s.idLine, connect))
-	_ = conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-	_, err = conn.Write(b.Bytes())
-	_ = conn.SetWriteDeadline(time.Time{})
-	if err != nil {
-		h.broker.Disconnect(s.client)
-		return true
-	}
-	// The buffered reader of the hijacked request is dropped: a client
-	// sends nothing more on an event stream.
-	_ = brw
-	h.add(s)
-	go s.watch()
-	return true
-}
-
-// addWS takes ws into the hub as a WebSocket stream; hello writes the
-// first message, with the client id, before any event can. It returns
-// nil when hello failed (then the client is gone).
-func (h *streamHub) addWS(ws *wsConn, hello func(id string) bool) *stream {
-	s := &stream{hub: h, conn: ws.conn, ws: ws}
-	if sc, ok := ws.conn.(syscall.Conn); ok && canWriteNow {
-		s.raw, _ = sc.SyscallConn()
-	}
-	s.client = h.broker.ConnectFunc(s.wake, s.close)
-	if !hello(s.client.ID) {
-		h.broker.Disconnect(s.client)
-		return nil
-	}
-	h.add(s)
 	return s
 }
 
@@ -237,8 +221,14 @@ func (s *stream) wake() {
 	s.hub.schedule(s)
 }
 
-// queuePing asks for a ping in the stream's next write.
+// queuePing asks for a ping in the stream's next write; a WebSocket is
+// pinged by coder/websocket instead, outside the rounds, since its Ping
+// waits for the pong.
 func (s *stream) queuePing() {
+	if s.ws != nil {
+		go s.ws.ping()
+		return
+	}
 	s.mu.Lock()
 	s.ping = true
 	s.mu.Unlock()
@@ -267,17 +257,22 @@ func (s *stream) flush(w *streamWriter) {
 		s.flushed(false) // asleep: the broker wakes it
 		return
 	}
-	buf := w.buf[:0]
+	var buf []byte
 	if s.ws != nil {
-		for _, m := range msgs {
-			buf = appendWSFrame(buf, wsText, m.Encoded("ws", encodeWSEvent))
-		}
-		if ping {
-			buf = appendWSFrame(buf, wsPing, nil)
+		var ok bool
+		buf, ok = s.ws.frame(w.buf[:0], msgs, s.hub.encodeWS)
+		if !ok {
+			// Another write waits for the client: this one is made after
+			// it, and the round does not wait with it.
+			go s.drainAside(bytes.Clone(w.buf[:0]), append([]*realtime.Message(nil), msgs...))
+			clear(msgs)
+			w.msgs = msgs[:0]
+			return
 		}
 	} else {
+		buf = w.buf[:0]
 		for _, m := range msgs {
-			buf = appendChunk(buf, s.idLine, m.Encoded("sse", encodeSSE))
+			buf = appendChunk(buf, s.idLine, m.Encoded("sse", s.hub.encodeSSE))
 		}
 		if ping {
 			buf = appendChunk(buf, "", ssePing)
@@ -285,33 +280,17 @@ func (s *stream) flush(w *streamWriter) {
 	}
 	clear(msgs)
 	w.msgs, w.buf = msgs[:0], buf
-	if s.ws != nil {
-		// The write holds wmu until it ends, here or in drain. When the
-		// reader is writing an answer (which may wait for the client),
-		// the round does not wait with it: drain takes the lock.
-		if !s.ws.wmu.TryLock() {
-			go s.drain(bytes.Clone(buf), false)
-			return
-		}
-		if s.ws.closed {
-			s.ws.wmu.Unlock()
-			s.flushed(false)
-			return
-		}
-	}
 	n := 0
 	if s.raw != nil {
 		var err error
 		n, err = s.writeNow(buf)
 		if err == nil && n == len(buf) {
-			if s.ws != nil {
-				s.ws.wmu.Unlock()
-			}
+			s.wrote()
 			s.flushed(true)
 			return
 		}
 	}
-	go s.drain(bytes.Clone(buf[n:]), true)
+	go s.drain(bytes.Clone(buf[n:]))
 }
 
 // writeNow makes one write(2) of p on the socket, without waiting for it
@@ -330,30 +309,33 @@ func (s *stream) writeNow(p []byte) (int, error) {
 }
 
 // drain writes rest, the part of a flush the socket did not take,
-// waiting for the client for as long as wsWriteTimeout, then hands the
+// waiting for the client for as long as writeTimeout, then hands the
 // stream back to the rounds. It runs in a goroutine of its own, only for
-// a client that does not read as fast as events come (or on TLS, or a
-// WebSocket whose reader was writing). locked says that flush holds the
-// WebSocket's write lock for it.
-func (s *stream) drain(rest []byte, locked bool) {
-	if s.ws != nil && !locked {
-		s.ws.wmu.Lock()
-		if s.ws.closed {
-			s.ws.wmu.Unlock()
-			s.flushed(false)
-			return
-		}
-	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+// a client that does not read as fast as events come (or on TLS).
+func (s *stream) drain(rest []byte) {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := s.conn.Write(rest)
 	_ = s.conn.SetWriteDeadline(time.Time{})
-	if s.ws != nil {
-		s.ws.wmu.Unlock()
-	}
+	s.wrote()
 	if err != nil {
 		s.hub.broker.Disconnect(s.client) // closes s through onClose
 	}
 	s.flushed(true)
+}
+
+// drainAside writes msgs to a WebSocket once the write that waits for
+// the client ends, then drains them as a round would have.
+func (s *stream) drainAside(buf []byte, msgs []*realtime.Message) {
+	buf = s.ws.frameWaiting(buf, msgs, s.hub.encodeWS)
+	s.drain(buf)
+}
+
+// wrote ends a write of the stream's socket: a WebSocket's other writes
+// may go on.
+func (s *stream) wrote() {
+	if s.ws != nil {
+		s.ws.out.release()
+	}
 }
 
 // flushed ends a flush. A stream that wrote goes to the next round, to
@@ -384,28 +366,24 @@ func (s *stream) close() {
 	idle := s.idle
 	s.mu.Unlock()
 	if s.ws != nil {
-		code, reason := wsGoingAway, "disconnected by the server"
-		if idle {
-			code, reason = wsNormalClosure, "idle without subscriptions"
-		}
-		go s.ws.Close(code, reason) // it waits for a write under way
+		go s.ws.closeFor(idle) // the closing handshake waits for the client
 	} else {
 		_ = s.conn.Close()
 	}
 	s.hub.remove(s)
 }
 
-func (h *streamHub) add(s *stream) {
+func (h *Hub) add(s *stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.streams[s] = struct{}{}
 	if !h.pinging {
 		h.pinging = true
-		go h.ping()
+		go h.pingStreams()
 	}
 }
 
-func (h *streamHub) remove(s *stream) {
+func (h *Hub) remove(s *stream) {
 	h.mu.Lock()
 	delete(h.streams, s)
 	h.mu.Unlock()
@@ -413,7 +391,7 @@ func (h *streamHub) remove(s *stream) {
 
 // schedule puts s in the next round, starting a writer when there is
 // room for one.
-func (h *streamHub) schedule(s *stream) {
+func (h *Hub) schedule(s *stream) {
 	h.mu.Lock()
 	h.next = append(h.next, s)
 	first := len(h.next) == 1
@@ -431,7 +409,7 @@ func (h *streamHub) schedule(s *stream) {
 }
 
 // signal wakes a waiting writer, if any.
-func (h *streamHub) signal() {
+func (h *Hub) signal() {
 	select {
 	case h.wake <- struct{}{}:
 	default:
@@ -439,7 +417,7 @@ func (h *streamHub) signal() {
 }
 
 // writersFor is how many writers a round of n streams gets.
-func (h *streamHub) writersFor(n int) int {
+func (h *Hub) writersFor(n int) int {
 	if n > h.longRound {
 		return h.procs
 	}
@@ -450,7 +428,7 @@ func (h *streamHub) writersFor(n int) int {
 // the next round when this one is all taken; none when there is no work.
 // It reports false when the writer is one too many for the round, and
 // then the writer is no longer counted.
-func (h *streamHub) take(batch []*stream) ([]*stream, bool) {
+func (h *Hub) take(batch []*stream) ([]*stream, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.taken == len(h.round) {
@@ -483,7 +461,7 @@ func (h *streamHub) take(batch []*stream) ([]*stream, bool) {
 }
 
 // writer writes rounds until it has had nothing to do for streamWriterIdle.
-func (h *streamHub) writer() {
+func (h *Hub) writer() {
 	idle := time.NewTimer(streamWriterIdle)
 	defer idle.Stop()
 	batch := make([]*stream, 0, streamBatch)
@@ -518,10 +496,10 @@ func (h *streamHub) writer() {
 	}
 }
 
-// ping keeps every stream alive with a comment line and closes the
-// streams that have been without subscriptions for idleAfter; it ends
-// when no stream is left.
-func (h *streamHub) ping() {
+// pingStreams keeps every stream alive with a ping and closes the streams
+// that have been without subscriptions for idleAfter; it ends when no
+// stream is left.
+func (h *Hub) pingStreams() {
 	t := time.NewTicker(h.pingEvery)
 	defer t.Stop()
 	for now := range t.C {
