@@ -123,14 +123,14 @@ func TestServeS3SettingsEndpointIsChecked(t *testing.T) {
 		{"loopback allowed", bucket.URL, []string{"--outbound-allow", "127.0.0.1/32"}, ""},
 		{"metadata", "http://169.254.169.254", nil, "refused to connect to 169.254.169.254 (cloud metadata address)"},
 		{"metadata with its network allowed", "http://169.254.169.254", []string{"--outbound-allow", "169.254.0.0/16"}, "refused to connect to 169.254.169.254 (cloud metadata address)"},
-		{"--storage given by the operator on loopback", "http://169.254.169.254", []string{"--storage", "s3://AK:SK@" + host + "/b?tls=false"}, ""},
+		{"--storage given by the operator on loopback", "http://169.254.169.254", []string{"--storage", "s3://AK:SK@" + host + "/bucket?tls=false"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			openService(t, dir, "", func(t *testing.T, s *record.Service) {
 				su := underhood.NewRecord(&underhood.Collection{Name: underhood.SuperusersName})
-				patch := `{"s3":{"enabled":true,"bucket":"b","region":"us-east-1","endpoint":"` + tt.endpoint + `","accessKey":"AK","secret":"SK"}}`
+				patch := `{"s3":{"enabled":true,"bucket":"bucket","region":"us-east-1","endpoint":"` + tt.endpoint + `","accessKey":"AK","secret":"SK"}}`
 				if _, err := s.UpdateSettings(context.Background(), su, []byte(patch)); err != nil {
 					t.Fatalf("UpdateSettings(%s) = %v", patch, err)
 				}
