@@ -380,20 +380,6 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
-func TestIdentityContext(t *testing.T) {
-	ctx := context.Background()
-	if got := IdentityFrom(ctx); got != nil {
-		t.Errorf("IdentityFrom(empty context) = %v, want nil", got)
-	}
-	rec := &underhood.Record{Data: map[string]any{"id": "u1"}}
-	if got := IdentityFrom(WithIdentity(ctx, rec)); got != rec {
-		t.Errorf("IdentityFrom(WithIdentity(rec)) = %v, want rec", got)
-	}
-	if got := WithIdentity(ctx, nil); got != ctx {
-		t.Errorf("WithIdentity(nil) returned a new context, want ctx unchanged")
-	}
-}
-
 func mustCollection(t *testing.T, e *env, name string) *underhood.Collection {
 	t.Helper()
 	c, err := e.records.Collection(name)

@@ -8,11 +8,10 @@ import (
 	"strings"
 
 	"github.com/underhood/underhood"
-	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/record"
 )
 
-func callerOf(r *http.Request) *underhood.Record { return auth.IdentityFrom(r.Context()) }
+func callerOf(r *http.Request) *underhood.Record { return underhood.Identity(r.Context()) }
 
 // requireSuperuser answers 401 to guests and 403 to other records.
 func requireSuperuser(r *http.Request) error {

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"net/http"
 
-	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/realtime/stream"
 )
@@ -62,7 +62,7 @@ func (a *api) handleRealtimeSubscribe(w http.ResponseWriter, r *http.Request) er
 	default:
 		return errBadBody()
 	}
-	if err := a.realtime.Subscribe(id, auth.IdentityFrom(r.Context()), topics); err != nil {
+	if err := a.realtime.Subscribe(id, underhood.Identity(r.Context()), topics); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/underhood/underhood"
-	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/record"
 )
 
@@ -43,7 +42,7 @@ func newRequest(r *http.Request, body map[string]any) *record.Request {
 		Headers: headers,
 		Query:   query,
 		Body:    body,
-		Auth:    auth.IdentityFrom(r.Context()),
+		Auth:    underhood.Identity(r.Context()),
 	}
 }
 
