@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -11,7 +12,13 @@ import (
 	"github.com/underhood/underhood/sqlstore"
 )
 
-func requireSuperuser(auth *underhood.Record) error {
+// AuthorizeAdmin returns nil when auth may administer the project (read
+// and change its collections and settings), and otherwise the error to
+// answer: 401 for a guest, 403 for any record but a superuser. Every
+// administrative method of the service checks it itself; an adapter calls
+// it first only where it must refuse before reading a request, so that a
+// guest meets 401 whatever body or query it sends.
+func (s *Service) AuthorizeAdmin(auth *underhood.Record) error {
 	if auth == nil {
 		return underhood.Errorf(underhood.EUnauthorized, "The request requires valid record authorization token.")
 	}
@@ -19,6 +26,108 @@ func requireSuperuser(auth *underhood.Record) error {
 		return underhood.Errorf(underhood.EForbidden, "The authorized record is not allowed to perform this action.")
 	}
 	return nil
+}
+
+// CollectionPage is one page of the collections list.
+type CollectionPage struct {
+	Page       int
+	PerPage    int
+	TotalItems int // -1 when the list was asked with SkipTotal
+	TotalPages int // -1 when the list was asked with SkipTotal
+	Items      []*underhood.Collection
+}
+
+// ListCollections returns, to a superuser, the page of collections that p
+// asks for: p.Filter is the filter language over id, name, type, system,
+// created and updated; p.Sort orders by name, type, created, updated or
+// id ("-name,created"), creation order otherwise; paging is as for
+// records (p.Expand does not apply).
+func (s *Service) ListCollections(ctx context.Context, auth *underhood.Record, p ListParams) (_ *CollectionPage, err error) {
+	defer underhood.Wrap(&err, "record.ListCollections")
+	if err := s.AuthorizeAdmin(auth); err != nil {
+		return nil, err
+	}
+	if p.Page < 1 {
+		p.Page = 1
+	}
+	if p.PerPage < 1 {
+		p.PerPage = DefaultPerPage
+	}
+	if p.PerPage > MaxPerPage {
+		p.PerPage = MaxPerPage
+	}
+	list, err := s.filterCollections(ctx, p.Filter)
+	if err != nil {
+		return nil, err
+	}
+	sortCollections(list, p.Sort)
+	total := len(list)
+	from := min((p.Page-1)*p.PerPage, total)
+	to := min(from+p.PerPage, total)
+	page := &CollectionPage{Page: p.Page, PerPage: p.PerPage, TotalItems: total, TotalPages: (total + p.PerPage - 1) / p.PerPage, Items: list[from:to]}
+	if p.SkipTotal {
+		page.TotalItems, page.TotalPages = -1, -1
+	}
+	return page, nil
+}
+
+// sortCollections orders collections by a sort parameter over name
+// (ignoring case), type, created, updated or id; a term it does not know
+// leaves the order as it is, and the default is creation order.
+func sortCollections(list []*underhood.Collection, spec string) {
+	terms := strings.Split(spec, ",")
+	// Stable sorts from the last term to the first leave the first term
+	// deciding, the next one breaking its ties, and so on.
+	for i := len(terms) - 1; i >= 0; i-- {
+		t := strings.TrimSpace(terms[i])
+		desc := strings.HasPrefix(t, "-")
+		t = strings.TrimLeft(t, "+-")
+		key := func(c *underhood.Collection) string {
+			switch t {
+			case "name":
+				return strings.ToLower(c.Name)
+			case "type":
+				return c.Type
+			case "created":
+				return c.Created
+			case "updated":
+				return c.Updated
+			case "id":
+				return c.ID
+			}
+			return ""
+		}
+		sort.SliceStable(list, func(i, j int) bool {
+			if desc {
+				return key(list[i]) > key(list[j])
+			}
+			return key(list[i]) < key(list[j])
+		})
+	}
+}
+
+// ViewCollection returns collection nameOrID to a superuser. Anyone else
+// is refused before the name is looked up, so that a guest cannot learn
+// which collections exist.
+func (s *Service) ViewCollection(ctx context.Context, auth *underhood.Record, nameOrID string) (_ *underhood.Collection, err error) {
+	defer underhood.Wrap(&err, "record.ViewCollection(%s)", nameOrID)
+	if err := s.AuthorizeAdmin(auth); err != nil {
+		return nil, err
+	}
+	c, err := s.Collection(nameOrID)
+	if err != nil {
+		return nil, underhood.Errorf(underhood.ENotFound, "The requested resource wasn't found.")
+	}
+	return c, nil
+}
+
+// Scaffolds returns to a superuser the templates a new collection of each
+// type starts from (ScaffoldCollections).
+func (s *Service) Scaffolds(auth *underhood.Record) (map[string]*underhood.Collection, error) {
+	if err := s.AuthorizeAdmin(auth); err != nil {
+		return nil, err
+	}
+	return ScaffoldCollections(), nil
 }
 
 // ruleChecker returns a function that compiles rule against a schema in
@@ -49,7 +158,7 @@ func (s *Service) ruleChecker(all []*underhood.Collection) func(c *underhood.Col
 // its table in one transaction. target is the collection being updated
 // ("" to create).
 func (s *Service) SaveCollection(ctx context.Context, auth *underhood.Record, target string, c *underhood.Collection) (*underhood.Collection, error) {
-	if err := requireSuperuser(auth); err != nil {
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return nil, err
 	}
 	s.schemaMu.Lock()
@@ -122,7 +231,7 @@ func (s *Service) saveCollectionTx(ctx context.Context, q sqlstore.Querier, old,
 // DeleteCollection drops a collection and its table. System collections and
 // collections that other collections' relation fields point to are refused.
 func (s *Service) DeleteCollection(ctx context.Context, auth *underhood.Record, nameOrID string) error {
-	if err := requireSuperuser(auth); err != nil {
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return err
 	}
 	s.schemaMu.Lock()
@@ -162,7 +271,7 @@ func referencingCollection(c *underhood.Collection, all []*underhood.Collection)
 
 // TruncateCollection deletes every record of a collection.
 func (s *Service) TruncateCollection(ctx context.Context, auth *underhood.Record, nameOrID string) error {
-	if err := requireSuperuser(auth); err != nil {
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return err
 	}
 	c, err := s.Collection(nameOrID)
@@ -181,7 +290,7 @@ func (s *Service) TruncateCollection(ctx context.Context, auth *underhood.Record
 // id, then by name) in one transaction; with deleteMissing, collections not
 // in list (other than system ones) are deleted. Nothing changes on error.
 func (s *Service) ImportCollections(ctx context.Context, auth *underhood.Record, list []*underhood.Collection, deleteMissing bool) error {
-	if err := requireSuperuser(auth); err != nil {
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return err
 	}
 	if len(list) == 0 {
@@ -300,9 +409,9 @@ var collectionsMeta = &underhood.Collection{
 	},
 }
 
-// FilterCollections returns the collections matching a filter over their
+// filterCollections returns the collections matching a filter over their
 // id, name, type, system, created and updated properties.
-func (s *Service) FilterCollections(ctx context.Context, src string) ([]*underhood.Collection, error) {
+func (s *Service) filterCollections(ctx context.Context, src string) ([]*underhood.Collection, error) {
 	all := s.Collections()
 	list := make([]*underhood.Collection, 0, len(all))
 	if strings.TrimSpace(src) == "" {

@@ -145,7 +145,7 @@ func (s *Service) Settings() Settings { return *s.settings.Load() }
 // PublicSettings returns the settings for a superuser's eyes: write-only
 // secrets are blanked.
 func (s *Service) PublicSettings(auth *underhood.Record) (*Settings, error) {
-	if err := requireSuperuser(auth); err != nil {
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return nil, err
 	}
 	st := s.Settings()
@@ -159,7 +159,7 @@ func (s *Service) PublicSettings(auth *underhood.Record) (*Settings, error) {
 // settings, validates the result and persists it. Write-only secrets sent
 // empty keep their stored value.
 func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, patch []byte) (*Settings, error) {
-	if err := requireSuperuser(auth); err != nil {
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return nil, err
 	}
 	s.schemaMu.Lock()
