@@ -136,7 +136,7 @@ func (e *accountsEnv) update(ctx context.Context, path, id string, body map[stri
 		_, err := e.s.Update(ctx, e.request("PATCH", body), "accounts", id, body, "")
 		return err
 	case "batch":
-		return e.s.Batch(ctx, func(tx *record.Tx) error {
+		return e.s.Batch(ctx, 1, func(tx *record.Tx) error {
 			_, err := tx.Update(e.request("PATCH", body), "accounts", id, body, "")
 			return err
 		})
@@ -145,7 +145,7 @@ func (e *accountsEnv) update(ctx context.Context, path, id string, body map[stri
 	for k, v := range body {
 		withID[k] = v
 	}
-	return e.s.Batch(ctx, func(tx *record.Tx) error {
+	return e.s.Batch(ctx, 1, func(tx *record.Tx) error {
 		_, err := tx.Upsert(e.request("PUT", withID), "accounts", withID, "")
 		return err
 	})
@@ -159,12 +159,12 @@ func (e *accountsEnv) create(ctx context.Context, path string, body map[string]a
 	case "single":
 		r, err = e.s.Create(ctx, e.request("POST", body), "accounts", body, "")
 	case "batch":
-		err = e.s.Batch(ctx, func(tx *record.Tx) error {
+		err = e.s.Batch(ctx, 1, func(tx *record.Tx) error {
 			r, err = tx.Create(e.request("POST", body), "accounts", body, "")
 			return err
 		})
 	default:
-		err = e.s.Batch(ctx, func(tx *record.Tx) error {
+		err = e.s.Batch(ctx, 1, func(tx *record.Tx) error {
 			r, err = tx.Upsert(e.request("PUT", body), "accounts", body, "")
 			return err
 		})

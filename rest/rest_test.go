@@ -280,6 +280,16 @@ func TestBatch(t *testing.T) {
 	if st, body := e.do("POST", "/api/batch", "alice", map[string]any{"requests": many}); st != 400 {
 		t.Fatalf("batch of 51 = %d %s, want 400", st, body)
 	}
+	if st, body := e.do("POST", "/api/batch", "alice", map[string]any{"requests": []any{}}); st != 400 || !strings.Contains(body, `"requests":{"code":"validation_required"`) {
+		t.Fatalf("empty batch = %d %s, want 400 naming requests", st, body)
+	}
+	// Disabled batches are refused before their body is read.
+	if st, body := e.do("PATCH", "/api/settings", "su", map[string]any{"batch": map[string]any{"enabled": false}}); st != 200 {
+		t.Fatalf("disable batches = %d %s", st, body)
+	}
+	if st, body := e.do("POST", "/api/batch", "alice", `{"requests":`); st != 403 || !strings.Contains(body, "Batch requests are not allowed.") {
+		t.Fatalf("batch while disabled = %d %s, want 403", st, body)
+	}
 }
 
 func TestCollectionsAPI(t *testing.T) {
