@@ -1,7 +1,6 @@
 package record
 
 import (
-	"context"
 	"sort"
 	"strings"
 
@@ -10,25 +9,16 @@ import (
 
 // The bytes of files live in the files capability; a record's file fields
 // hold only their stored names. A write may name a file only if the record
-// held it before or it was uploaded with that write (WithUploads), so no
-// client can point a record at a file it did not upload.
-
-type uploadsKey struct{}
-
-// WithUploads returns a context for a create or update that carries the
-// stored names of the files uploaded with it.
-func WithUploads(ctx context.Context, names []string) context.Context {
-	set := make(map[string]bool, len(names))
-	for _, n := range names {
-		set[n] = true
-	}
-	return context.WithValue(ctx, uploadsKey{}, set)
-}
+// held it before or it was uploaded with that write (Request.Uploads), so
+// no client can point a record at a file it did not upload.
 
 // checkFiles refuses file names in r that neither old (nil on create)
-// held nor the write uploaded.
-func (s *Service) checkFiles(ctx context.Context, r, old *underhood.Record) error {
-	uploaded, _ := ctx.Value(uploadsKey{}).(map[string]bool)
+// held nor req uploaded.
+func (s *Service) checkFiles(req *Request, r, old *underhood.Record) error {
+	var uploaded []string
+	if req != nil {
+		uploaded = req.Uploads
+	}
 	errs := map[string]any{}
 	for _, f := range r.Collection.Fields {
 		if f.Type != underhood.FieldFile {
@@ -40,7 +30,7 @@ func (s *Service) checkFiles(ctx context.Context, r, old *underhood.Record) erro
 		}
 		var bad []string
 		for _, name := range r.Strings(f.Name) {
-			if !uploaded[name] && !listHas(had, name) {
+			if !listHas(uploaded, name) && !listHas(had, name) {
 				bad = append(bad, name)
 			}
 		}

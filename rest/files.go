@@ -80,17 +80,18 @@ func errFileNotFound() error {
 }
 
 // readWrite reads the body of a create (id "") or update of a record of
-// collection {c} and runs write with it. A multipart body goes through the
-// file service, which streams its files to storage before the write and
-// removes them again if the write fails; other bodies are read as before.
-func (a *api) readWrite(r *http.Request, id string, write func(ctx context.Context, body map[string]any) error) error {
+// collection {c} and runs write with it and the stored names of the files
+// uploaded with it. A multipart body goes through the file service, which
+// streams its files to storage before the write and removes them again if
+// the write fails; other bodies upload nothing.
+func (a *api) readWrite(r *http.Request, id string, write func(ctx context.Context, body map[string]any, uploads []string) error) error {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if a.files == nil || ct != "multipart/form-data" {
 		body, err := a.readBody(r)
 		if err != nil {
 			return err
 		}
-		return write(r.Context(), body)
+		return write(r.Context(), body, nil)
 	}
 	c, err := a.records.Collection(r.PathValue("c"))
 	if err != nil {
@@ -104,7 +105,7 @@ func (a *api) readWrite(r *http.Request, id string, write func(ctx context.Conte
 	if id == "" {
 		id = up.RecordID()
 	}
-	return up.Write(r.Context(), id, func(ctx context.Context) error { return write(ctx, up.Data) })
+	return up.Write(r.Context(), id, func(ctx context.Context) error { return write(ctx, up.Data, up.Names()) })
 }
 
 // dropCollectionFiles resolves collection nameOrID before it is deleted or

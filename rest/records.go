@@ -191,8 +191,10 @@ func (a *api) handleCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var rec *underhood.Record
-	err = a.readWrite(r, "", func(ctx context.Context, body map[string]any) (err error) {
-		rec, err = a.records.Create(ctx, newRequest(r, body), r.PathValue("c"), body, r.URL.Query().Get("expand"))
+	err = a.readWrite(r, "", func(ctx context.Context, body map[string]any, uploads []string) (err error) {
+		req := newRequest(r, body)
+		req.Uploads = uploads
+		rec, err = a.records.Create(ctx, req, r.PathValue("c"), body, r.URL.Query().Get("expand"))
 		return err
 	})
 	if err != nil {
@@ -207,8 +209,10 @@ func (a *api) handleUpdate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var rec *underhood.Record
-	err = a.readWrite(r, r.PathValue("id"), func(ctx context.Context, body map[string]any) (err error) {
-		rec, err = a.records.Update(ctx, newRequest(r, body), r.PathValue("c"), r.PathValue("id"), body, r.URL.Query().Get("expand"))
+	err = a.readWrite(r, r.PathValue("id"), func(ctx context.Context, body map[string]any, uploads []string) (err error) {
+		req := newRequest(r, body)
+		req.Uploads = uploads
+		rec, err = a.records.Update(ctx, req, r.PathValue("c"), r.PathValue("id"), body, r.URL.Query().Get("expand"))
 		return err
 	})
 	if err != nil {
