@@ -179,12 +179,16 @@ func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password
 }
 
 // Refresh returns a new auth token for caller, who must be authenticated
-// as a record of coll: 401 for a guest, 403 for a record of another
-// collection. The record is reloaded, so the response reflects its
-// current state.
-func (a *Service) Refresh(ctx context.Context, caller *underhood.Record, coll string) (string, *underhood.Record, error) {
+// as a record of coll with token (an Authorization header's value): 401
+// for a guest, 403 for a record of another collection or a token issued
+// as not refreshable (impersonation). The record is reloaded, so the
+// response reflects its current state.
+func (a *Service) Refresh(ctx context.Context, caller *underhood.Record, token, coll string) (string, *underhood.Record, error) {
 	if caller == nil {
 		return "", nil, underhood.Errorf(underhood.EUnauthorized, msgInvalidToken)
+	}
+	if err := checkRefreshable(token); err != nil {
+		return "", nil, err
 	}
 	c, err := a.records.Collection(coll)
 	if err != nil || caller.Collection == nil || c.ID != caller.Collection.ID {

@@ -86,10 +86,10 @@ func signStaticToken(rec *underhood.Record, exp time.Time) (string, error) {
 	return s, nil
 }
 
-// CheckRefreshable refuses, with 403, to refresh token when it was issued
-// as not refreshable (an impersonation token), as PocketBase does. Call it
+// checkRefreshable refuses, with 403, to refresh token when it was issued
+// as not refreshable (an impersonation token), as PocketBase does. It is
 // for a token the caller was already identified with.
-func (a *Service) CheckRefreshable(token string) error {
+func checkRefreshable(token string) error {
 	cl, err := peekClaims(bearer(token))
 	if err != nil {
 		return errInvalidToken(err)
