@@ -9,8 +9,6 @@ import (
 	"github.com/underhood/underhood/record"
 )
 
-func callerOf(r *http.Request) *underhood.Record { return underhood.Identity(r.Context()) }
-
 func (a *api) handleCollectionList(w http.ResponseWriter, r *http.Request) error {
 	caller := callerOf(r)
 	// Asked before the query is read: a guest meets 401 whatever it sends.

@@ -8,17 +8,6 @@ import (
 	"github.com/underhood/underhood"
 )
 
-// fileRoutes serves stored files and file tokens; without a file service
-// there are none.
-func (a *api) fileRoutes() {
-	if a.files == nil {
-		return
-	}
-	a.handle("POST /api/files/token", a.handleFileToken)
-	a.handle("GET /api/files/{c}/{id}/{name}", a.handleFileDownload)
-	a.handle("HEAD /api/files/{c}/{id}/{name}", a.handleFileDownload)
-}
-
 // handleFileToken issues the caller a short-lived file token, the
 // identity protected files are checked for (?token=…).
 func (a *api) handleFileToken(w http.ResponseWriter, r *http.Request) error {
