@@ -10,7 +10,8 @@ import (
 // was issued to: the identity a protected file is checked for. An empty
 // token is a guest: (nil, nil). A malformed, expired or revoked token, an
 // auth token in its place, or a missing record is EUnauthorized.
-func (a *Service) IdentifyFile(ctx context.Context, token string) (*underhood.Record, error) {
+func (a *Service) IdentifyFile(ctx context.Context, token string) (_ *underhood.Record, err error) {
+	defer underhood.Wrap(&err, "auth.IdentifyFile")
 	return a.identifyKind(ctx, token, KindFile)
 }
 

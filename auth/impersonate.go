@@ -23,7 +23,8 @@ const msgNotRefreshable = "The current auth token is not refreshable."
 // cannot be refreshed; no auth rule or second factor applies, as in
 // PocketBase. The token works until it expires or the record's tokens are
 // revoked.
-func (a *Service) Impersonate(ctx context.Context, caller *underhood.Record, coll, id string, duration time.Duration) (string, *underhood.Record, error) {
+func (a *Service) Impersonate(ctx context.Context, caller *underhood.Record, coll, id string, duration time.Duration) (_ string, _ *underhood.Record, err error) {
+	defer underhood.Wrap(&err, "auth.Impersonate(%s, %s)", coll, id)
 	if caller == nil {
 		return "", nil, underhood.Errorf(underhood.EUnauthorized, msgInvalidToken)
 	}

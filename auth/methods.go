@@ -39,7 +39,8 @@ type PasswordMethod struct {
 // anyone: they are what a sign-in page shows. Each OAuth2 provider comes
 // with a new state and PKCE pair (OAuth2Providers). A missing collection
 // or one that is not an auth collection is 404.
-func (a *Service) Methods(ctx context.Context, coll string) (*Methods, error) {
+func (a *Service) Methods(ctx context.Context, coll string) (_ *Methods, err error) {
+	defer underhood.Wrap(&err, "auth.Methods(%s)", coll)
 	c, err := a.records.Collection(coll)
 	if err != nil {
 		return nil, err

@@ -157,7 +157,8 @@ func (s *Service) ruleChecker(all []*underhood.Collection) func(c *underhood.Col
 // by path, the name given in target) or updates a collection and migrates
 // its table in one transaction. target is the collection being updated
 // ("" to create).
-func (s *Service) SaveCollection(ctx context.Context, auth *underhood.Record, target string, c *underhood.Collection) (*underhood.Collection, error) {
+func (s *Service) SaveCollection(ctx context.Context, auth *underhood.Record, target string, c *underhood.Collection) (_ *underhood.Collection, err error) {
+	defer underhood.Wrap(&err, "record.SaveCollection(%s)", c.Name)
 	if err := s.AuthorizeAdmin(auth); err != nil {
 		return nil, err
 	}
@@ -179,7 +180,7 @@ func (s *Service) SaveCollection(ctx context.Context, auth *underhood.Record, ta
 		}
 	}
 	var saved *underhood.Collection
-	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		var err error
 		saved, err = s.saveCollectionTx(ctx, q, old, c, s.Collections())
 		return err
@@ -230,7 +231,8 @@ func (s *Service) saveCollectionTx(ctx context.Context, q sqlstore.Querier, old,
 
 // DeleteCollection drops a collection and its table. System collections and
 // collections that other collections' relation fields point to are refused.
-func (s *Service) DeleteCollection(ctx context.Context, auth *underhood.Record, nameOrID string) error {
+func (s *Service) DeleteCollection(ctx context.Context, auth *underhood.Record, nameOrID string) (err error) {
+	defer underhood.Wrap(&err, "record.DeleteCollection(%s)", nameOrID)
 	if err := s.AuthorizeAdmin(auth); err != nil {
 		return err
 	}
@@ -246,7 +248,7 @@ func (s *Service) DeleteCollection(ctx context.Context, auth *underhood.Record, 
 	if ref := referencingCollection(c, s.Collections()); ref != "" {
 		return underhood.Errorf(underhood.EInvalid, "Collection %q is referenced by a relation field of %q and cannot be deleted.", c.Name, ref)
 	}
-	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		return s.store.DeleteCollection(ctx, q, c)
 	})
 	if err != nil {
@@ -270,7 +272,8 @@ func referencingCollection(c *underhood.Collection, all []*underhood.Collection)
 }
 
 // TruncateCollection deletes every record of a collection.
-func (s *Service) TruncateCollection(ctx context.Context, auth *underhood.Record, nameOrID string) error {
+func (s *Service) TruncateCollection(ctx context.Context, auth *underhood.Record, nameOrID string) (err error) {
+	defer underhood.Wrap(&err, "record.TruncateCollection(%s)", nameOrID)
 	if err := s.AuthorizeAdmin(auth); err != nil {
 		return err
 	}
@@ -289,7 +292,8 @@ func (s *Service) TruncateCollection(ctx context.Context, auth *underhood.Record
 // ImportCollections creates or updates every collection in list (matched by
 // id, then by name) in one transaction; with deleteMissing, collections not
 // in list (other than system ones) are deleted. Nothing changes on error.
-func (s *Service) ImportCollections(ctx context.Context, auth *underhood.Record, list []*underhood.Collection, deleteMissing bool) error {
+func (s *Service) ImportCollections(ctx context.Context, auth *underhood.Record, list []*underhood.Collection, deleteMissing bool) (err error) {
+	defer underhood.Wrap(&err, "record.ImportCollections")
 	if err := s.AuthorizeAdmin(auth); err != nil {
 		return err
 	}
@@ -299,7 +303,7 @@ func (s *Service) ImportCollections(ctx context.Context, auth *underhood.Record,
 	}
 	s.schemaMu.Lock()
 	defer s.schemaMu.Unlock()
-	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		all := append([]*underhood.Collection(nil), s.Collections()...)
 		find := func(c *underhood.Collection) (int, *underhood.Collection) {
 			for i, o := range all {

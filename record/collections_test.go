@@ -2,12 +2,17 @@ package record_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/record"
+	"github.com/underhood/underhood/record/recordtest"
+	"github.com/underhood/underhood/sqlstore/postgres"
+	"github.com/underhood/underhood/sqlstore/sqlite"
+	"github.com/underhood/underhood/sqlstore/storetest"
 )
 
 // TestAdministrationIsForSuperusers: every method that reads or changes the
@@ -137,5 +142,42 @@ func TestListCollections(t *testing.T) {
 	}
 	if _, err := s.ListCollections(ctx, s.SystemRequest().Auth, record.ListParams{Filter: "name = ("}); underhood.ErrorCode(err) != underhood.EInvalid {
 		t.Errorf("ListCollections(a broken filter) = %v, want %s", err, underhood.EInvalid)
+	}
+}
+
+// TestInternalErrorsNameTheirOperation: when the database fails, the error
+// a method returns (which the adapters log for a 500) names the method and
+// what it was working on; the client still gets the generic message.
+func TestInternalErrorsNameTheirOperation(t *testing.T) {
+	ctx := context.Background()
+	s, store := recordtest.OpenStore(t, storetest.Config(t, sqlite.Dialect{}, postgres.Dialect{}), nil)
+	su := s.SystemRequest().Auth
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		op   string
+		call func() error
+	}{
+		{"record.UpdateSettings", func() error {
+			_, err := s.UpdateSettings(ctx, su, []byte(`{"meta":{"appName":"Blog"}}`))
+			return err
+		}},
+		{"record.SaveCollection(posts)", func() error {
+			_, err := s.SaveCollection(ctx, su, "", &underhood.Collection{Name: "posts", Type: underhood.TypeBase})
+			return err
+		}},
+		{"record.TruncateCollection(users)", func() error { return s.TruncateCollection(ctx, su, underhood.UsersName) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.op, func(t *testing.T) {
+			err := tt.call()
+			if underhood.ErrorCode(err) != underhood.EInternal || !strings.HasPrefix(err.Error(), tt.op+": ") {
+				t.Fatalf("%s on a closed store = %v, want an internal error starting with %q", tt.op, err, tt.op+": ")
+			}
+			if msg := underhood.ErrorMessage(err); msg != "Something went wrong while processing your request." {
+				t.Errorf("%s: client message = %q, want the generic one", tt.op, msg)
+			}
+		})
 	}
 }

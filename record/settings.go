@@ -158,7 +158,8 @@ func (s *Service) PublicSettings(auth *underhood.Record) (*Settings, error) {
 // UpdateSettings merges a JSON patch (any subset of the sections) into the
 // settings, validates the result and persists it. Write-only secrets sent
 // empty keep their stored value.
-func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, patch []byte) (*Settings, error) {
+func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, patch []byte) (_ *Settings, err error) {
+	defer underhood.Wrap(&err, "record.UpdateSettings")
 	if err := s.AuthorizeAdmin(auth); err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, pa
 	if err := refuseUnavailable(&cur, &next); err != nil {
 		return nil, err
 	}
-	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		return s.store.SetParam(ctx, q, settingsKey, &next)
 	})
 	if err != nil {
