@@ -102,7 +102,10 @@ func ErrorMessage(err error) string {
 //	defer underhood.Wrap(&err, "record.SaveCollection(%s)", name)
 //
 // An *Error with a client-facing code (EInvalid, ENotFound, …) is left
-// exactly as it is: its message is what the client reads.
+// exactly as it is: its message is what the client reads. The arguments
+// are evaluated (and boxed, which allocates) on every call, failed or not:
+// a method on a hot path names only itself, since the log line of a
+// request already holds its path.
 func Wrap(errp *error, format string, args ...any) {
 	if *errp == nil || ErrorCode(*errp) != EInternal {
 		return

@@ -61,7 +61,7 @@ func (s *Service) checkFiles(req *Request, r, old *underhood.Record) error {
 // name the record does not hold is 404; a protected file the caller may
 // not read is 403.
 func (s *Service) FileRecord(ctx context.Context, req *Request, coll, id, name string, identify func() (*underhood.Record, error)) (_ *underhood.Record, err error) {
-	defer underhood.Wrap(&err, "record.FileRecord(%s, %s, %s)", coll, id, name)
+	defer underhood.Wrap(&err, "record.FileRecord")
 	c, err := s.Collection(coll)
 	if err != nil || c.IsView() {
 		return nil, errFileNotFound()
