@@ -93,3 +93,22 @@ func ErrorMessage(err error) string {
 	}
 	return "Something went wrong while processing your request."
 }
+
+// Wrap prefixes *errp with the name of the operation that failed when it is
+// an internal failure (any error without a client-facing code), so that the
+// log line of a 500 says where it came from. It is meant to be deferred at
+// the top of an exported method with a named error result:
+//
+//	defer underhood.Wrap(&err, "record.SaveCollection(%s)", name)
+//
+// An *Error with a client-facing code (EInvalid, ENotFound, …) is left
+// exactly as it is: its message is what the client reads. The arguments
+// are evaluated (and boxed, which allocates) on every call, failed or not:
+// a method on a hot path names only itself, since the log line of a
+// request already holds its path.
+func Wrap(errp *error, format string, args ...any) {
+	if *errp == nil || ErrorCode(*errp) != EInternal {
+		return
+	}
+	*errp = fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), *errp)
+}

@@ -86,7 +86,8 @@ func errInvalidToken(cause error) error {
 // that is no longer the record's (revoked) or issued to a record that no
 // longer exists yields an EUnauthorized error. A leading "Bearer " is
 // accepted. Other errors (a failing database) are returned wrapped.
-func (a *Service) Identify(ctx context.Context, token string) (*underhood.Record, error) {
+func (a *Service) Identify(ctx context.Context, token string) (_ *underhood.Record, err error) {
+	defer underhood.Wrap(&err, "auth.Identify")
 	token = strings.TrimSpace(token)
 	if len(token) >= 7 && strings.EqualFold(token[:7], "Bearer ") {
 		token = token[7:]
@@ -130,7 +131,8 @@ func (a *Service) identifyKind(ctx context.Context, token, kind string) (*underh
 // NewToken returns a signed token of kind (KindAuth or KindFile) for rec,
 // which must be a full record of an auth collection (its tokenKey is part of
 // the signing key). Its lifetime is the collection's setting for that kind.
-func (a *Service) NewToken(rec *underhood.Record, kind string) (string, error) {
+func (a *Service) NewToken(rec *underhood.Record, kind string) (_ string, err error) {
+	defer underhood.Wrap(&err, "auth.NewToken(%s)", kind)
 	return signToken(rec, kind, a.now())
 }
 
@@ -142,7 +144,8 @@ func (a *Service) NewToken(rec *underhood.Record, kind string) (string, error) {
 // mfaID continues a multi-factor login begun by another method ("" for
 // none). The result is a new auth token with the record as its owner sees
 // it, or, when a second factor is required, only an MFA id.
-func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password, identityField, mfaID string) (*Result, error) {
+func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password, identityField, mfaID string) (_ *Result, err error) {
+	defer underhood.Wrap(&err, "auth.AuthWithPassword(%s)", coll)
 	c, err := a.authCollection(coll)
 	if err != nil {
 		return nil, err
@@ -179,12 +182,17 @@ func (a *Service) AuthWithPassword(ctx context.Context, coll, identity, password
 }
 
 // Refresh returns a new auth token for caller, who must be authenticated
-// as a record of coll: 401 for a guest, 403 for a record of another
-// collection. The record is reloaded, so the response reflects its
-// current state.
-func (a *Service) Refresh(ctx context.Context, caller *underhood.Record, coll string) (string, *underhood.Record, error) {
+// as a record of coll with token (an Authorization header's value): 401
+// for a guest, 403 for a record of another collection or a token issued
+// as not refreshable (impersonation). The record is reloaded, so the
+// response reflects its current state.
+func (a *Service) Refresh(ctx context.Context, caller *underhood.Record, token, coll string) (_ string, _ *underhood.Record, err error) {
+	defer underhood.Wrap(&err, "auth.Refresh(%s)", coll)
 	if caller == nil {
 		return "", nil, underhood.Errorf(underhood.EUnauthorized, msgInvalidToken)
+	}
+	if err := checkRefreshable(token); err != nil {
+		return "", nil, err
 	}
 	c, err := a.records.Collection(coll)
 	if err != nil || caller.Collection == nil || c.ID != caller.Collection.ID {

@@ -332,31 +332,41 @@ func TestIdentifyRevocation(t *testing.T) {
 func TestRefresh(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	alice, err := e.auth.Identify(ctx, e.login(t, "users", "alice@example.com", "alice-password"))
+	aliceToken := e.login(t, "users", "alice@example.com", "alice-password")
+	alice, err := e.auth.Identify(ctx, aliceToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := e.auth.Identify(ctx, e.login(t, underhood.SuperusersName, "root@example.com", "root-password"))
+	rootToken := e.login(t, underhood.SuperusersName, "root@example.com", "root-password")
+	root, err := e.auth.Identify(ctx, rootToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An impersonation token identifies its record but is not refreshable.
+	impersonated, _, err := e.auth.Impersonate(ctx, root, "users", alice.ID(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name    string
 		caller  *underhood.Record
+		token   string
 		coll    string
 		wantErr string
 	}{
-		{"own collection", alice, "users", ""},
-		{"own collection by id", alice, underhood.UsersID, ""},
-		{"superuser", root, underhood.SuperusersName, ""},
-		{"guest", nil, "users", underhood.EUnauthorized},
-		{"another collection", alice, underhood.SuperusersName, underhood.EForbidden},
-		{"superuser for users", root, "users", underhood.EForbidden},
-		{"missing collection", alice, "nope", underhood.EForbidden},
+		{"own collection", alice, aliceToken, "users", ""},
+		{"own collection by id", alice, aliceToken, underhood.UsersID, ""},
+		{"bearer token", alice, "Bearer " + aliceToken, "users", ""},
+		{"superuser", root, rootToken, underhood.SuperusersName, ""},
+		{"guest", nil, "", "users", underhood.EUnauthorized},
+		{"another collection", alice, aliceToken, underhood.SuperusersName, underhood.EForbidden},
+		{"superuser for users", root, rootToken, "users", underhood.EForbidden},
+		{"missing collection", alice, aliceToken, "nope", underhood.EForbidden},
+		{"impersonation token", alice, impersonated, "users", underhood.EForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			token, rec, err := e.auth.Refresh(ctx, tt.caller, tt.coll)
+			token, rec, err := e.auth.Refresh(ctx, tt.caller, tt.token, tt.coll)
 			if got := underhood.ErrorCode(err); got != tt.wantErr {
 				t.Fatalf("Refresh(%s) error = %v, want code %q", tt.name, err, tt.wantErr)
 			}
@@ -375,22 +385,8 @@ func TestRefresh(t *testing.T) {
 	if err := e.records.Delete(ctx, e.records.SystemRequest(), "users", alice.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.auth.Refresh(ctx, alice, "users"); underhood.ErrorCode(err) != underhood.EUnauthorized {
+	if _, _, err := e.auth.Refresh(ctx, alice, aliceToken, "users"); underhood.ErrorCode(err) != underhood.EUnauthorized {
 		t.Errorf("Refresh(deleted caller) = %v, want %s", err, underhood.EUnauthorized)
-	}
-}
-
-func TestIdentityContext(t *testing.T) {
-	ctx := context.Background()
-	if got := IdentityFrom(ctx); got != nil {
-		t.Errorf("IdentityFrom(empty context) = %v, want nil", got)
-	}
-	rec := &underhood.Record{Data: map[string]any{"id": "u1"}}
-	if got := IdentityFrom(WithIdentity(ctx, rec)); got != rec {
-		t.Errorf("IdentityFrom(WithIdentity(rec)) = %v, want rec", got)
-	}
-	if got := WithIdentity(ctx, nil); got != ctx {
-		t.Errorf("WithIdentity(nil) returned a new context, want ctx unchanged")
 	}
 }
 

@@ -76,7 +76,8 @@ func (a *Service) UseMailer(m Mailer) { a.mail.mailer = m }
 
 // Close waits until the emails being sent in the background are sent, or
 // until ctx ends. Later requests send no more mail.
-func (a *Service) Close(ctx context.Context) error {
+func (a *Service) Close(ctx context.Context) (err error) {
+	defer underhood.Wrap(&err, "auth.Close")
 	m := &a.mail
 	m.mu.Lock()
 	m.closed = true
@@ -203,7 +204,8 @@ func sleepUntil(ctx context.Context, until time.Time) {
 // RequestVerification mails a verification link to the unverified record
 // of coll whose email is email. It answers nil whether or not there is
 // one.
-func (a *Service) RequestVerification(ctx context.Context, coll, email string) error {
+func (a *Service) RequestVerification(ctx context.Context, coll, email string) (err error) {
+	defer underhood.Wrap(&err, "auth.RequestVerification(%s)", coll)
 	c, err := a.authCollection(coll)
 	if err != nil {
 		return err
@@ -239,7 +241,8 @@ func (a *Service) RequestVerification(ctx context.Context, coll, email string) e
 
 // ConfirmVerification marks the record a verification token was issued to
 // as verified, if its email is still the one the token was sent to.
-func (a *Service) ConfirmVerification(ctx context.Context, coll, token string) error {
+func (a *Service) ConfirmVerification(ctx context.Context, coll, token string) (err error) {
+	defer underhood.Wrap(&err, "auth.ConfirmVerification(%s)", coll)
 	c, err := a.authCollection(coll)
 	if err != nil {
 		return err
@@ -279,7 +282,8 @@ func (a *Service) ConfirmVerification(ctx context.Context, coll, token string) e
 
 // RequestPasswordReset mails a password reset link to the record of coll
 // whose email is email. It answers nil whether or not there is one.
-func (a *Service) RequestPasswordReset(ctx context.Context, coll, email string) error {
+func (a *Service) RequestPasswordReset(ctx context.Context, coll, email string) (err error) {
+	defer underhood.Wrap(&err, "auth.RequestPasswordReset(%s)", coll)
 	c, err := a.authCollection(coll)
 	if err != nil {
 		return err
@@ -318,7 +322,8 @@ func (a *Service) RequestPasswordReset(ctx context.Context, coll, email string) 
 // every token issued before, this one included, stops working. A record
 // that was not verified becomes verified when its email is still the one
 // the token was sent to: the reset proved the address.
-func (a *Service) ConfirmPasswordReset(ctx context.Context, coll, token, password, passwordConfirm string) error {
+func (a *Service) ConfirmPasswordReset(ctx context.Context, coll, token, password, passwordConfirm string) (err error) {
+	defer underhood.Wrap(&err, "auth.ConfirmPasswordReset(%s)", coll)
 	c, err := a.authCollection(coll)
 	if err != nil {
 		return err
@@ -354,7 +359,8 @@ func (a *Service) ConfirmPasswordReset(ctx context.Context, coll, token, passwor
 // record of coll, to newEmail. Whether another account already uses
 // newEmail is not checked here, which would tell the caller; the
 // confirmation refuses it.
-func (a *Service) RequestEmailChange(ctx context.Context, caller *underhood.Record, coll, newEmail string) error {
+func (a *Service) RequestEmailChange(ctx context.Context, caller *underhood.Record, coll, newEmail string) (err error) {
+	defer underhood.Wrap(&err, "auth.RequestEmailChange(%s)", coll)
 	rec, err := a.callerRecord(ctx, caller, coll)
 	if err != nil {
 		return err
@@ -390,7 +396,8 @@ func (a *Service) RequestEmailChange(ctx context.Context, caller *underhood.Reco
 // to the token's new address, given the record's password. The address
 // counts as verified (the token arrived there) and the record's token key
 // rotates, so earlier tokens stop working.
-func (a *Service) ConfirmEmailChange(ctx context.Context, coll, token, password string) error {
+func (a *Service) ConfirmEmailChange(ctx context.Context, coll, token, password string) (err error) {
+	defer underhood.Wrap(&err, "auth.ConfirmEmailChange(%s)", coll)
 	c, err := a.authCollection(coll)
 	if err != nil {
 		return err

@@ -23,7 +23,8 @@ const msgNotRefreshable = "The current auth token is not refreshable."
 // cannot be refreshed; no auth rule or second factor applies, as in
 // PocketBase. The token works until it expires or the record's tokens are
 // revoked.
-func (a *Service) Impersonate(ctx context.Context, caller *underhood.Record, coll, id string, duration time.Duration) (string, *underhood.Record, error) {
+func (a *Service) Impersonate(ctx context.Context, caller *underhood.Record, coll, id string, duration time.Duration) (_ string, _ *underhood.Record, err error) {
+	defer underhood.Wrap(&err, "auth.Impersonate(%s, %s)", coll, id)
 	if caller == nil {
 		return "", nil, underhood.Errorf(underhood.EUnauthorized, msgInvalidToken)
 	}
@@ -86,10 +87,10 @@ func signStaticToken(rec *underhood.Record, exp time.Time) (string, error) {
 	return s, nil
 }
 
-// CheckRefreshable refuses, with 403, to refresh token when it was issued
-// as not refreshable (an impersonation token), as PocketBase does. Call it
+// checkRefreshable refuses, with 403, to refresh token when it was issued
+// as not refreshable (an impersonation token), as PocketBase does. It is
 // for a token the caller was already identified with.
-func (a *Service) CheckRefreshable(token string) error {
+func checkRefreshable(token string) error {
 	cl, err := peekClaims(bearer(token))
 	if err != nil {
 		return errInvalidToken(err)

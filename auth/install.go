@@ -31,7 +31,8 @@ type installState struct {
 // NewInstallToken returns a one-time token that lets the first superuser
 // be created with Install, valid for an hour, or "" when a superuser
 // exists already. A new token replaces an earlier one.
-func (a *Service) NewInstallToken(ctx context.Context) (string, error) {
+func (a *Service) NewInstallToken(ctx context.Context) (_ string, err error) {
+	defer underhood.Wrap(&err, "auth.NewInstallToken")
 	exists, err := a.superuserExists(ctx)
 	if err != nil || exists {
 		return "", err
@@ -50,7 +51,8 @@ func (a *Service) NewInstallToken(ctx context.Context) (string, error) {
 
 // CheckInstallToken reports, with a 403 error, a token that Install would
 // refuse; it does not use the token up.
-func (a *Service) CheckInstallToken(ctx context.Context, token string) error {
+func (a *Service) CheckInstallToken(ctx context.Context, token string) (err error) {
+	defer underhood.Wrap(&err, "auth.CheckInstallToken")
 	a.install.mu.Lock()
 	defer a.install.mu.Unlock()
 	return a.checkInstallTokenLocked(ctx, token)
@@ -79,7 +81,8 @@ func (a *Service) checkInstallTokenLocked(ctx context.Context, token string) err
 // returned, which is then used up. It answers 403 to a wrong or expired
 // token or once a superuser exists, and 400 with field errors to an
 // unacceptable email or password (the token stays valid for another try).
-func (a *Service) Install(ctx context.Context, token, email, password, passwordConfirm string) (*underhood.Record, error) {
+func (a *Service) Install(ctx context.Context, token, email, password, passwordConfirm string) (_ *underhood.Record, err error) {
+	defer underhood.Wrap(&err, "auth.Install")
 	a.install.mu.Lock()
 	defer a.install.mu.Unlock()
 	if err := a.checkInstallTokenLocked(ctx, token); err != nil {

@@ -228,7 +228,8 @@ type OAuth2Login struct {
 //
 // A provider that refuses the code (wrong or missing PKCE verifier,
 // reused code) or cannot be reached is a 400 and changes nothing.
-func (a *Service) AuthWithOAuth2(ctx context.Context, in OAuth2Login) (*Result, error) {
+func (a *Service) AuthWithOAuth2(ctx context.Context, in OAuth2Login) (_ *Result, err error) {
+	defer underhood.Wrap(&err, "auth.AuthWithOAuth2(%s, %s)", in.Collection, in.Provider)
 	c, err := a.authCollection(in.Collection)
 	if err != nil {
 		return nil, err

@@ -33,7 +33,8 @@ const (
 // code. An id is returned whether or not there is such a record, and the
 // answer takes as long, so it tells nothing about accounts; the code is
 // made, stored and mailed in the background.
-func (a *Service) RequestOTP(ctx context.Context, coll, email string) (string, error) {
+func (a *Service) RequestOTP(ctx context.Context, coll, email string) (_ string, err error) {
+	defer underhood.Wrap(&err, "auth.RequestOTP(%s)", coll)
 	c, err := a.authCollection(coll)
 	if err != nil {
 		return "", err
@@ -97,7 +98,8 @@ func (a *Service) sendOTP(ctx context.Context, rec *underhood.Record, otpID stri
 // successful code is used up and, when it was sent to the record's current
 // address, marks the record verified, as PocketBase does. mfaID continues
 // a multi-factor login ("" for none).
-func (a *Service) AuthWithOTP(ctx context.Context, coll, otpID, code, mfaID string) (*Result, error) {
+func (a *Service) AuthWithOTP(ctx context.Context, coll, otpID, code, mfaID string) (_ *Result, err error) {
+	defer underhood.Wrap(&err, "auth.AuthWithOTP(%s)", coll)
 	c, err := a.authCollection(coll)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,8 @@ import (
 // must then belong to coll; naming another record takes a superuser. It
 // answers 401 to a guest, 403 to a record revoking another's tokens, 404
 // for an unknown collection or record.
-func (a *Service) Revoke(ctx context.Context, caller *underhood.Record, coll, recordID string) error {
+func (a *Service) Revoke(ctx context.Context, caller *underhood.Record, coll, recordID string) (err error) {
+	defer underhood.Wrap(&err, "auth.Revoke(%s)", coll)
 	if caller == nil {
 		return underhood.Errorf(underhood.EUnauthorized, msgInvalidToken)
 	}

@@ -62,7 +62,8 @@ type TOTPEnrollment struct {
 // EnrollTOTP starts setting up an authenticator app for caller, who must
 // be authenticated as a record of coll. An unconfirmed enrolment is
 // replaced; a confirmed one must be disabled first.
-func (a *Service) EnrollTOTP(ctx context.Context, caller *underhood.Record, coll string) (*TOTPEnrollment, error) {
+func (a *Service) EnrollTOTP(ctx context.Context, caller *underhood.Record, coll string) (_ *TOTPEnrollment, err error) {
+	defer underhood.Wrap(&err, "auth.EnrollTOTP(%s)", coll)
 	rec, err := a.callerRecord(ctx, caller, coll)
 	if err != nil {
 		return nil, err
@@ -101,7 +102,8 @@ func (a *Service) EnrollTOTP(ctx context.Context, caller *underhood.Record, coll
 
 // ConfirmTOTP completes the enrolment of caller's authenticator app with a
 // first code from it; from then on it counts as a factor.
-func (a *Service) ConfirmTOTP(ctx context.Context, caller *underhood.Record, coll, code string) error {
+func (a *Service) ConfirmTOTP(ctx context.Context, caller *underhood.Record, coll, code string) (err error) {
+	defer underhood.Wrap(&err, "auth.ConfirmTOTP(%s)", coll)
 	rec, err := a.callerRecord(ctx, caller, coll)
 	if err != nil {
 		return err
@@ -135,7 +137,8 @@ func (a *Service) ConfirmTOTP(ctx context.Context, caller *underhood.Record, col
 
 // DisableTOTP removes caller's authenticator app, given a current code from
 // it or one of its recovery codes.
-func (a *Service) DisableTOTP(ctx context.Context, caller *underhood.Record, coll, code string) error {
+func (a *Service) DisableTOTP(ctx context.Context, caller *underhood.Record, coll, code string) (err error) {
+	defer underhood.Wrap(&err, "auth.DisableTOTP(%s)", coll)
 	rec, err := a.callerRecord(ctx, caller, coll)
 	if err != nil {
 		return err
@@ -167,7 +170,8 @@ func (a *Service) DisableTOTP(ctx context.Context, caller *underhood.Record, col
 // AuthWithTOTP completes the multi-factor login mfaID of a record of coll
 // with a code from its confirmed authenticator app, or with one of its
 // recovery codes, which is used up. It is a second factor only.
-func (a *Service) AuthWithTOTP(ctx context.Context, coll, mfaID, code string) (*Result, error) {
+func (a *Service) AuthWithTOTP(ctx context.Context, coll, mfaID, code string) (_ *Result, err error) {
+	defer underhood.Wrap(&err, "auth.AuthWithTOTP(%s)", coll)
 	c, err := a.authCollection(coll)
 	if err != nil {
 		return nil, err

@@ -14,7 +14,6 @@ import (
 	"unicode"
 
 	"github.com/underhood/underhood"
-	"github.com/underhood/underhood/record"
 )
 
 // Limits of the non-file parts of a multipart body.
@@ -324,11 +323,11 @@ func (u *Upload) RecordID() string {
 	return id
 }
 
-// Write stores the staged files under record recordID, then runs write
-// with a context that names them (record.WithUploads). When write fails,
-// the stored files are removed again: a failed write leaves nothing
-// behind. Files that the write dropped are removed by the service once
-// it has committed.
+// Write stores the staged files under record recordID, then runs write,
+// which names them to the record service (Names, as its request's
+// Uploads). When write fails, the stored files are removed again: a
+// failed write leaves nothing behind. Files that the write dropped are
+// removed by the service once it has committed.
 func (u *Upload) Write(ctx context.Context, recordID string, write func(ctx context.Context) error) error {
 	if len(u.files) > 0 {
 		if !validRecordID(recordID) {
@@ -340,7 +339,7 @@ func (u *Upload) Write(ctx context.Context, recordID string, write func(ctx cont
 			return underhood.Internal(err)
 		}
 	}
-	if err := write(record.WithUploads(ctx, u.Names())); err != nil {
+	if err := write(ctx); err != nil {
 		u.discard()
 		return err
 	}

@@ -131,6 +131,10 @@ type Request struct {
 	// Body is the submitted data, before validation.
 	Body map[string]any
 	Auth *underhood.Record
+	// Uploads are the stored names of the files uploaded with a create or
+	// update: its file fields may name only these and the files the record
+	// already holds. No rule reads them.
+	Uploads []string
 }
 
 // Options are the context in which an expression is compiled or matched.

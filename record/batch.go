@@ -2,6 +2,8 @@ package record
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/sqlstore"
@@ -17,15 +19,43 @@ type Tx struct {
 	expandBudget *expandBudget
 }
 
-// Batch runs fn in one transaction: if fn or any operation in it fails,
-// nothing fn did is written. Batches must be enabled in the settings and
-// hold at most Settings.Batch.MaxRequests operations (the caller counts).
-func (s *Service) Batch(ctx context.Context, fn func(tx *Tx) error) error {
+// CheckBatchEnabled returns the 403 a batch meets while the settings
+// disable batches. Batch checks it itself; an adapter calls it first only
+// to refuse a batch before reading its body.
+func (s *Service) CheckBatchEnabled() error {
 	if !s.Settings().Batch.Enabled {
 		return underhood.Errorf(underhood.EForbidden, "Batch requests are not allowed.")
 	}
+	return nil
+}
+
+// Batch runs fn, which makes n operations, in one transaction: if fn or
+// any operation in it fails, nothing fn did is written. The settings
+// decide whether a batch runs at all (403 when disabled), how many
+// operations it may hold (400 for none or more than MaxRequests) and how
+// long it may take (Timeout seconds).
+func (s *Service) Batch(ctx context.Context, n int, fn func(tx *Tx) error) (err error) {
+	defer underhood.Wrap(&err, "record.Batch")
+	if err := s.CheckBatchEnabled(); err != nil {
+		return err
+	}
+	settings := s.Settings().Batch
+	if n < 1 {
+		return underhood.Invalid("Failed to run the batch.", map[string]any{
+			"requests": underhood.FieldError{Code: "validation_required", Message: "Cannot be blank."}})
+	}
+	if n > settings.MaxRequests {
+		return underhood.Invalid("Failed to run the batch.", map[string]any{
+			"requests": underhood.FieldError{Code: "validation_length_too_long",
+				Message: fmt.Sprintf("The allowed max number of batch requests is %d.", settings.MaxRequests)}})
+	}
+	if settings.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(settings.Timeout)*time.Second)
+		defer cancel()
+	}
 	ctx, ch := withChanges(ctx)
-	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		return fn(&Tx{s: s, ctx: ctx, q: q, expandBudget: s.responseBudget()})
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -11,7 +12,13 @@ import (
 	"github.com/underhood/underhood/sqlstore"
 )
 
-func requireSuperuser(auth *underhood.Record) error {
+// AuthorizeAdmin returns nil when auth may administer the project (read
+// and change its collections and settings), and otherwise the error to
+// answer: 401 for a guest, 403 for any record but a superuser. Every
+// administrative method of the service checks it itself; an adapter calls
+// it first only where it must refuse before reading a request, so that a
+// guest meets 401 whatever body or query it sends.
+func (s *Service) AuthorizeAdmin(auth *underhood.Record) error {
 	if auth == nil {
 		return underhood.Errorf(underhood.EUnauthorized, "The request requires valid record authorization token.")
 	}
@@ -19,6 +26,108 @@ func requireSuperuser(auth *underhood.Record) error {
 		return underhood.Errorf(underhood.EForbidden, "The authorized record is not allowed to perform this action.")
 	}
 	return nil
+}
+
+// CollectionPage is one page of the collections list.
+type CollectionPage struct {
+	Page       int
+	PerPage    int
+	TotalItems int // -1 when the list was asked with SkipTotal
+	TotalPages int // -1 when the list was asked with SkipTotal
+	Items      []*underhood.Collection
+}
+
+// ListCollections returns, to a superuser, the page of collections that p
+// asks for: p.Filter is the filter language over id, name, type, system,
+// created and updated; p.Sort orders by name, type, created, updated or
+// id ("-name,created"), creation order otherwise; paging is as for
+// records (p.Expand does not apply).
+func (s *Service) ListCollections(ctx context.Context, auth *underhood.Record, p ListParams) (_ *CollectionPage, err error) {
+	defer underhood.Wrap(&err, "record.ListCollections")
+	if err := s.AuthorizeAdmin(auth); err != nil {
+		return nil, err
+	}
+	if p.Page < 1 {
+		p.Page = 1
+	}
+	if p.PerPage < 1 {
+		p.PerPage = DefaultPerPage
+	}
+	if p.PerPage > MaxPerPage {
+		p.PerPage = MaxPerPage
+	}
+	list, err := s.filterCollections(ctx, p.Filter)
+	if err != nil {
+		return nil, err
+	}
+	sortCollections(list, p.Sort)
+	total := len(list)
+	from := min((p.Page-1)*p.PerPage, total)
+	to := min(from+p.PerPage, total)
+	page := &CollectionPage{Page: p.Page, PerPage: p.PerPage, TotalItems: total, TotalPages: (total + p.PerPage - 1) / p.PerPage, Items: list[from:to]}
+	if p.SkipTotal {
+		page.TotalItems, page.TotalPages = -1, -1
+	}
+	return page, nil
+}
+
+// sortCollections orders collections by a sort parameter over name
+// (ignoring case), type, created, updated or id; a term it does not know
+// leaves the order as it is, and the default is creation order.
+func sortCollections(list []*underhood.Collection, spec string) {
+	terms := strings.Split(spec, ",")
+	// Stable sorts from the last term to the first leave the first term
+	// deciding, the next one breaking its ties, and so on.
+	for i := len(terms) - 1; i >= 0; i-- {
+		t := strings.TrimSpace(terms[i])
+		desc := strings.HasPrefix(t, "-")
+		t = strings.TrimLeft(t, "+-")
+		key := func(c *underhood.Collection) string {
+			switch t {
+			case "name":
+				return strings.ToLower(c.Name)
+			case "type":
+				return c.Type
+			case "created":
+				return c.Created
+			case "updated":
+				return c.Updated
+			case "id":
+				return c.ID
+			}
+			return ""
+		}
+		sort.SliceStable(list, func(i, j int) bool {
+			if desc {
+				return key(list[i]) > key(list[j])
+			}
+			return key(list[i]) < key(list[j])
+		})
+	}
+}
+
+// ViewCollection returns collection nameOrID to a superuser. Anyone else
+// is refused before the name is looked up, so that a guest cannot learn
+// which collections exist.
+func (s *Service) ViewCollection(ctx context.Context, auth *underhood.Record, nameOrID string) (_ *underhood.Collection, err error) {
+	defer underhood.Wrap(&err, "record.ViewCollection(%s)", nameOrID)
+	if err := s.AuthorizeAdmin(auth); err != nil {
+		return nil, err
+	}
+	c, err := s.Collection(nameOrID)
+	if err != nil {
+		return nil, underhood.Errorf(underhood.ENotFound, "The requested resource wasn't found.")
+	}
+	return c, nil
+}
+
+// Scaffolds returns to a superuser the templates a new collection of each
+// type starts from (ScaffoldCollections).
+func (s *Service) Scaffolds(auth *underhood.Record) (map[string]*underhood.Collection, error) {
+	if err := s.AuthorizeAdmin(auth); err != nil {
+		return nil, err
+	}
+	return ScaffoldCollections(), nil
 }
 
 // ruleChecker returns a function that compiles rule against a schema in
@@ -48,8 +157,9 @@ func (s *Service) ruleChecker(all []*underhood.Collection) func(c *underhood.Col
 // by path, the name given in target) or updates a collection and migrates
 // its table in one transaction. target is the collection being updated
 // ("" to create).
-func (s *Service) SaveCollection(ctx context.Context, auth *underhood.Record, target string, c *underhood.Collection) (*underhood.Collection, error) {
-	if err := requireSuperuser(auth); err != nil {
+func (s *Service) SaveCollection(ctx context.Context, auth *underhood.Record, target string, c *underhood.Collection) (_ *underhood.Collection, err error) {
+	defer underhood.Wrap(&err, "record.SaveCollection(%s)", c.Name)
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return nil, err
 	}
 	s.schemaMu.Lock()
@@ -70,7 +180,7 @@ func (s *Service) SaveCollection(ctx context.Context, auth *underhood.Record, ta
 		}
 	}
 	var saved *underhood.Collection
-	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		var err error
 		saved, err = s.saveCollectionTx(ctx, q, old, c, s.Collections())
 		return err
@@ -121,8 +231,9 @@ func (s *Service) saveCollectionTx(ctx context.Context, q sqlstore.Querier, old,
 
 // DeleteCollection drops a collection and its table. System collections and
 // collections that other collections' relation fields point to are refused.
-func (s *Service) DeleteCollection(ctx context.Context, auth *underhood.Record, nameOrID string) error {
-	if err := requireSuperuser(auth); err != nil {
+func (s *Service) DeleteCollection(ctx context.Context, auth *underhood.Record, nameOrID string) (err error) {
+	defer underhood.Wrap(&err, "record.DeleteCollection(%s)", nameOrID)
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return err
 	}
 	s.schemaMu.Lock()
@@ -137,7 +248,7 @@ func (s *Service) DeleteCollection(ctx context.Context, auth *underhood.Record, 
 	if ref := referencingCollection(c, s.Collections()); ref != "" {
 		return underhood.Errorf(underhood.EInvalid, "Collection %q is referenced by a relation field of %q and cannot be deleted.", c.Name, ref)
 	}
-	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		return s.store.DeleteCollection(ctx, q, c)
 	})
 	if err != nil {
@@ -161,8 +272,9 @@ func referencingCollection(c *underhood.Collection, all []*underhood.Collection)
 }
 
 // TruncateCollection deletes every record of a collection.
-func (s *Service) TruncateCollection(ctx context.Context, auth *underhood.Record, nameOrID string) error {
-	if err := requireSuperuser(auth); err != nil {
+func (s *Service) TruncateCollection(ctx context.Context, auth *underhood.Record, nameOrID string) (err error) {
+	defer underhood.Wrap(&err, "record.TruncateCollection(%s)", nameOrID)
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return err
 	}
 	c, err := s.Collection(nameOrID)
@@ -180,8 +292,9 @@ func (s *Service) TruncateCollection(ctx context.Context, auth *underhood.Record
 // ImportCollections creates or updates every collection in list (matched by
 // id, then by name) in one transaction; with deleteMissing, collections not
 // in list (other than system ones) are deleted. Nothing changes on error.
-func (s *Service) ImportCollections(ctx context.Context, auth *underhood.Record, list []*underhood.Collection, deleteMissing bool) error {
-	if err := requireSuperuser(auth); err != nil {
+func (s *Service) ImportCollections(ctx context.Context, auth *underhood.Record, list []*underhood.Collection, deleteMissing bool) (err error) {
+	defer underhood.Wrap(&err, "record.ImportCollections")
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return err
 	}
 	if len(list) == 0 {
@@ -190,7 +303,7 @@ func (s *Service) ImportCollections(ctx context.Context, auth *underhood.Record,
 	}
 	s.schemaMu.Lock()
 	defer s.schemaMu.Unlock()
-	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		all := append([]*underhood.Collection(nil), s.Collections()...)
 		find := func(c *underhood.Collection) (int, *underhood.Collection) {
 			for i, o := range all {
@@ -300,9 +413,9 @@ var collectionsMeta = &underhood.Collection{
 	},
 }
 
-// FilterCollections returns the collections matching a filter over their
+// filterCollections returns the collections matching a filter over their
 // id, name, type, system, created and updated properties.
-func (s *Service) FilterCollections(ctx context.Context, src string) ([]*underhood.Collection, error) {
+func (s *Service) filterCollections(ctx context.Context, src string) ([]*underhood.Collection, error) {
 	all := s.Collections()
 	list := make([]*underhood.Collection, 0, len(all))
 	if strings.TrimSpace(src) == "" {

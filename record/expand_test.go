@@ -211,7 +211,7 @@ func TestExpandTooLargeWritesNothing(t *testing.T) {
 
 	// The operations of one batch share one budget, as they share one
 	// response: 930 expanded records each, the sixth passes 5000.
-	err = s.Batch(ctx, func(tx *record.Tx) error {
+	err = s.Batch(ctx, 6, func(tx *record.Tx) error {
 		for range 6 {
 			if _, err := tx.Update(guest, "nodes", ids[0], map[string]any{"label": "batched"}, "kids.kids"); err != nil {
 				return err

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/underhood/underhood/record"
 )
 
 // FuzzModifiedBodyRules sends random bodies, modifiers included, as an
@@ -37,8 +35,8 @@ func FuzzModifiedBodyRules(f *testing.F) {
 		if json.Unmarshal(raw, &body) != nil || body == nil {
 			t.Skip()
 		}
-		ctx := record.WithUploads(context.Background(), []string{"new.txt"})
-		if err := e.update(ctx, "single", acc.ID(), body); err == nil {
+		ctx, uploads := context.Background(), []string{"new.txt"}
+		if err := e.update(ctx, "single", acc.ID(), body, uploads); err == nil {
 			after := e.stored(t, acc.ID())
 			delete(after, "title")
 			if diff := cmp.Diff(before, after); diff != "" {
@@ -48,7 +46,7 @@ func FuzzModifiedBodyRules(f *testing.F) {
 		if _, ok := body["owner"]; !ok {
 			body["owner"] = e.user.ID()
 		}
-		r, err := e.create(ctx, "single", body)
+		r, err := e.create(ctx, "single", body, uploads)
 		if err != nil {
 			return
 		}

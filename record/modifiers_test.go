@@ -94,8 +94,9 @@ func (e *accountsEnv) setRules(t testing.TB, create, update string) {
 // from: 30 credits, the viewer role, label l1 and files a.txt and b.txt.
 func (e *accountsEnv) seed(t testing.TB) *underhood.Record {
 	t.Helper()
-	ctx := record.WithUploads(context.Background(), []string{"a.txt", "b.txt"})
-	r, err := e.s.Create(ctx, e.s.SystemRequest(), "accounts", map[string]any{
+	req := e.s.SystemRequest()
+	req.Uploads = []string{"a.txt", "b.txt"}
+	r, err := e.s.Create(context.Background(), req, "accounts", map[string]any{
 		"title": "acc", "owner": e.user.ID(), "credits": 30, "roles": []any{"viewer"},
 		"labels": []any{e.labels[0]}, "files": []any{"a.txt", "b.txt"}}, "")
 	if err != nil {
@@ -120,24 +121,26 @@ func protected(r *underhood.Record) map[string]any {
 		"labels": r.Strings("labels"), "files": r.Strings("files")}
 }
 
-// request is the user's request carrying body, as the REST adapter makes it.
-func (e *accountsEnv) request(method string, body map[string]any) *record.Request {
-	return &record.Request{Context: "default", Method: method, Body: body, Auth: e.user}
+// request is the user's request carrying body and the files uploaded with
+// it, as the REST adapter makes it.
+func (e *accountsEnv) request(method string, body map[string]any, uploads []string) *record.Request {
+	return &record.Request{Context: "default", Method: method, Body: body, Auth: e.user, Uploads: uploads}
 }
 
 // writePaths are the ways a client's write reaches the service: on its
 // own and inside a batch, where an upsert is an update when the id exists.
 var writePaths = []string{"single", "batch", "upsert"}
 
-// update sends body as an update of account id by the user, through path.
-func (e *accountsEnv) update(ctx context.Context, path, id string, body map[string]any) error {
+// update sends body, with the files uploaded with it, as an update of
+// account id by the user, through path.
+func (e *accountsEnv) update(ctx context.Context, path, id string, body map[string]any, uploads []string) error {
 	switch path {
 	case "single":
-		_, err := e.s.Update(ctx, e.request("PATCH", body), "accounts", id, body, "")
+		_, err := e.s.Update(ctx, e.request("PATCH", body, uploads), "accounts", id, body, "")
 		return err
 	case "batch":
-		return e.s.Batch(ctx, func(tx *record.Tx) error {
-			_, err := tx.Update(e.request("PATCH", body), "accounts", id, body, "")
+		return e.s.Batch(ctx, 1, func(tx *record.Tx) error {
+			_, err := tx.Update(e.request("PATCH", body, uploads), "accounts", id, body, "")
 			return err
 		})
 	}
@@ -145,27 +148,28 @@ func (e *accountsEnv) update(ctx context.Context, path, id string, body map[stri
 	for k, v := range body {
 		withID[k] = v
 	}
-	return e.s.Batch(ctx, func(tx *record.Tx) error {
-		_, err := tx.Upsert(e.request("PUT", withID), "accounts", withID, "")
+	return e.s.Batch(ctx, 1, func(tx *record.Tx) error {
+		_, err := tx.Upsert(e.request("PUT", withID, uploads), "accounts", withID, "")
 		return err
 	})
 }
 
-// create sends body as a new account of the user, through path.
-func (e *accountsEnv) create(ctx context.Context, path string, body map[string]any) (*underhood.Record, error) {
+// create sends body, with the files uploaded with it, as a new account of
+// the user, through path.
+func (e *accountsEnv) create(ctx context.Context, path string, body map[string]any, uploads []string) (*underhood.Record, error) {
 	var r *underhood.Record
 	var err error
 	switch path {
 	case "single":
-		r, err = e.s.Create(ctx, e.request("POST", body), "accounts", body, "")
+		r, err = e.s.Create(ctx, e.request("POST", body, uploads), "accounts", body, "")
 	case "batch":
-		err = e.s.Batch(ctx, func(tx *record.Tx) error {
-			r, err = tx.Create(e.request("POST", body), "accounts", body, "")
+		err = e.s.Batch(ctx, 1, func(tx *record.Tx) error {
+			r, err = tx.Create(e.request("POST", body, uploads), "accounts", body, "")
 			return err
 		})
 	default:
-		err = e.s.Batch(ctx, func(tx *record.Tx) error {
-			r, err = tx.Upsert(e.request("PUT", body), "accounts", body, "")
+		err = e.s.Batch(ctx, 1, func(tx *record.Tx) error {
+			r, err = tx.Upsert(e.request("PUT", body, uploads), "accounts", body, "")
 			return err
 		})
 	}
@@ -244,8 +248,7 @@ func TestRulesSeeModifiedBody(t *testing.T) {
 			t.Run(path+"/"+tt.name, func(t *testing.T) {
 				e.setRules(t, "", "owner = @request.auth.id && ("+tt.rule+")")
 				acc := e.seed(t)
-				ctx := record.WithUploads(context.Background(), tt.uploads)
-				err := e.update(ctx, path, acc.ID(), tt.body)
+				err := e.update(context.Background(), path, acc.ID(), tt.body, tt.uploads)
 				want := tt.want
 				if want == nil {
 					if underhood.ErrorCode(err) != underhood.ENotFound {
@@ -296,8 +299,7 @@ func TestCreateRuleSeesModifiedBody(t *testing.T) {
 						body[k] = v
 					}
 				}
-				ctx := record.WithUploads(context.Background(), tt.uploads)
-				_, err := e.create(ctx, path, body)
+				_, err := e.create(context.Background(), path, body, tt.uploads)
 				res, lerr := e.s.List(context.Background(), e.s.SystemRequest(), "accounts", record.ListParams{Filter: fmt.Sprintf("title = %q", title)})
 				if lerr != nil {
 					t.Fatal(lerr)

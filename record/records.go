@@ -37,7 +37,8 @@ const (
 
 // List returns the page of c's records that the caller may see and that
 // match the filter. Records the list rule hides are simply absent.
-func (s *Service) List(ctx context.Context, req *Request, coll string, p ListParams) (*ListResult, error) {
+func (s *Service) List(ctx context.Context, req *Request, coll string, p ListParams) (_ *ListResult, err error) {
+	defer underhood.Wrap(&err, "record.List")
 	c, err := s.Collection(coll)
 	if err != nil {
 		return nil, err
@@ -117,7 +118,8 @@ func (s *Service) List(ctx context.Context, req *Request, coll string, p ListPar
 
 // View returns one record, or ENotFound when it is missing or the view rule
 // hides it from the caller.
-func (s *Service) View(ctx context.Context, req *Request, coll, id string, expand string) (*underhood.Record, error) {
+func (s *Service) View(ctx context.Context, req *Request, coll, id string, expand string) (_ *underhood.Record, err error) {
+	defer underhood.Wrap(&err, "record.View")
 	c, err := s.Collection(coll)
 	if err != nil {
 		return nil, err
@@ -205,7 +207,8 @@ func errNotFound() error {
 // Create validates data against c's schema, writes the record and checks
 // the create rule against it in the same transaction: a record the rule
 // rejects is never committed.
-func (s *Service) Create(ctx context.Context, req *Request, coll string, data map[string]any, expand string) (*underhood.Record, error) {
+func (s *Service) Create(ctx context.Context, req *Request, coll string, data map[string]any, expand string) (_ *underhood.Record, err error) {
+	defer underhood.Wrap(&err, "record.Create")
 	c, err := s.Collection(coll)
 	if err != nil {
 		return nil, err
@@ -237,7 +240,8 @@ func (s *Service) Create(ctx context.Context, req *Request, coll string, data ma
 }
 
 // Update applies data to a record the caller's update rule lets it change.
-func (s *Service) Update(ctx context.Context, req *Request, coll, id string, data map[string]any, expand string) (*underhood.Record, error) {
+func (s *Service) Update(ctx context.Context, req *Request, coll, id string, data map[string]any, expand string) (_ *underhood.Record, err error) {
+	defer underhood.Wrap(&err, "record.Update")
 	c, err := s.Collection(coll)
 	if err != nil {
 		return nil, err
@@ -266,7 +270,8 @@ func (s *Service) Update(ctx context.Context, req *Request, coll, id string, dat
 
 // Delete removes a record the caller's delete rule lets it remove, with
 // the cascade its collection's relations ask for.
-func (s *Service) Delete(ctx context.Context, req *Request, coll, id string) error {
+func (s *Service) Delete(ctx context.Context, req *Request, coll, id string) (err error) {
+	defer underhood.Wrap(&err, "record.Delete")
 	c, err := s.Collection(coll)
 	if err != nil {
 		return err

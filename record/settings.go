@@ -145,7 +145,7 @@ func (s *Service) Settings() Settings { return *s.settings.Load() }
 // PublicSettings returns the settings for a superuser's eyes: write-only
 // secrets are blanked.
 func (s *Service) PublicSettings(auth *underhood.Record) (*Settings, error) {
-	if err := requireSuperuser(auth); err != nil {
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return nil, err
 	}
 	st := s.Settings()
@@ -158,8 +158,9 @@ func (s *Service) PublicSettings(auth *underhood.Record) (*Settings, error) {
 // UpdateSettings merges a JSON patch (any subset of the sections) into the
 // settings, validates the result and persists it. Write-only secrets sent
 // empty keep their stored value.
-func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, patch []byte) (*Settings, error) {
-	if err := requireSuperuser(auth); err != nil {
+func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, patch []byte) (_ *Settings, err error) {
+	defer underhood.Wrap(&err, "record.UpdateSettings")
+	if err := s.AuthorizeAdmin(auth); err != nil {
 		return nil, err
 	}
 	s.schemaMu.Lock()
@@ -196,7 +197,7 @@ func (s *Service) UpdateSettings(ctx context.Context, auth *underhood.Record, pa
 	if err := refuseUnavailable(&cur, &next); err != nil {
 		return nil, err
 	}
-	err := s.store.Write(ctx, func(q sqlstore.Querier) error {
+	err = s.store.Write(ctx, func(q sqlstore.Querier) error {
 		return s.store.SetParam(ctx, q, settingsKey, &next)
 	})
 	if err != nil {

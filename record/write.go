@@ -81,7 +81,7 @@ func (s *Service) invalidRecord(ctx context.Context, q sqlstore.Querier, r *unde
 // its modifiers applied.
 func (s *Service) insert(ctx context.Context, q sqlstore.Querier, req *Request, r *underhood.Record, data map[string]any) error {
 	c := r.Collection
-	if err := s.checkFiles(ctx, r, nil); err != nil {
+	if err := s.checkFiles(req, r, nil); err != nil {
 		return withMessage(err, "Failed to create record.")
 	}
 	errs := map[string]any{}
@@ -145,7 +145,7 @@ func (s *Service) update(ctx context.Context, q sqlstore.Querier, req *Request, 
 	if err := s.assign(ctx, q, req, r, old, data, pre, manager); err != nil {
 		return nil, withMessage(err, "Failed to update record.")
 	}
-	if err := s.checkFiles(ctx, r, old); err != nil {
+	if err := s.checkFiles(req, r, old); err != nil {
 		return nil, withMessage(err, "Failed to update record.")
 	}
 	if err := s.checkEmailUnique(ctx, q, r, old); err != nil {

@@ -56,12 +56,7 @@ func (a *api) handleAuthWithPassword(w http.ResponseWriter, r *http.Request) err
 }
 
 func (a *api) handleAuthRefresh(w http.ResponseWriter, r *http.Request) error {
-	if callerOf(r) != nil {
-		if err := a.auth.CheckRefreshable(r.Header.Get("Authorization")); err != nil {
-			return err
-		}
-	}
-	token, rec, err := a.auth.Refresh(r.Context(), callerOf(r), r.PathValue("c"))
+	token, rec, err := a.auth.Refresh(r.Context(), callerOf(r), r.Header.Get("Authorization"), r.PathValue("c"))
 	if err != nil {
 		return err
 	}
@@ -69,23 +64,11 @@ func (a *api) handleAuthRefresh(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) handleAuthMethods(w http.ResponseWriter, r *http.Request) error {
-	c, err := a.records.Collection(r.PathValue("c"))
+	methods, err := a.auth.Methods(r.Context(), r.PathValue("c"))
 	if err != nil {
 		return err
 	}
-	if !c.IsAuth() || c.Auth == nil {
-		return underhood.Errorf(underhood.ENotFound, "Missing or invalid auth collection context.")
-	}
-	fields := c.Auth.PasswordAuth.IdentityFields
-	if fields == nil {
-		fields = []string{}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"password": map[string]any{"enabled": c.Auth.PasswordAuth.Enabled, "identityFields": fields},
-		"oauth2":   map[string]any{"enabled": c.Auth.OAuth2.Enabled, "providers": a.auth.OAuth2Providers(r.Context(), c)},
-		"mfa":      map[string]any{"enabled": c.Auth.MFA.Enabled, "duration": c.Auth.MFA.Duration},
-		"otp":      map[string]any{"enabled": c.Auth.OTP.Enabled, "duration": c.Auth.OTP.Duration},
-	})
+	return writeJSON(w, http.StatusOK, methods)
 }
 
 // authResult writes the outcome of an authentication method: the token

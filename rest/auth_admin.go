@@ -14,17 +14,6 @@ import (
 	"github.com/underhood/underhood"
 )
 
-// authAdminRoutes are the routes that manage tokens and accounts rather
-// than prove an identity: revoking a record's tokens (our addition),
-// impersonation, and the one-time install link that creates the first
-// superuser.
-func (a *api) authAdminRoutes() {
-	a.handle("POST /api/collections/{c}/auth-revoke", a.handleAuthRevoke)
-	a.handle("POST /api/collections/{c}/impersonate/{id}", a.handleImpersonate)
-	a.handle("GET /api/install", a.handleInstallForm)
-	a.handle("POST /api/install", a.handleInstall)
-}
-
 // handleAuthRevoke invalidates every token of the caller, or, for a
 // superuser, of the record named by ?recordId= or {"recordId": …}. It
 // answers 204.

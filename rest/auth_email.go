@@ -2,18 +2,6 @@ package rest
 
 import "net/http"
 
-// authEmailRoutes registers the routes of the email-based auth flows: verification, password reset, email change and one-time passwords.
-func (a *api) authEmailRoutes() {
-	a.handle("POST /api/collections/{c}/request-verification", a.handleRequestVerification)
-	a.handle("POST /api/collections/{c}/confirm-verification", a.handleConfirmVerification)
-	a.handle("POST /api/collections/{c}/request-password-reset", a.handleRequestPasswordReset)
-	a.handle("POST /api/collections/{c}/confirm-password-reset", a.handleConfirmPasswordReset)
-	a.handle("POST /api/collections/{c}/request-email-change", a.handleRequestEmailChange)
-	a.handle("POST /api/collections/{c}/confirm-email-change", a.handleConfirmEmailChange)
-	a.handle("POST /api/collections/{c}/request-otp", a.handleRequestOTP)
-	a.handle("POST /api/collections/{c}/auth-with-otp", a.handleAuthWithOTP)
-}
-
 // stringOf returns body[key] when it is a string, else "" (which the
 // flows report as a missing value).
 func stringOf(body map[string]any, key string) string {

@@ -2,17 +2,6 @@ package rest
 
 import "net/http"
 
-// authMFARoutes registers the routes of multi-factor authentication (TOTP enrolment), impersonation and token revocation.
-//
-// The TOTP routes are our addition (PocketBase has no authenticator
-// apps); README.md documents them.
-func (a *api) authMFARoutes() {
-	a.handle("POST /api/collections/{c}/totp/enroll", a.handleTOTPEnroll)
-	a.handle("POST /api/collections/{c}/totp/confirm", a.handleTOTPConfirm)
-	a.handle("POST /api/collections/{c}/totp/disable", a.handleTOTPDisable)
-	a.handle("POST /api/collections/{c}/auth-with-totp", a.handleAuthWithTOTP)
-}
-
 // mfaIDOf returns the id of the multi-factor session a login continues:
 // the body's "mfaId", or the query parameter of that name, where the
 // pocketbase SDK puts it when it is passed as an option.

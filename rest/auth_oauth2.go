@@ -7,15 +7,6 @@ import (
 	"github.com/underhood/underhood/auth"
 )
 
-// authOAuth2Routes registers the routes of OAuth2 sign-in. The providers a
-// client starts from are listed by GET auth-methods (handleAuthMethods);
-// the popup flow's redirect answers HTML, not JSON (oauth2_redirect.go).
-func (a *api) authOAuth2Routes() {
-	a.handle("POST /api/collections/{c}/auth-with-oauth2", a.handleAuthWithOAuth2)
-	a.mux.HandleFunc("GET /api/oauth2-redirect", a.handleOAuth2Redirect)
-	a.mux.HandleFunc("POST /api/oauth2-redirect", a.handleOAuth2Redirect)
-}
-
 // handleAuthWithOAuth2 completes a sign-in with the code the provider gave
 // the client: {provider, code, codeVerifier, redirectURL, createData?}.
 // An mfaId (query or body) completes a pending multi-factor login.

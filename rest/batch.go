@@ -1,15 +1,12 @@
 package rest
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/record"
@@ -81,32 +78,18 @@ func (a *api) readBatch(r *http.Request) ([]batchRequest, error) {
 // handleBatch runs every request of the batch in one transaction. If one
 // fails, nothing is written and the 400 names the failing request.
 func (a *api) handleBatch(w http.ResponseWriter, r *http.Request) error {
-	settings := a.records.Settings().Batch
-	if !settings.Enabled {
-		return underhood.Errorf(underhood.EForbidden, "Batch requests are not allowed.")
+	// Asked before the body is read: a disabled batch is refused whatever
+	// it holds.
+	if err := a.records.CheckBatchEnabled(); err != nil {
+		return err
 	}
 	reqs, err := a.readBatch(r)
 	if err != nil {
 		return err
 	}
-	if len(reqs) == 0 {
-		return underhood.Invalid("Failed to run the batch.", map[string]any{
-			"requests": underhood.FieldError{Code: "validation_required", Message: "Cannot be blank."}})
-	}
-	if len(reqs) > settings.MaxRequests {
-		return underhood.Invalid("Failed to run the batch.", map[string]any{
-			"requests": underhood.FieldError{Code: "validation_length_too_long",
-				Message: fmt.Sprintf("The allowed max number of batch requests is %d.", settings.MaxRequests)}})
-	}
-	ctx := r.Context()
-	if settings.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(settings.Timeout)*time.Second)
-		defer cancel()
-	}
 	results := make([]batchResult, len(reqs))
 	failed := -1
-	err = a.records.Batch(ctx, func(tx *record.Tx) error {
+	err = a.records.Batch(r.Context(), len(reqs), func(tx *record.Tx) error {
 		for i, br := range reqs {
 			res, err := a.runBatchRequest(tx, r, br)
 			if err != nil {

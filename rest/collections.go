@@ -4,116 +4,45 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"sort"
-	"strings"
 
 	"github.com/underhood/underhood"
-	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/record"
 )
 
-func callerOf(r *http.Request) *underhood.Record { return auth.IdentityFrom(r.Context()) }
-
-// requireSuperuser answers 401 to guests and 403 to other records.
-func requireSuperuser(r *http.Request) error {
-	c := callerOf(r)
-	if c == nil {
-		return underhood.Errorf(underhood.EUnauthorized, "The request requires valid record authorization token.")
-	}
-	if !c.IsSuperuser() {
-		return underhood.Errorf(underhood.EForbidden, "The authorized record is not allowed to perform this action.")
-	}
-	return nil
-}
-
 func (a *api) handleCollectionList(w http.ResponseWriter, r *http.Request) error {
-	if err := requireSuperuser(r); err != nil {
+	caller := callerOf(r)
+	// Asked before the query is read: a guest meets 401 whatever it sends.
+	if err := a.records.AuthorizeAdmin(caller); err != nil {
 		return err
 	}
 	q := r.URL.Query()
-	page, err := intParam(q.Get("page"), "page")
+	p := record.ListParams{Sort: q.Get("sort"), Filter: q.Get("filter"), SkipTotal: isTrue(q.Get("skipTotal"))}
+	var err error
+	if p.Page, err = intParam(q.Get("page"), "page"); err != nil {
+		return err
+	}
+	if p.PerPage, err = intParam(q.Get("perPage"), "perPage"); err != nil {
+		return err
+	}
+	page, err := a.records.ListCollections(r.Context(), caller, p)
 	if err != nil {
 		return err
 	}
-	perPage, err := intParam(q.Get("perPage"), "perPage")
-	if err != nil {
-		return err
-	}
-	if page < 1 {
-		page = 1
-	}
-	if perPage < 1 {
-		perPage = record.DefaultPerPage
-	}
-	if perPage > record.MaxPerPage {
-		perPage = record.MaxPerPage
-	}
-	list, err := a.records.FilterCollections(r.Context(), q.Get("filter"))
-	if err != nil {
-		return err
-	}
-	sortCollections(list, q.Get("sort"))
-	total := len(list)
-	from := min((page-1)*perPage, total)
-	to := min(from+perPage, total)
-	totalItems, totalPages := total, (total+perPage-1)/perPage
-	if isTrue(q.Get("skipTotal")) {
-		totalItems, totalPages = -1, -1
-	}
-	items := list[from:to]
+	items := page.Items
 	if items == nil {
 		items = []*underhood.Collection{}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{
-		"page": page, "perPage": perPage, "totalItems": totalItems, "totalPages": totalPages, "items": items,
+		"page": page.Page, "perPage": page.PerPage, "totalItems": page.TotalItems, "totalPages": page.TotalPages, "items": items,
 	})
 }
 
-// sortCollections orders collections by a sort parameter over name,
-// type or created ("-name", "created"); the default is creation order.
-func sortCollections(list []*underhood.Collection, spec string) {
-	terms := strings.Split(spec, ",")
-	for i := len(terms) - 1; i >= 0; i-- {
-		t := strings.TrimSpace(terms[i])
-		desc := strings.HasPrefix(t, "-")
-		t = strings.TrimLeft(t, "+-")
-		key := func(c *underhood.Collection) string {
-			switch t {
-			case "name":
-				return strings.ToLower(c.Name)
-			case "type":
-				return c.Type
-			case "created":
-				return c.Created
-			case "updated":
-				return c.Updated
-			case "id":
-				return c.ID
-			}
-			return ""
-		}
-		sort.SliceStable(list, func(i, j int) bool {
-			if desc {
-				return key(list[i]) > key(list[j])
-			}
-			return key(list[i]) < key(list[j])
-		})
-	}
-}
-
 func (a *api) handleCollectionView(w http.ResponseWriter, r *http.Request) error {
-	if err := requireSuperuser(r); err != nil {
+	c, err := a.records.ViewCollection(r.Context(), callerOf(r), r.PathValue("c"))
+	if err != nil {
 		return err
 	}
-	c, err := a.records.Collection(r.PathValue("c"))
-	if err != nil {
-		return notFound()
-	}
 	return writeJSON(w, http.StatusOK, c)
-}
-
-func notFound() error {
-	return underhood.Errorf(underhood.ENotFound, "The requested resource wasn't found.")
 }
 
 func readCollection(r *http.Request, base []byte) (*underhood.Collection, error) {
@@ -148,27 +77,29 @@ func readCollection(r *http.Request, base []byte) (*underhood.Collection, error)
 }
 
 func (a *api) handleCollectionCreate(w http.ResponseWriter, r *http.Request) error {
-	if err := requireSuperuser(r); err != nil {
+	caller := callerOf(r)
+	// Asked before the body is read: a guest meets 401 whatever it sends.
+	if err := a.records.AuthorizeAdmin(caller); err != nil {
 		return err
 	}
 	c, err := readCollection(r, nil)
 	if err != nil {
 		return err
 	}
-	saved, err := a.records.SaveCollection(r.Context(), callerOf(r), "", c)
+	saved, err := a.records.SaveCollection(r.Context(), caller, "", c)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, saved)
 }
 
+// handleCollectionUpdate applies the body to the collection as a patch: the
+// fields it names replace those of the stored collection.
 func (a *api) handleCollectionUpdate(w http.ResponseWriter, r *http.Request) error {
-	if err := requireSuperuser(r); err != nil {
-		return err
-	}
-	old, err := a.records.Collection(r.PathValue("c"))
+	caller := callerOf(r)
+	old, err := a.records.ViewCollection(r.Context(), caller, r.PathValue("c"))
 	if err != nil {
-		return notFound()
+		return err
 	}
 	base, err := json.Marshal(old)
 	if err != nil {
@@ -178,7 +109,7 @@ func (a *api) handleCollectionUpdate(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	saved, err := a.records.SaveCollection(r.Context(), callerOf(r), old.ID, c)
+	saved, err := a.records.SaveCollection(r.Context(), caller, old.ID, c)
 	if err != nil {
 		return err
 	}
@@ -204,7 +135,9 @@ func (a *api) handleCollectionTruncate(w http.ResponseWriter, r *http.Request) e
 }
 
 func (a *api) handleCollectionImport(w http.ResponseWriter, r *http.Request) error {
-	if err := requireSuperuser(r); err != nil {
+	caller := callerOf(r)
+	// Asked before the body is read: a guest meets 401 whatever it sends.
+	if err := a.records.AuthorizeAdmin(caller); err != nil {
 		return err
 	}
 	var body struct {
@@ -217,17 +150,18 @@ func (a *api) handleCollectionImport(w http.ResponseWriter, r *http.Request) err
 		}
 		return underhood.Errorf(underhood.EInvalid, "Failed to load the submitted data: %s", err.Error())
 	}
-	if err := a.records.ImportCollections(r.Context(), callerOf(r), body.Collections, body.DeleteMissing); err != nil {
+	if err := a.records.ImportCollections(r.Context(), caller, body.Collections, body.DeleteMissing); err != nil {
 		return err
 	}
 	return noContent(w)
 }
 
 func (a *api) handleScaffolds(w http.ResponseWriter, r *http.Request) error {
-	if err := requireSuperuser(r); err != nil {
+	scaffolds, err := a.records.Scaffolds(callerOf(r))
+	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, record.ScaffoldCollections())
+	return writeJSON(w, http.StatusOK, scaffolds)
 }
 
 func (a *api) handleSettingsView(w http.ResponseWriter, r *http.Request) error {
@@ -239,14 +173,16 @@ func (a *api) handleSettingsView(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) handleSettingsUpdate(w http.ResponseWriter, r *http.Request) error {
-	if err := requireSuperuser(r); err != nil {
+	caller := callerOf(r)
+	// Asked before the body is read: a guest meets 401 whatever it sends.
+	if err := a.records.AuthorizeAdmin(caller); err != nil {
 		return err
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return bodyError(err)
 	}
-	st, err := a.records.UpdateSettings(r.Context(), callerOf(r), body)
+	st, err := a.records.UpdateSettings(r.Context(), caller, body)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"net/http"
 
-	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood"
 	"github.com/underhood/underhood/realtime"
 	"github.com/underhood/underhood/realtime/stream"
 )
@@ -15,11 +15,11 @@ import (
 // /api/realtime sets an SSE client's subscriptions, with the caller's
 // token as the subscriber's identity.
 
-func (a *api) realtimeRoutes() {
-	if a.realtime == nil {
-		return
-	}
-	hub := stream.NewHub(stream.Config{
+// newRealtimeHub returns the hub that serves the realtime streams (routes
+// registers its handlers), rendering records and errors as the REST API
+// does.
+func (a *api) newRealtimeHub() *stream.Hub {
+	return stream.NewHub(stream.Config{
 		Broker:       a.realtime,
 		Auth:         a.auth,
 		Log:          a.log,
@@ -29,9 +29,6 @@ func (a *api) realtimeRoutes() {
 			return body.Status, body.Message, body.Data
 		},
 	})
-	a.mux.HandleFunc("GET /api/realtime", hub.ServeSSE)
-	a.handle("POST /api/realtime", a.handleRealtimeSubscribe)
-	a.handle("GET /api/realtime/ws", hub.ServeWebSocket)
 }
 
 // appendRealtimeRecord appends an event's record as the REST API renders
@@ -62,7 +59,7 @@ func (a *api) handleRealtimeSubscribe(w http.ResponseWriter, r *http.Request) er
 	default:
 		return errBadBody()
 	}
-	if err := a.realtime.Subscribe(id, auth.IdentityFrom(r.Context()), topics); err != nil {
+	if err := a.realtime.Subscribe(id, underhood.Identity(r.Context()), topics); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

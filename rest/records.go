@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/underhood/underhood"
-	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/record"
 )
 
@@ -43,7 +42,7 @@ func newRequest(r *http.Request, body map[string]any) *record.Request {
 		Headers: headers,
 		Query:   query,
 		Body:    body,
-		Auth:    auth.IdentityFrom(r.Context()),
+		Auth:    underhood.Identity(r.Context()),
 	}
 }
 
@@ -192,8 +191,10 @@ func (a *api) handleCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var rec *underhood.Record
-	err = a.readWrite(r, "", func(ctx context.Context, body map[string]any) (err error) {
-		rec, err = a.records.Create(ctx, newRequest(r, body), r.PathValue("c"), body, r.URL.Query().Get("expand"))
+	err = a.readWrite(r, "", func(ctx context.Context, body map[string]any, uploads []string) (err error) {
+		req := newRequest(r, body)
+		req.Uploads = uploads
+		rec, err = a.records.Create(ctx, req, r.PathValue("c"), body, r.URL.Query().Get("expand"))
 		return err
 	})
 	if err != nil {
@@ -208,8 +209,10 @@ func (a *api) handleUpdate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var rec *underhood.Record
-	err = a.readWrite(r, r.PathValue("id"), func(ctx context.Context, body map[string]any) (err error) {
-		rec, err = a.records.Update(ctx, newRequest(r, body), r.PathValue("c"), r.PathValue("id"), body, r.URL.Query().Get("expand"))
+	err = a.readWrite(r, r.PathValue("id"), func(ctx context.Context, body map[string]any, uploads []string) (err error) {
+		req := newRequest(r, body)
+		req.Uploads = uploads
+		rec, err = a.records.Update(ctx, req, r.PathValue("c"), r.PathValue("id"), body, r.URL.Query().Get("expand"))
 		return err
 	})
 	if err != nil {

@@ -1,7 +1,11 @@
-// Package rest is the PocketBase-compatible HTTP adapter: it turns
-// requests under /api/ into calls on record.Service and auth.Service, and
-// their results and errors into PocketBase's JSON shapes. It holds no
-// business rules of its own.
+// Package rest is the PocketBase-compatible HTTP adapter: it decodes the
+// requests under /api/ into calls on record.Service, auth.Service and the
+// files, realtime and webhooks capabilities, and encodes their results and
+// errors in PocketBase's JSON shapes. Who may do what is decided by those
+// services, which take the caller (underhood.Identity) as an argument;
+// where a refusal must come before a request is read (a guest gets 401
+// whatever it sends), a handler asks the service first. routes.go lists
+// every route.
 package rest
 
 import (
@@ -57,11 +61,12 @@ func NewHandler(d Deps) http.Handler {
 	}
 	a := &api{records: d.Records, auth: d.Auth, log: d.Log, realtime: d.Realtime, webhooks: d.Webhooks, files: d.Files, json: d.JSON, mux: http.NewServeMux()}
 	a.routes()
-	a.realtimeRoutes()
-	a.webhookRoutes()
-	a.fileRoutes()
 	return a.mux
 }
+
+// callerOf returns the caller of r: the record its token was issued to,
+// or nil for a guest.
+func callerOf(r *http.Request) *underhood.Record { return underhood.Identity(r.Context()) }
 
 // handlerFunc is a handler that returns its error for one place to write.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error

@@ -201,8 +201,23 @@ func TestRecordsAPI(t *testing.T) {
 		{"settings validation", "PATCH", "/api/settings", "su", map[string]any{"meta": map[string]any{"appName": ""}}, 400, []string{`"appName":{"code":"validation_required"`}, nil},
 		{"collections need superuser", "GET", "/api/collections", "alice", nil, 403, nil, nil},
 		{"collections list", "GET", "/api/collections?filter=" + urlq("name = 'posts'"), "su", nil, 200, []string{`"totalItems":1`}, nil},
+		{"collections list pages", "GET", "/api/collections?sort=-name&perPage=1&page=2&filter=" + urlq("name = 'posts' || name = 'users'"), "su", nil, 200,
+			[]string{`"page":2`, `"perPage":1`, `"totalItems":2`, `"totalPages":2`, `"name":"posts"`}, []string{`"name":"users"`}},
+		// A guest is refused before anything it sent is read or looked up.
+		{"guest listing collections with a broken page", "GET", "/api/collections?page=x", "", nil, 401, nil, nil},
+		{"guest creating a collection with a broken body", "POST", "/api/collections", "", `{"name":`, 401, nil, nil},
+		{"guest importing a broken body", "PUT", "/api/collections/import", "", `{"collections":`, 401, nil, nil},
+		{"guest changing settings with a broken body", "PATCH", "/api/settings", "", `{"meta":`, 401, nil, nil},
+		{"guest updating a missing collection", "PATCH", "/api/collections/nope", "", map[string]any{"listRule": ""}, 401, nil, nil},
+		{"user viewing a missing collection", "GET", "/api/collections/nope", "alice", nil, 403, nil, nil},
+		{"superuser viewing a missing collection", "GET", "/api/collections/nope", "su", nil, 404, []string{`"message":"The requested resource wasn't found."`}, nil},
+		{"scaffolds need superuser", "GET", "/api/collections/meta/scaffolds", "alice", nil, 403, nil, nil},
+		{"scaffolds", "GET", "/api/collections/meta/scaffolds", "su", nil, 200, []string{`"auth":{`, `"view":{`}, nil},
 		{"auth methods", "GET", "/api/collections/users/auth-methods", "", nil, 200, []string{`"password":{"enabled":true`, `"identityFields":["email"]`}, nil},
-		{"auth methods of a base collection", "GET", "/api/collections/posts/auth-methods", "", nil, 404, nil, nil},
+		{"auth methods of a base collection", "GET", "/api/collections/posts/auth-methods", "", nil, 404, []string{`"message":"Missing or invalid auth collection context."`}, nil},
+		{"auth methods of a missing collection", "GET", "/api/collections/nope/auth-methods", "", nil, 404, []string{`"message":"Missing collection context."`}, nil},
+		{"auth methods in PocketBase's shape", "GET", "/api/collections/users/auth-methods", "", nil, 200,
+			[]string{`{"mfa":{"duration":`, `,"enabled":false},"oauth2":{"enabled":false,"providers":[]},"otp":{"duration":`, `"password":{"enabled":true,"identityFields":["email"]}}`}, nil},
 		{"auth refresh", "POST", "/api/collections/users/auth-refresh", "alice", nil, 200, []string{`"token":"`, `"email":"alice@example.com"`}, nil},
 		{"auth refresh needs a token", "POST", "/api/collections/users/auth-refresh", "", nil, 401, nil, nil},
 		{"auth refresh on another collection", "POST", "/api/collections/_superusers/auth-refresh", "alice", nil, 403, nil, nil},
@@ -267,6 +282,16 @@ func TestBatch(t *testing.T) {
 	}
 	if st, body := e.do("POST", "/api/batch", "alice", map[string]any{"requests": many}); st != 400 {
 		t.Fatalf("batch of 51 = %d %s, want 400", st, body)
+	}
+	if st, body := e.do("POST", "/api/batch", "alice", map[string]any{"requests": []any{}}); st != 400 || !strings.Contains(body, `"requests":{"code":"validation_required"`) {
+		t.Fatalf("empty batch = %d %s, want 400 naming requests", st, body)
+	}
+	// Disabled batches are refused before their body is read.
+	if st, body := e.do("PATCH", "/api/settings", "su", map[string]any{"batch": map[string]any{"enabled": false}}); st != 200 {
+		t.Fatalf("disable batches = %d %s", st, body)
+	}
+	if st, body := e.do("POST", "/api/batch", "alice", `{"requests":`); st != 403 || !strings.Contains(body, "Batch requests are not allowed.") {
+		t.Fatalf("batch while disabled = %d %s, want 403", st, body)
 	}
 }
 

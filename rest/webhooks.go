@@ -27,24 +27,6 @@ import (
 //	GET    /api/webhooks/{id}/attempts?deliveryId=&eventId= the delivery log, newest first
 //	POST   /api/webhooks/{id}/replay {eventId} | {from, to} send events again
 
-func (a *api) webhookRoutes() {
-	if a.webhooks == nil {
-		return
-	}
-	a.handle("GET /api/webhooks", a.superuser(a.handleWebhookList))
-	a.handle("POST /api/webhooks", a.superuser(a.handleWebhookCreate))
-	a.handle("GET /api/webhooks/{id}", a.superuser(a.handleWebhookView))
-	a.handle("PATCH /api/webhooks/{id}", a.superuser(a.handleWebhookUpdate))
-	a.handle("DELETE /api/webhooks/{id}", a.superuser(a.handleWebhookDelete))
-	a.handle("POST /api/webhooks/{id}/rotate-secret", a.superuser(a.handleWebhookRotate))
-	a.handle("POST /api/webhooks/{id}/pause", a.superuser(a.handleWebhookPause(true)))
-	a.handle("POST /api/webhooks/{id}/resume", a.superuser(a.handleWebhookPause(false)))
-	a.handle("GET /api/webhooks/{id}/deliveries", a.superuser(a.handleWebhookDeliveries))
-	a.handle("GET /api/webhooks/{id}/deliveries/{delivery}", a.superuser(a.handleWebhookDelivery))
-	a.handle("GET /api/webhooks/{id}/attempts", a.superuser(a.handleWebhookAttempts))
-	a.handle("POST /api/webhooks/{id}/replay", a.superuser(a.handleWebhookReplay))
-}
-
 // superuser asks the webhooks service whether the caller may use it
 // before h reads the request, so that a caller it refuses gets a 401 or
 // 403 whatever it sends, never a validation error. Each of the service's

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/underhood/underhood"
-	"github.com/underhood/underhood/auth"
 )
 
 // errorBody is PocketBase's error JSON.
@@ -239,7 +238,7 @@ func cors(allowed []string) func(http.Handler) http.Handler {
 }
 
 // identify resolves the Authorization header to the caller's record and
-// stores it in the request context (auth.IdentityFrom). A missing, invalid,
+// stores it in the request context (underhood.Identity). A missing, invalid,
 // expired or revoked token makes the request a guest's; it never fails the
 // request by itself, so endpoints open to guests still answer.
 func identify(id Identifier, log *slog.Logger) func(http.Handler) http.Handler {
@@ -263,7 +262,7 @@ func identify(id Identifier, log *slog.Logger) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), rec)))
+			next.ServeHTTP(w, r.WithContext(underhood.WithIdentity(r.Context(), rec)))
 		})
 	}
 }

@@ -63,7 +63,7 @@ func limitRate(src RateLimitSource, store ratelimit.Store, log *slog.Logger) fun
 			}
 			// The auth service counts failed logins per client address.
 			r = r.WithContext(auth.WithClientIP(r.Context(), clientIP(r, rules.proxy)))
-			rule := rules.find(r, src, auth.IdentityFrom(r.Context()) != nil)
+			rule := rules.find(r, src, underhood.Identity(r.Context()) != nil)
 			if rule == nil {
 				next.ServeHTTP(w, r)
 				return

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 
-	"github.com/underhood/underhood/auth"
+	"github.com/underhood/underhood"
 )
 
 // routes mounts every adapter. Each adapter owns the routes under its prefix
@@ -23,7 +23,7 @@ func routes(mux *http.ServeMux, d Deps) {
 // timings, so only a superuser's token opens them.
 func superusersOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !auth.IdentityFrom(r.Context()).IsSuperuser() {
+		if !underhood.Identity(r.Context()).IsSuperuser() {
 			writeError(w, http.StatusForbidden, "Only superusers can perform this action.")
 			return
 		}

@@ -19,7 +19,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/underhood/underhood"
-	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/server"
 )
 
@@ -101,7 +100,7 @@ func api(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	who := "guest"
-	if rec := auth.IdentityFrom(r.Context()); rec != nil {
+	if rec := underhood.Identity(r.Context()); rec != nil {
 		who = rec.ID()
 	}
 	w.Header().Set("Content-Type", "text/plain")

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/underhood/underhood"
-	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/record"
 )
 
@@ -24,7 +23,7 @@ func guardSuperusers(src SettingsSource) func(http.Handler) http.Handler {
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			st := src.Settings()
-			if len(st.SuperuserIPs) == 0 || !(auth.IdentityFrom(r.Context()).IsSuperuser() || superusersPath(r.URL.Path)) {
+			if len(st.SuperuserIPs) == 0 || !(underhood.Identity(r.Context()).IsSuperuser() || superusersPath(r.URL.Path)) {
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -13,7 +13,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/underhood/underhood"
-	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/realtime"
 )
 
@@ -76,7 +75,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request) error {
 	go func() {
 		defer h.broker.Disconnect(s.client) // closes ws through the stream
 		// From an Authorization header on the handshake, if any.
-		h.readWS(r, ws, s.client, auth.IdentityFrom(r.Context()))
+		h.readWS(r, ws, s.client, underhood.Identity(r.Context()))
 	}()
 	return nil
 }
