@@ -21,3 +21,17 @@ func Identity(ctx context.Context) *Record {
 	rec, _ := ctx.Value(identityKey{}).(*Record)
 	return rec
 }
+
+// RequireSuperuser is the one check of the actions only superusers may
+// take (administering collections, settings and webhooks): nil for a
+// superuser, EUnauthorized for a guest (caller nil), EForbidden for any
+// other record. The service that owns an action calls it.
+func RequireSuperuser(caller *Record) error {
+	if caller == nil {
+		return Errorf(EUnauthorized, "The request requires valid record authorization token.")
+	}
+	if !caller.IsSuperuser() {
+		return Errorf(EForbidden, "The authorized record is not allowed to perform this action.")
+	}
+	return nil
+}

@@ -18,3 +18,21 @@ func TestIdentity(t *testing.T) {
 		t.Errorf("WithIdentity(nil) returned a new context, want ctx unchanged")
 	}
 }
+
+func TestRequireSuperuser(t *testing.T) {
+	su := &Record{Collection: &Collection{Name: SuperusersName}, Data: map[string]any{"id": "s"}}
+	user := &Record{Collection: &Collection{Name: "users"}, Data: map[string]any{"id": "u"}}
+	for _, tt := range []struct {
+		name   string
+		caller *Record
+		want   string
+	}{
+		{"guest", nil, EUnauthorized},
+		{"user", user, EForbidden},
+		{"superuser", su, ""},
+	} {
+		if got := ErrorCode(RequireSuperuser(tt.caller)); got != tt.want {
+			t.Errorf("RequireSuperuser(%s) code = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -226,13 +226,7 @@ func nonNil(s []string) []string {
 // checks its caller with it; an adapter may ask first, before it reads a
 // request.
 func (w *Webhooks) Authorize(caller *underhood.Record) error {
-	if caller == nil {
-		return underhood.Errorf(underhood.EUnauthorized, "The request requires valid record authorization token.")
-	}
-	if !caller.IsSuperuser() {
-		return underhood.Errorf(underhood.EForbidden, "The authorized record is not allowed to perform this action.")
-	}
-	return nil
+	return underhood.RequireSuperuser(caller)
 }
 
 // List returns every webhook, oldest first, to a superuser.

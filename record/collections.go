@@ -19,13 +19,7 @@ import (
 // it first only where it must refuse before reading a request, so that a
 // guest meets 401 whatever body or query it sends.
 func (s *Service) AuthorizeAdmin(auth *underhood.Record) error {
-	if auth == nil {
-		return underhood.Errorf(underhood.EUnauthorized, "The request requires valid record authorization token.")
-	}
-	if !auth.IsSuperuser() {
-		return underhood.Errorf(underhood.EForbidden, "The authorized record is not allowed to perform this action.")
-	}
-	return nil
+	return underhood.RequireSuperuser(auth)
 }
 
 // CollectionPage is one page of the collections list.
