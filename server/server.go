@@ -56,6 +56,9 @@ type Deps struct {
 	// this process's memory.
 	RateLimits     RateLimitSource
 	RateLimitStore ratelimit.Store
+	// Static serves the paths no adapter owns (NewStatic); nil answers
+	// them with 404.
+	Static http.Handler
 }
 
 // New returns the handler of the whole HTTP surface.
