@@ -76,6 +76,9 @@ func NewStatic(dir string, opts StaticOptions) (*Static, error) {
 // Dir is the absolute path of the folder served.
 func (s *Static) Dir() string { return s.dir }
 
+// IndexFallback reports whether unknown paths get the root index.html.
+func (s *Static) IndexFallback() bool { return s.fallback }
+
 func (s *Static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if reservedPath(r.URL.Path) {
 		handleNotFound(w, r)
