@@ -1,8 +1,9 @@
 // Package server is the HTTP front door: the middleware every request passes
 // through (panic recovery, request ids, access log, security headers, CORS,
-// body size and time limits, caller identity, superuser addresses) and the
-// mounting of the protocol adapters. It knows no protocol itself; the
-// adapters it mounts are passed in.
+// body size and time limits, caller identity, superuser addresses), the
+// mounting of the protocol adapters and the static website (static.go) on
+// the paths they leave. It knows no protocol itself; the adapters it
+// mounts are passed in.
 package server
 
 import (
