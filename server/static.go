@@ -144,10 +144,12 @@ func (s *Static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // reservedPath reports whether p belongs to the server rather than the
-// website: the API and the dashboard are never shadowed by a file.
+// website: the API and the dashboard are never shadowed by a file. Case
+// is ignored, because on a case-insensitive file system /API/health
+// would otherwise reach the file api/health.
 func reservedPath(p string) bool {
 	for _, prefix := range []string{"/api", "/_"} {
-		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+		if strings.EqualFold(p, prefix) || len(p) > len(prefix) && strings.EqualFold(p[:len(prefix)+1], prefix+"/") {
 			return true
 		}
 	}

@@ -57,6 +57,7 @@ func newSite(t *testing.T) string {
 		"sub/.hidden":              "hidden",
 		"back\\slash.txt":          "backslash",
 		"api/health":               "a file shadowing the API",
+		"API/health":               "a file shadowing the API in another case",
 		"_/index.html":             "a file shadowing the dashboard",
 	}
 	for name, body := range files {
@@ -205,6 +206,7 @@ func TestStatic(t *testing.T) {
 		// The API and the dashboard are never shadowed.
 		{"api answers", "GET", "/api/health", nil, want{200, "GET /api/health as guest", nil}},
 		{"api post answers", "POST", "/api/health", nil, want{200, "POST /api/health as guest", nil}},
+		{"api folder in another case", "GET", "/API/health", nil, want{404, notFound, nil}},
 		{"dashboard path is not a file", "GET", "/_/", nil, want{404, notFound, nil}},
 		{"dashboard file is not served", "GET", "/_/index.html", nil, want{404, notFound, nil}},
 
