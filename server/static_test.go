@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -322,12 +323,22 @@ func TestStaticIndexFallback(t *testing.T) {
 		{"outside symlink stays hidden", true, "/leak.txt", script, 404, notFound},
 		{"dashboard stays reserved", true, "/_/collections", navigation, 404, notFound},
 	}
+	// The unknown paths with an extension, whose answer depends on Accept.
+	dependsOnAccept := map[string]bool{"/users/jane.doe": true, "/assets/app.0a1b2c3d.js": true, "/missing.png": true, "/leak.txt": true}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStaticServer(t, site, server.StaticOptions{IndexFallback: tt.fallback})
 			res, body := s.get(t, "GET", tt.path, tt.headers)
 			if res.StatusCode != tt.status || body != tt.body {
 				t.Errorf("GET %s (fallback %v) = %d %q, want %d %q", tt.path, tt.fallback, res.StatusCode, body, tt.status, tt.body)
+			}
+			// Whether a dotted path gets the index depends on Accept, so
+			// a cache must key those answers by it.
+			varyAccept := slices.ContainsFunc(res.Header.Values("Vary"), func(v string) bool {
+				return slices.Contains(strings.Split(strings.ReplaceAll(v, " ", ""), ","), "Accept")
+			})
+			if want := tt.fallback && dependsOnAccept[tt.path]; varyAccept != want {
+				t.Errorf("GET %s Vary = %q, want Accept listed: %v", tt.path, res.Header.Values("Vary"), want)
 			}
 			if res.StatusCode == 200 && tt.path != "/style.css" && res.Header.Get("Cache-Control") != "no-cache" {
 				t.Errorf("GET %s Cache-Control = %q, want no-cache for HTML", tt.path, res.Header.Get("Cache-Control"))
