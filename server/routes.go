@@ -8,7 +8,8 @@ import (
 )
 
 // routes mounts every adapter. Each adapter owns the routes under its prefix
-// (rest lists its own in rest/routes.go).
+// (rest lists its own in rest/routes.go); the static site, when there is
+// one, gets every other path.
 func routes(mux *http.ServeMux, d Deps) {
 	mux.Handle("/api/", d.API)
 	mux.Handle("/debug/pprof/", superusersOnly(http.HandlerFunc(pprof.Index)))
@@ -16,7 +17,11 @@ func routes(mux *http.ServeMux, d Deps) {
 	mux.Handle("/debug/pprof/profile", superusersOnly(http.HandlerFunc(pprof.Profile)))
 	mux.Handle("/debug/pprof/symbol", superusersOnly(http.HandlerFunc(pprof.Symbol)))
 	mux.Handle("/debug/pprof/trace", superusersOnly(http.HandlerFunc(pprof.Trace)))
-	mux.HandleFunc("/", handleNotFound)
+	if d.Static != nil {
+		mux.Handle("/", d.Static)
+	} else {
+		mux.HandleFunc("/", handleNotFound)
+	}
 }
 
 // superusersOnly guards the profiler: profiles reveal code paths and

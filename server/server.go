@@ -1,8 +1,9 @@
 // Package server is the HTTP front door: the middleware every request passes
 // through (panic recovery, request ids, access log, security headers, CORS,
-// body size and time limits, caller identity, superuser addresses) and the
-// mounting of the protocol adapters. It knows no protocol itself; the
-// adapters it mounts are passed in.
+// body size and time limits, caller identity, superuser addresses), the
+// mounting of the protocol adapters and the static website (static.go) on
+// the paths they leave. It knows no protocol itself; the adapters it
+// mounts are passed in.
 package server
 
 import (
@@ -56,6 +57,9 @@ type Deps struct {
 	// this process's memory.
 	RateLimits     RateLimitSource
 	RateLimitStore ratelimit.Store
+	// Static serves the paths no adapter owns (NewStatic); nil answers
+	// them with 404.
+	Static http.Handler
 }
 
 // New returns the handler of the whole HTTP surface.

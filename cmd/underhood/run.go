@@ -27,6 +27,7 @@ Usage:
 
 Commands:
   serve [--http ADDR] [--dir DIR] [--origins LIST] [--outbound-allow LIST]
+        [--public DIR] [--index-fallback]
                      start the server (default --http ` + defaultHTTP + `)
   superuser upsert EMAIL PASSWORD    create or update a superuser
   superuser create EMAIL PASSWORD    create a superuser
@@ -44,7 +45,9 @@ Flags may come before or after the arguments of any command.
 --db (a postgres:// URL; several servers may share one database) to
 $UH_DB, else SQLite in --dir;
 --outbound-allow (networks the server may fetch from although they are
-internal, e.g. 127.0.0.1/32) to $UH_OUTBOUND_ALLOW.
+internal, e.g. 127.0.0.1/32) to $UH_OUTBOUND_ALLOW;
+--public (a folder served as the website at /) to $UH_PUBLIC, then
+./uh_public when it exists; --index-fallback to $UH_INDEX_FALLBACK.
 `
 
 // env is the process environment as run sees it.

@@ -153,6 +153,7 @@ type running struct {
 	stop     context.CancelFunc
 	finished chan struct{} // closed when run has returned
 	err      error         // run's result, once finished is closed
+	stdout   *syncBuffer
 }
 
 // wait returns run's result, or fails the test if it takes over 15s.
@@ -167,16 +168,17 @@ func (r *running) wait(t *testing.T) error {
 	}
 }
 
-// startRun runs "serve" in-process on a free port and waits until it is
-// healthy.
-func startRun(t *testing.T, dir string, env func(string) string) *running {
+// startRun runs "serve" in-process on a free port, with the extra
+// arguments given, and waits until it is healthy.
+func startRun(t *testing.T, dir string, env func(string) string, extra ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{stop: cancel, finished: make(chan struct{})}
 	var stdout, stderr syncBuffer
+	r := &running{stop: cancel, finished: make(chan struct{}), stdout: &stdout}
+	args := append([]string{"underhood", "serve", "--http", "127.0.0.1:0", "--dir", dir}, extra...)
 	go func() {
 		defer close(r.finished)
-		r.err = run(ctx, []string{"underhood", "serve", "--http", "127.0.0.1:0", "--dir", dir}, env, nil, &stdout, &stderr)
+		r.err = run(ctx, args, env, nil, &stdout, &stderr)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -59,6 +59,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	thumbJobs := fs.String("max-thumb-jobs", envOr(e.getenv, "UH_MAX_THUMB_JOBS", strconv.Itoa(runtime.GOMAXPROCS(0))),
 		"thumbnails generated at once; other first requests for a thumbnail wait")
 	realtimeLimits := realtimeFlags(fs, e.getenv)
+	public := addPublicFlags(fs, e.getenv)
 	queryTime := sqlstore.DefaultMaxQueryTime
 	if v := strings.TrimSpace(e.getenv("UH_MAX_QUERY_TIME")); v != "" {
 		if queryTime, err = time.ParseDuration(v); err != nil {
@@ -106,6 +107,10 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	logOut := newLogWriter(e.stderr)
 	defer logOut.Close()
 	log := slog.New(slog.NewTextHandler(logOut, nil))
+	static, err := public.static(log)
+	if err != nil {
+		return err
+	}
 
 	store, err := openStore(ctx, dir, db, func(c *sqlstore.Config) {
 		c.MaxQueryTime = *maxQueryTime
@@ -201,7 +206,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		}
 		broker.UsePeers(bus)
 	}
-	handler := server.New(server.Deps{
+	deps := server.Deps{
 		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks, Files: fileSvc, JSON: lim.json}),
 		Auth:           authSvc,
 		Log:            log,
@@ -213,7 +218,13 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		AllowedOrigins: splitList(*origins),
 		RateLimits:     records,
 		RateLimitStore: limits,
-	})
+	}
+	if static != nil {
+		// Assigned only when there is a site: a nil *server.Static in
+		// the interface would not read as "no site".
+		deps.Static = static
+	}
+	handler := server.New(deps)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -236,7 +247,11 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err := printInstallLink(ctx, e.stdout, authSvc, base); err != nil {
 		log.Error("install link", "err", err)
 	}
-	fmt.Fprintf(e.stdout, "Server started at %s\n├─ REST API: %s/api/\n└─ Data:     %s\n", base, base, dataLocation(dir, db))
+	fmt.Fprintf(e.stdout, "Server started at %s\n├─ REST API: %s/api/\n", base, base)
+	if static != nil {
+		fmt.Fprintf(e.stdout, "├─ Static:   %s/ from %s%s\n", base, static.Dir(), fallbackNote(static))
+	}
+	fmt.Fprintf(e.stdout, "└─ Data:     %s\n", dataLocation(dir, db))
 
 	select {
 	case err := <-served:
