@@ -62,10 +62,12 @@ type Dialect interface {
 	// they are first needed.
 	ClientPool(dsn string) int
 	// ClientSetup returns the statements that prepare a new connection of
-	// the client pool before its first transaction: a bound on its memory,
-	// and, when maxQueryTime > 0 and the engine can, the time limit of each
-	// of its statements.
-	ClientSetup(maxQueryTime time.Duration) []string
+	// the client pool before its first transaction: a bound on its memory
+	// (hot: one of the few connections handed out first, which serve
+	// ordinary load; the others serve only when those are all busy), and,
+	// when maxQueryTime > 0 and the engine can, the time limit of each of
+	// its statements.
+	ClientSetup(maxQueryTime time.Duration, hot bool) []string
 	// Materialize returns query, a SELECT, rewritten so that the engine
 	// computes all its rows before it returns the first, on an engine
 	// whose statements can only be interrupted until their first row
@@ -446,14 +448,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	nh := min(nc, max(4, 2*runtime.GOMAXPROCS(0)))
 	s.hot = make(chan *conn, nh)
 	s.clients = make(chan *conn, nc-nh)
-	setup := d.ClientSetup(s.maxQueryTime)
+	hotSetup, coldSetup := d.ClientSetup(s.maxQueryTime, true), d.ClientSetup(s.maxQueryTime, false)
 	for i := range nc {
 		// Connected on first use: most are never needed.
-		cn := &conn{db: s.rdb, reload: d.ReloadStats(), setup: setup}
+		cn := &conn{db: s.rdb, reload: d.ReloadStats(), setup: coldSetup, home: s.clients}
 		if i < nh {
-			cn.home = s.hot
-		} else {
-			cn.home = s.clients
+			cn.setup, cn.home = hotSetup, s.hot
 		}
 		cn.home <- cn
 		s.nclient++

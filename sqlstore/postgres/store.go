@@ -147,7 +147,7 @@ func (Dialect) ClientPool(dsn string) int {
 // ClientSetup sets the connection's statement_timeout to maxQueryTime
 // (when > 0): the server ends a statement past it with 57014, and the
 // connection stays usable.
-func (Dialect) ClientSetup(maxQueryTime time.Duration) []string {
+func (Dialect) ClientSetup(maxQueryTime time.Duration, _ bool) []string {
 	if maxQueryTime <= 0 {
 		return nil
 	}

@@ -43,7 +43,6 @@ func (Dialect) DataSource(dir, dsn, synchronous string, readOnly bool) (string, 
 		"journal_mode(WAL)",
 		"synchronous(" + synchronous + ")",
 		"foreign_keys(off)",
-		fmt.Sprintf("soft_heap_limit(%d)", softHeapLimit),
 	}
 	if readOnly {
 		params = append(params, "query_only(on)")
@@ -64,33 +63,38 @@ func (Dialect) DataSource(dir, dsn, synchronous string, readOnly bool) (string, 
 
 // clientPool is the number of connections of client reads. An embedded
 // database has no server to protect, and a connection costs only its
-// memory: ~100 KiB idle and about its page cache (clientCacheKiB) once
-// it has scanned a large table, so 64 cost at most ~128 MiB and let that
-// many costly filters run to their time limit while other clients are
-// still served. The store hands out a few of them first (its hot
-// connections), so that in ordinary load the caches stay warm.
+// memory, so 64 let that many costly filters run to their time limit while
+// other clients are still served. The store hands out a few of them first
+// (its hot connections), so that in ordinary load the caches stay warm;
+// the others serve only when those are all busy.
 const clientPool = 64
 
-// softHeapLimit is the memory SQLite may hold, for all connections of the
-// process together, before it gives back page cache: without it the
-// client pool's caches and sorters add up (list_varied in the shared load
-// benchmark took the peak from 133 MiB to 192–397 MiB once 64 connections
-// were in use); with it the peak stayed at 138 MiB at the same rate. It is
-// a soft limit: a statement never fails because of it.
-const softHeapLimit = 64 << 20
-
-// clientCacheKiB bounds the page cache of each client connection (SQLite's
-// default). Pages evicted are read again from the operating system's cache.
-const clientCacheKiB = 2000
+// The page cache of each client connection: SQLite's default for the hot
+// ones, and an eighth of it for the others. A connection's memory is
+// mostly its caches once it has scanned a large table (about 4.5 MiB with
+// the default, its temporary tables' included), and under the shared load
+// benchmark's list_varied on a busy machine all 64 were in use: the peak
+// RSS went from 133 MiB (8 connections) to 390-400 MiB, and with small
+// caches on the cold ones to about 200 MiB. Pages evicted are read again
+// from the operating system's cache.
+const (
+	hotCacheKiB  = 2000
+	coldCacheKiB = 256
+)
 
 // ClientPool returns 64: see clientPool.
 func (Dialect) ClientPool(string) int { return clientPool }
 
-// ClientSetup bounds the connection's page cache to clientCacheKiB. SQLite has
-// no statement timeout of its own: the store interrupts a statement
-// through its context.
-func (Dialect) ClientSetup(time.Duration) []string {
-	return []string{fmt.Sprintf("PRAGMA cache_size = -%d", clientCacheKiB)}
+// ClientSetup bounds the connection's page caches, of its database and of
+// its temporary tables (hotCacheKiB, coldCacheKiB). SQLite has no
+// statement timeout of its own: the store interrupts a statement through
+// its context.
+func (Dialect) ClientSetup(_ time.Duration, hot bool) []string {
+	kib := coldCacheKiB
+	if hot {
+		kib = hotCacheKiB
+	}
+	return []string{fmt.Sprintf("PRAGMA cache_size = -%d", kib), fmt.Sprintf("PRAGMA temp.cache_size = -%d", kib)}
 }
 
 // Materialize wraps query in a MATERIALIZED common table expression: the

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/underhood/underhood"
@@ -19,11 +21,11 @@ func TestDataSource(t *testing.T) {
 		wantErr        bool
 	}{
 		{dir: "/data", sync: "FULL",
-			want: "/data/data.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(off)&_pragma=soft_heap_limit(67108864)"},
+			want: "/data/data.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(off)"},
 		{dir: "/data", sync: "NORMAL", readOnly: true,
-			want: "/data/data.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(off)&_pragma=soft_heap_limit(67108864)&_pragma=query_only(on)"},
+			want: "/data/data.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(off)&_pragma=query_only(on)"},
 		{dsn: "/x/y.db", sync: "OFF",
-			want: "/x/y.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=foreign_keys(off)&_pragma=soft_heap_limit(67108864)"},
+			want: "/x/y.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=foreign_keys(off)"},
 		{dir: "/data", sync: "FULL); DROP", wantErr: true},
 		{dir: "/da?ta", sync: "FULL", wantErr: true},
 		{sync: "FULL", wantErr: true},
@@ -132,23 +134,47 @@ func wantModes(t *testing.T, want map[string]fs.FileMode, dir string) {
 	}
 }
 
-// TestSoftHeapLimitIsSet: an open store has told SQLite how much memory
-// its connections may keep together, so that the page caches of the
-// client pool do not add up without bound.
-func TestSoftHeapLimitIsSet(t *testing.T) {
+// TestColdClientConnectionsKeepSmallCaches: the client connections that
+// serve only when the hot ones are all busy keep small page caches, so
+// that a burst that opens all of them does not hold 64 full caches.
+func TestColdClientConnectionsKeepSmallCaches(t *testing.T) {
 	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Dialect: Dialect{}, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var limit int64
-	err = s.Read(context.Background(), func(q sqlstore.Querier) error {
-		return q.QueryRowContext(context.Background(), "PRAGMA soft_heap_limit").Scan(&limit)
-	})
-	if err != nil {
-		t.Fatal(err)
+	cacheSize := func() int {
+		var n int
+		err := s.ClientRead(context.Background(), func(q sqlstore.Querier) error {
+			return q.QueryRowContext(context.Background(), "PRAGMA cache_size").Scan(&n)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	if limit != softHeapLimit {
-		t.Errorf("soft_heap_limit = %d, want %d", limit, softHeapLimit)
+	if got := cacheSize(); got != -hotCacheKiB {
+		t.Errorf("hot connection: cache_size = %d, want %d", got, -hotCacheKiB)
+	}
+	// Keep every hot connection busy: the next read takes a cold one.
+	hot := max(4, 2*runtime.GOMAXPROCS(0))
+	release := make(chan struct{})
+	var busy, done sync.WaitGroup
+	busy.Add(hot)
+	for range hot {
+		done.Go(func() {
+			_ = s.ClientRead(context.Background(), func(sqlstore.Querier) error {
+				busy.Done()
+				<-release
+				return nil
+			})
+		})
+	}
+	busy.Wait()
+	got := cacheSize()
+	close(release)
+	done.Wait()
+	if got != -coldCacheKiB {
+		t.Errorf("cold connection: cache_size = %d, want %d", got, -coldCacheKiB)
 	}
 }
