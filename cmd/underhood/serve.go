@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/underhood/underhood/admin"
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/events"
 	"github.com/underhood/underhood/files"
@@ -201,8 +202,13 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		}
 		broker.UsePeers(bus)
 	}
+	dashboard, err := admin.New()
+	if err != nil {
+		return err
+	}
 	handler := server.New(server.Deps{
 		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks, Files: fileSvc, JSON: lim.json}),
+		Dashboard:      dashboard,
 		Auth:           authSvc,
 		Log:            log,
 		BodyLimit:      lim.body,
@@ -236,7 +242,7 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err := printInstallLink(ctx, e.stdout, authSvc, base); err != nil {
 		log.Error("install link", "err", err)
 	}
-	fmt.Fprintf(e.stdout, "Server started at %s\n├─ REST API: %s/api/\n└─ Data:     %s\n", base, base, dataLocation(dir, db))
+	fmt.Fprintf(e.stdout, "Server started at %s\n├─ REST API:  %s/api/\n├─ Dashboard: %s%s\n└─ Data:      %s\n", base, base, base, admin.Prefix, dataLocation(dir, db))
 
 	select {
 	case err := <-served:
