@@ -3,13 +3,13 @@
 // file; the steps run in order on one server, as a person would go:
 // install, sign in, reload, see a collection, sign out, lose the session
 // to a revocation and to a bad token, then sign in with a second factor.
-// Screenshots of each page go to e2e/screenshots/ (and failure.png when a
-// step fails).
+// Screenshots of each page go to e2e/screenshots/ (and, when a step
+// fails, failure.png and the server's output in failure-server.log).
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -24,12 +24,13 @@ const EMAIL = "owner@example.com";
 const PASSWORD = "dashboard-Pass-1234";
 
 let server, browser, page;
+let installLink; // the one-time link the server printed
 const problems = []; // console errors and CSP violations of the page
 
 before(async () => {
     if (skip) return;
     await mkdir(SHOTS, { recursive: true });
-    await rm(join(SHOTS, "failure.png"), { force: true });
+    for (const old of ["failure.png", "failure-server.log"]) await rm(join(SHOTS, old), { force: true });
     server = await startServer({ superuser: false });
     browser = await chromium.launch({
         executablePath: CHROMIUM,
@@ -62,6 +63,7 @@ function step(name, fn) {
             assert.deepEqual(problems, [], "no console error or CSP violation");
         } catch (err) {
             await page?.screenshot({ path: join(SHOTS, "failure.png"), fullPage: true }).catch(() => {});
+            await writeFile(join(SHOTS, "failure-server.log"), server?.output() ?? "").catch(() => {});
             throw err;
         }
     });
@@ -84,10 +86,10 @@ async function apiSuperuser() {
 step("the server prints the dashboard and the install link, which opens the install form", async () => {
     const out = server.output();
     assert.ok(out.includes(`Dashboard: ${server.url}/_/`), `banner:\n${out}`);
-    const link = out.match(/(http:\/\/\S+\/_\/#\/install\?token=\S+)/)?.[1];
-    assert.ok(link, `install link in:\n${out}`);
+    installLink = out.match(/(http:\/\/\S+\/_\/#\/install\?token=\S+)/)?.[1];
+    assert.ok(installLink, `install link in:\n${out}`);
 
-    const res = await page.goto(link);
+    const res = await page.goto(installLink);
     const h = res.headers();
     assert.match(h["content-security-policy"], /script-src 'self'; style-src 'self'/);
     assert.equal(h["x-frame-options"], "DENY");
@@ -119,8 +121,9 @@ step("the collections list shows a collection made through the API, with its cou
     for (const title of ["one", "two", "three"]) await pb.collection("posts").create({ title });
 
     await page.reload();
-    const row = page.getByRole("row", { name: /posts/ });
-    await row.waitFor();
+    const row = page.getByRole("row", { name: /^posts / });
+    // The counts arrive after the list.
+    await row.getByRole("cell", { name: "3", exact: true }).waitFor();
     assert.deepEqual(await row.getByRole("cell").allInnerTexts(), ["Base", "3"]);
     assert.ok(await page.getByRole("row", { name: /^users / }).getByText("Auth").isVisible());
     await shot("collections");
@@ -144,12 +147,19 @@ step("pages that do not exist yet say so; the keyboard reaches the navigation", 
     await page.getByRole("heading", { name: "Collections" }).waitFor();
 });
 
-step("sign-out returns to sign-in, and a reload keeps it signed out", async () => {
+step("sign-out returns to sign-in, a reload keeps it signed out, and the used install link says so", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByText("You signed out.").waitFor();
     await page.reload();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
     assert.equal(await page.evaluate(() => localStorage.length), 0);
+
+    // The used install link says so at once, and leads to sign-in.
+    await page.goto(installLink);
+    await page.getByRole("heading", { name: "This install link no longer works" }).waitFor();
+    await shot("install-used");
+    await page.getByRole("link", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
 
     await signInAs(EMAIL, "not-the-password");
     await page.getByRole("alert").filter({ hasText: /\S/ }).waitFor();

@@ -86,6 +86,20 @@ export const superusers = {
     authRefresh: () => request("POST", `${SUPERUSERS}/auth-refresh`),
 };
 
+/**
+ * installLinkWorks reports whether the install token would still be
+ * accepted; it does not use it up. (GET /api/install answers the API's
+ * own page; only its status matters here.)
+ */
+export async function installLinkWorks(token) {
+    try {
+        const res = await fetch(`/api/install?token=${encodeURIComponent(token)}`, { cache: "no-store" });
+        return res.status !== 403;
+    } catch {
+        return true; // unreachable now: the form's submit will say so
+    }
+}
+
 /** install creates the first superuser with the one-time token the server printed. */
 export function install(token, email, password, passwordConfirm) {
     return request("POST", "/api/install", { token, email, password, passwordConfirm }, { signedIn: false });

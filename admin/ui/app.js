@@ -31,49 +31,61 @@ function render() {
     const { path, params } = route();
     if (path === "/install") {
         if (superuser) {
-            location.replace("#/collections");
+            go("#/collections");
             return;
         }
+        title("Create the first superuser");
         show(installPage({ token: params.get("token") ?? "", done: installed }));
         return;
     }
     if (!superuser) {
+        title("Sign in");
         show(signInPage({ notice, done: signedIn }));
         return;
     }
     if (path === "/" || path === "/signin") {
-        location.replace("#/collections");
+        go("#/collections");
         return;
     }
-    document.title = "Underhood";
-    show(shellPage({ path, superuser, signOut }));
+    const page = shellPage({ path, superuser, signOut });
+    title(page.dataset.title);
+    show(page);
+}
+
+/** go shows the page of hash, replacing the current history entry. */
+function go(hash) {
+    if (location.hash === hash) render();
+    else location.replace(hash); // hashchange renders
+}
+
+function title(page) {
+    document.title = page ? `${page} · Underhood` : "Underhood";
 }
 
 function signedIn(record) {
     superuser = record;
     notice = null;
-    if (route().path === "/" || route().path === "/signin") location.replace("#/collections");
-    else render();
+    const { path } = route();
+    go(path === "/" || path === "/signin" ? "#/collections" : location.hash);
 }
 
-function installed({ signedIn: ok, message }) {
-    if (ok) {
-        // The install link is used up: take it out of the history.
-        superuser = null;
-        boot();
-        history.replaceState(null, "", "#/collections");
+function installed({ record, message }) {
+    if (record) {
+        superuser = record;
+        notice = null;
+        // go replaces the history entry: the used link is gone from it.
+        go("#/collections");
         return;
     }
     notice = { kind: "info", text: message };
-    location.replace("#/");
+    go("#/");
 }
 
 function signOut() {
     session.clear();
     superuser = null;
     notice = { kind: "info", text: "You signed out." };
-    location.hash = "#/";
-    render();
+    go("#/");
 }
 
 onSessionEnd(() => {

@@ -2,10 +2,13 @@
 // server prints its link (/_/#/install?token=…) when no superuser exists;
 // the token stays in the fragment, which the browser never sends.
 
-import { install, signIn, superusers } from "../api.js";
+import { install, installLinkWorks, signIn, superusers } from "../api.js";
 import { busy, field, formAlert, h, showErrors } from "../dom.js";
 
-/** installPage returns the install form; done runs once the new superuser is signed in. */
+/**
+ * installPage returns the install form. done gets {record} once the new
+ * superuser is signed in, or {message} when it was created but not signed in.
+ */
 export function installPage({ token, done }) {
     if (!token) {
         return card("Create the first superuser",
@@ -29,20 +32,35 @@ export function installPage({ token, done }) {
                 showErrors(form, err.status === 403 ? { message: `${err.message} Sign in if a superuser exists, or restart the server for a new link.` } : err);
                 return;
             }
+            let record;
             try {
-                signIn(await superusers.authWithPassword(v("email").trim(), v("password")));
+                record = signIn(await superusers.authWithPassword(v("email").trim(), v("password")));
             } catch (err) {
                 // Created, but not signed in (MFA cannot be on yet; a rate
                 // limit can): the sign-in page takes it from here.
-                done({ signedIn: false, message: `The superuser was created. ${err.message}` });
+                done({ message: `The superuser was created. ${err.message}` });
                 return;
             }
-            done({ signedIn: true });
+            done({ record });
         });
     });
-    return card("Create the first superuser",
+    const page = card("Create the first superuser",
         h("p", { class: "muted" }, "No superuser exists yet. This account manages collections, settings and every record; the link that opened this page works once."),
         form);
+    installLinkWorks(token).then((works) => {
+        if (works) return;
+        page.replaceWith(usedLink());
+        document.getElementById("card-title")?.focus();
+    });
+    return page;
+}
+
+/** usedLink is the page of a link that no longer works. */
+function usedLink() {
+    return card("This install link no longer works",
+        h("p", {}, "It has created a superuser already, or it expired (after an hour), or another superuser was created meanwhile."),
+        h("p", {}, h("a", { href: "#/" }, "Sign in"), " if you have an account. Otherwise restart the server on a data directory without a superuser for a new link, or run ",
+            h("code", {}, "underhood superuser upsert EMAIL PASSWORD"), "."));
 }
 
 /** card is the centered panel of the pages shown before sign-in. */

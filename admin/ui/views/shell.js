@@ -12,7 +12,7 @@ const sections = [
     { path: "/system", title: "System", plan: "Version, database engine and size, the nodes seen, and the health of each dependency." },
 ];
 
-/** shellPage returns the signed-in frame showing the section of path. */
+/** shellPage returns the signed-in frame showing the section of path; its data-title names the page. */
 export function shellPage({ path, superuser, signOut }) {
     const current = sections.find((s) => path === s.path || path.startsWith(`${s.path}/`));
     const main = h("main", { class: "content", id: "content", tabindex: "-1" });
@@ -20,7 +20,7 @@ export function shellPage({ path, superuser, signOut }) {
         h("ul", {}, sections.map((s) =>
             h("li", {}, h("a", { href: `#${s.path}`, "aria-current": s === current ? "page" : null }, s.title)))));
     const signOutButton = h("button", { type: "button", class: "button quiet", onclick: signOut }, "Sign out");
-    const shell = h("div", { class: "shell" },
+    const shell = h("div", { class: "shell", "data-title": current?.title ?? "Page not found" },
         h("a", { class: "skip", href: "#content", onclick: (e) => { e.preventDefault(); main.focus(); } }, "Skip to content"),
         h("header", { class: "topbar" },
             h("p", { class: "brand" }, h("img", { src: "/_/icon.svg", alt: "", width: 24, height: 24 }), "Underhood"),
