@@ -3,7 +3,8 @@
 // file; the steps run in order on one server, as a person would go:
 // install, sign in, reload, see a collection, sign out, lose the session
 // to a revocation and to a bad token, then sign in with a second factor.
-// Screenshots of each page go to e2e/screenshots/ (and, when a step
+// Every page is checked with axe-core. Screenshots of each page go to
+// e2e/screenshots/ (and, when a step
 // fails, failure.png and the server's output in failure-server.log).
 
 import assert from "node:assert/strict";
@@ -13,6 +14,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import AxeBuilder from "@axe-core/playwright";
 import { chromium } from "playwright-core";
 import { startServer } from "./server.mjs";
 
@@ -69,7 +71,17 @@ function step(name, fn) {
     });
 }
 
-const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+/**
+ * look saves a screenshot of the page as name.png and checks it with
+ * axe-core: no serious or critical accessibility violation.
+ */
+async function look(name) {
+    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+    const { violations } = await new AxeBuilder({ page }).analyze();
+    const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+    assert.deepEqual(bad.map((v) => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`), [],
+        `${name}: accessibility violations`);
+}
 
 async function signInAs(email, password) {
     await page.getByLabel("Email").fill(email);
@@ -96,7 +108,7 @@ step("the server prints the dashboard and the install link, which opens the inst
     assert.equal(h["referrer-policy"], "no-referrer");
     assert.equal(h["x-content-type-options"], "nosniff");
     await page.getByRole("heading", { name: "Create the first superuser" }).waitFor();
-    await shot("install");
+    await look("install");
 
     // A refusal of the server shows beside its field; the form stays.
     await page.getByLabel("Email").fill(EMAIL);
@@ -104,7 +116,7 @@ step("the server prints the dashboard and the install link, which opens the inst
     await page.getByLabel("Password again").fill("short");
     await page.getByRole("button", { name: /Create superuser/ }).click();
     await page.locator("#install-password-error").filter({ hasText: /\S/ }).waitFor();
-    await shot("install-error");
+    await look("install-error");
 
     await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
     await page.getByLabel("Password again").fill(PASSWORD);
@@ -126,10 +138,10 @@ step("the collections list shows a collection made through the API, with its cou
     await row.getByRole("cell", { name: "3", exact: true }).waitFor();
     assert.deepEqual(await row.getByRole("cell").allInnerTexts(), ["Base", "3"]);
     assert.ok(await page.getByRole("row", { name: /^users / }).getByText("Auth").isVisible());
-    await shot("collections");
+    await look("collections");
 
     await page.emulateMedia({ colorScheme: "dark" });
-    await shot("collections-dark");
+    await look("collections-dark");
     const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     assert.equal(bg, "rgb(17, 20, 24)", "dark mode follows the system");
     await page.emulateMedia({ colorScheme: "light" });
@@ -138,7 +150,7 @@ step("the collections list shows a collection made through the API, with its cou
 step("pages that do not exist yet say so; the keyboard reaches the navigation", async () => {
     await page.getByRole("link", { name: "Webhooks" }).click();
     await page.getByText("This page does not exist yet.").waitFor();
-    await shot("webhooks-placeholder");
+    await look("webhooks-placeholder");
 
     await page.keyboard.press("Tab");
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
@@ -157,13 +169,13 @@ step("sign-out returns to sign-in, a reload keeps it signed out, and the used in
     // The used install link says so at once, and leads to sign-in.
     await page.goto(installLink);
     await page.getByRole("heading", { name: "This install link no longer works" }).waitFor();
-    await shot("install-used");
+    await look("install-used");
     await page.getByRole("link", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
 
     await signInAs(EMAIL, "not-the-password");
     await page.getByRole("alert").filter({ hasText: /\S/ }).waitFor();
-    await shot("signin-error");
+    await look("signin-error");
     await signInAs(EMAIL, PASSWORD);
     await page.getByRole("heading", { name: "Collections" }).waitFor();
 });
@@ -174,7 +186,7 @@ step("a revoked session returns to sign-in with a message", async () => {
     await page.getByRole("link", { name: "Settings" }).click();
     await page.getByRole("link", { name: "Collections" }).click();
     await page.getByText(/Your session has ended/).waitFor();
-    await shot("session-ended");
+    await look("session-ended");
     assert.equal(await page.evaluate(() => localStorage.length), 0, "the refused token is forgotten");
 });
 
@@ -196,7 +208,7 @@ step("with MFA on, sign-in asks for a second factor", async () => {
 
     await signInAs(EMAIL, PASSWORD);
     await page.getByRole("heading", { name: "Second step" }).waitFor();
-    await shot("second-factor");
+    await look("second-factor");
     await page.getByLabel("Code from your authenticator app").fill(enrolment.recoveryCodes[0]);
     await page.getByRole("button", { name: "Verify" }).click();
     await page.getByRole("heading", { name: "Collections" }).waitFor();
