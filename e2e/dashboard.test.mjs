@@ -145,6 +145,13 @@ step("the collections list shows a collection made through the API, with its cou
     const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     assert.equal(bg, "rgb(17, 20, 24)", "dark mode follows the system");
     await page.emulateMedia({ colorScheme: "light" });
+
+    // On a phone the navigation goes above the page, and nothing but
+    // the table scrolls sideways.
+    await page.setViewportSize({ width: 390, height: 800 });
+    await look("collections-narrow");
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), "no horizontal scroll on a narrow screen");
+    await page.setViewportSize({ width: 1100, height: 700 });
 });
 
 step("pages that do not exist yet say so; the keyboard reaches the navigation", async () => {

@@ -38,7 +38,9 @@ async function load(page, status) {
             h("td", {}, h("span", { class: `type type-${c.type}` }, typeNames[c.type] ?? c.type)),
             count);
     });
-    page.append(h("div", { class: "table-wrap" },
+    // The wrapper scrolls sideways on a narrow screen: it takes the focus
+    // so that the keyboard can scroll it too.
+    page.append(h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-labelledby": "collections-title" },
         h("table", { class: "table" },
             h("caption", { class: "visually-hidden" }, "Collections with their type and number of records"),
             h("thead", {}, h("tr", {},
