@@ -46,18 +46,21 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  *
  * Options: `args` are extra `serve` flags; with `freshDir` the data
  * directory does not exist before the binary creates it (its modes are
- * the binary's, not mkdtemp's).
+ * the binary's, not mkdtemp's); with `superuser: false` no superuser is
+ * made, so the server prints its one-time install link (in output()).
  */
-export async function startServer({ args = [], freshDir = false } = {}) {
+export async function startServer({ args = [], freshDir = false, superuser = true } = {}) {
     const top = await mkdtemp(join(tmpdir(), "underhood-e2e-"));
     const dir = freshDir ? join(top, "uh_data") : top;
     // $UNDERHOOD_E2E_DB: the data is in a PostgreSQL schema of its own.
     const db = DB ? await createSchema() : null;
     const dbArgs = db ? ["--db", db.url] : [];
     try {
-        await promisify(execFile)(BIN, ["superuser", "upsert", SUPERUSER_EMAIL, SUPERUSER_PASSWORD, "--dir", dir, ...dbArgs], {
-            timeout: STARTUP_TIMEOUT_MS,
-        });
+        if (superuser) {
+            await promisify(execFile)(BIN, ["superuser", "upsert", SUPERUSER_EMAIL, SUPERUSER_PASSWORD, "--dir", dir, ...dbArgs], {
+                timeout: STARTUP_TIMEOUT_MS,
+            });
+        }
     } catch (err) {
         await rm(top, { recursive: true, force: true });
         await db?.drop();

@@ -12,6 +12,10 @@ import (
 // one, gets every other path.
 func routes(mux *http.ServeMux, d Deps) {
 	mux.Handle("/api/", d.API)
+	if d.Dashboard != nil {
+		// "/_" alone is redirected to "/_/" by the mux.
+		mux.Handle("/_/", d.Dashboard)
+	}
 	mux.Handle("/debug/pprof/", superusersOnly(http.HandlerFunc(pprof.Index)))
 	mux.Handle("/debug/pprof/cmdline", superusersOnly(http.HandlerFunc(pprof.Cmdline)))
 	mux.Handle("/debug/pprof/profile", superusersOnly(http.HandlerFunc(pprof.Profile)))

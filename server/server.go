@@ -26,6 +26,9 @@ type Identifier interface {
 type Deps struct {
 	// API serves every /api/ route (rest.NewHandler).
 	API http.Handler
+	// Dashboard serves everything under /_/ (admin.Handler); nil serves
+	// no dashboard.
+	Dashboard http.Handler
 	// Auth resolves the Authorization header to the caller; nil treats every
 	// request as a guest. (Leave it unset rather than assigning a nil
 	// *auth.Service, which makes a non-nil interface.)

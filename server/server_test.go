@@ -261,6 +261,39 @@ func TestAccessLogKeepsSecretsOut(t *testing.T) {
 	}
 }
 
+// The dashboard, when given, owns everything under /_/ and nothing else;
+// its own headers (a stricter frame policy) win over the defaults.
+func TestDashboardRoute(t *testing.T) {
+	dashboard := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Frame-Options", "DENY")
+		io.WriteString(w, "dashboard "+r.URL.Path)
+	})
+	ts := newServer(t, server.Deps{Dashboard: dashboard})
+	tests := []struct {
+		path      string
+		status    int
+		body      string
+		frameOpts string
+	}{
+		{"/_/", 200, "dashboard /_/", "DENY"},
+		{"/_/collections/posts", 200, "dashboard /_/collections/posts", "DENY"},
+		{"/_", 200, "dashboard /_/", "DENY"}, // redirected
+		{"/_x", 404, `{"status":404,"message":"The requested resource wasn't found.","data":{}}`, "SAMEORIGIN"},
+		{"/api/health", 200, "GET /api/health as guest", "SAMEORIGIN"},
+	}
+	for _, tt := range tests {
+		res, body := ts.do(t, "GET", tt.path, nil, nil)
+		if res.StatusCode != tt.status || body != tt.body || res.Header.Get("X-Frame-Options") != tt.frameOpts {
+			t.Errorf("GET %s = %d %q X-Frame-Options %q, want %d %q %q", tt.path, res.StatusCode, body, res.Header.Get("X-Frame-Options"), tt.status, tt.body, tt.frameOpts)
+		}
+	}
+	// Without a dashboard, /_/ is an unknown path like any other.
+	res, _ := newServer(t, server.Deps{}).do(t, "GET", "/_/", nil, nil)
+	if res.StatusCode != 404 {
+		t.Errorf("GET /_/ without a dashboard = %d, want 404", res.StatusCode)
+	}
+}
+
 func TestSecurityHeaders(t *testing.T) {
 	ts := newServer(t, server.Deps{})
 	for _, path := range []string{"/api/x", "/nowhere", "/api/panic"} {

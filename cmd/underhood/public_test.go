@@ -58,7 +58,7 @@ func TestServePublic(t *testing.T) {
 
 	t.Run("default folder", func(t *testing.T) {
 		srv := startRun(t, t.TempDir(), noEnv)
-		wantBanner := "├─ Static:   " + srv.base + "/ from " + filepath.Join(work, "uh_public") + "\n"
+		wantBanner := "├─ Static:    " + srv.base + "/ from " + filepath.Join(work, "uh_public") + "\n"
 		if !strings.Contains(srv.stdout.String(), wantBanner) {
 			t.Errorf("banner = %q, want it to contain %q", srv.stdout.String(), wantBanner)
 		}
@@ -78,7 +78,7 @@ func TestServePublic(t *testing.T) {
 
 	t.Run("flag with fallback", func(t *testing.T) {
 		srv := startRun(t, t.TempDir(), noEnv, "--public", other, "--index-fallback")
-		wantBanner := "├─ Static:   " + srv.base + "/ from " + other + " (unknown paths: index.html)\n"
+		wantBanner := "├─ Static:    " + srv.base + "/ from " + other + " (unknown paths: index.html)\n"
 		if !strings.Contains(srv.stdout.String(), wantBanner) {
 			t.Errorf("banner = %q, want it to contain %q", srv.stdout.String(), wantBanner)
 		}

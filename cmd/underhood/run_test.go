@@ -189,8 +189,10 @@ func startRun(t *testing.T, dir string, env func(string) string, extra ...string
 	for time.Now().Before(deadline) {
 		if m := started.FindStringSubmatch(stdout.String()); m != nil {
 			waitHealthy(t, m[1])
-			if !strings.Contains(stdout.String(), "├─ REST API: "+m[1]+"/api/") {
-				t.Errorf("banner = %q, want the REST API URL", stdout.String())
+			for _, want := range []string{"├─ REST API:  " + m[1] + "/api/", "├─ Dashboard: " + m[1] + "/_/"} {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("banner = %q, want %q", stdout.String(), want)
+				}
 			}
 			r.base = m[1]
 			return r

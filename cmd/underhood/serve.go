@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/underhood/underhood/admin"
 	"github.com/underhood/underhood/auth"
 	"github.com/underhood/underhood/events"
 	"github.com/underhood/underhood/files"
@@ -206,8 +207,13 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 		}
 		broker.UsePeers(bus)
 	}
+	dashboard, err := admin.New()
+	if err != nil {
+		return err
+	}
 	deps := server.Deps{
 		API:            rest.NewHandler(rest.Deps{Records: records, Auth: authSvc, Log: log, Realtime: broker, Webhooks: webhooks, Files: fileSvc, JSON: lim.json}),
+		Dashboard:      dashboard,
 		Auth:           authSvc,
 		Log:            log,
 		BodyLimit:      lim.body,
@@ -247,11 +253,11 @@ func serve(ctx context.Context, e env, dir, db string, args []string) (err error
 	if err := printInstallLink(ctx, e.stdout, authSvc, base); err != nil {
 		log.Error("install link", "err", err)
 	}
-	fmt.Fprintf(e.stdout, "Server started at %s\n├─ REST API: %s/api/\n", base, base)
+	fmt.Fprintf(e.stdout, "Server started at %s\n├─ REST API:  %s/api/\n├─ Dashboard: %s%s\n", base, base, base, admin.Prefix)
 	if static != nil {
-		fmt.Fprintf(e.stdout, "├─ Static:   %s/ from %s%s\n", base, static.Dir(), fallbackNote(static))
+		fmt.Fprintf(e.stdout, "├─ Static:    %s/ from %s%s\n", base, static.Dir(), fallbackNote(static))
 	}
-	fmt.Fprintf(e.stdout, "└─ Data:     %s\n", dataLocation(dir, db))
+	fmt.Fprintf(e.stdout, "└─ Data:      %s\n", dataLocation(dir, db))
 
 	select {
 	case err := <-served:
