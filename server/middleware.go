@@ -254,12 +254,22 @@ func identify(id Identifier, log *slog.Logger) func(http.Handler) http.Handler {
 			}
 			rec, err := id.Identify(r.Context(), token)
 			if err != nil {
+				// A token that does not hold makes a guest, as in
+				// PocketBase. A lookup that failed says nothing about
+				// the token: answered as a guest, a signed-in client
+				// would be told it may not act, or see less, and sign
+				// its user out; it is told to try again instead.
 				var ue *underhood.Error
-				if !errors.As(err, &ue) || ue.Code == underhood.EInternal {
+				switch {
+				case errors.As(err, &ue) && ue.Code == underhood.EUnavailable:
+					writeError(w, http.StatusServiceUnavailable, ue.Message)
+				case !errors.As(err, &ue) || ue.Code == underhood.EInternal:
 					log.ErrorContext(r.Context(), "identify caller", "path", r.URL.Path,
 						"request_id", requestIDFrom(r.Context()), "err", err)
+					writeError(w, http.StatusInternalServerError, "Something went wrong while processing your request.")
+				default:
+					next.ServeHTTP(w, r)
 				}
-				next.ServeHTTP(w, r)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(underhood.WithIdentity(r.Context(), rec)))

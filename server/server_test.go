@@ -43,6 +43,9 @@ func (f *fakeAuth) Identify(ctx context.Context, token string) (*underhood.Recor
 	if token == "broken" {
 		return nil, errors.New("database is on fire")
 	}
+	if token == "unreachable" {
+		return nil, underhood.Errorf(underhood.EUnavailable, "The database is unavailable. Please try again later.")
+	}
 	if rec, ok := f.users[token]; ok {
 		return rec, nil
 	}
@@ -443,14 +446,18 @@ func TestIdentity(t *testing.T) {
 	tests := []struct {
 		name      string
 		authz     string
+		status    int
 		want      string
 		logsError bool
 	}{
-		{"no header is a guest", "", "GET /api/me as guest", false},
-		{"valid token", "alice-token", "GET /api/me as alice", false},
-		{"bearer token", "Bearer alice-token", "GET /api/me as alice", false},
-		{"invalid token is a guest", "forged", "GET /api/me as guest", false},
-		{"failing lookup is a guest and logged", "broken", "GET /api/me as guest", true},
+		{"no header is a guest", "", 200, "GET /api/me as guest", false},
+		{"valid token", "alice-token", 200, "GET /api/me as alice", false},
+		{"bearer token", "Bearer alice-token", 200, "GET /api/me as alice", false},
+		{"invalid token is a guest", "forged", 200, "GET /api/me as guest", false},
+		// A lookup that failed is no verdict on the token: the signed-in
+		// client is told to try again, never served as a guest.
+		{"unreachable database is a 503", "unreachable", 503, `{"status":503,"message":"The database is unavailable. Please try again later.","data":{}}`, false},
+		{"failing lookup is a 500, logged", "broken", 500, `{"status":500,"message":"Something went wrong while processing your request.","data":{}}`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -460,8 +467,8 @@ func TestIdentity(t *testing.T) {
 				h["Authorization"] = tt.authz
 			}
 			res, body := ts.do(t, "GET", "/api/me", h, nil)
-			if res.StatusCode != 200 || body != tt.want {
-				t.Errorf("GET /api/me with %q = %d %q, want 200 %q", tt.authz, res.StatusCode, body, tt.want)
+			if res.StatusCode != tt.status || body != tt.want {
+				t.Errorf("GET /api/me with %q = %d %q, want %d %q", tt.authz, res.StatusCode, body, tt.status, tt.want)
 			}
 			if called := ts.auth.callCount() > before; called != (tt.authz != "") {
 				t.Errorf("Identify called = %v, want %v", called, tt.authz != "")
