@@ -230,16 +230,45 @@ func (s *Store) render(c Cond) (string, []any) {
 	return w.b.String(), w.args
 }
 
-// Key returns a text that is equal for two queries exactly when the
-// store would run the same statement with the same parameters for them,
-// for caching results; ok is false when a parameter cannot be encoded.
+// Key returns a text that is equal for two queries of one collection
+// exactly when the store would run the same statement with the same
+// parameters for them, for caching results; ok is false when a parameter
+// cannot be encoded. It renders only what varies between queries (the
+// condition, the order, the page), not the whole statement: a cached view
+// is answered with little more work than this.
 func (s *Store) Key(qq Query) (key string, ok bool) {
-	query, args := s.findStatement(qq)
-	b, err := json.Marshal(args)
+	where, args := s.render(qq.Where)
+	var b strings.Builder
+	b.Grow(len(where) + 64)
+	b.WriteString(qq.Collection.Name)
+	b.WriteByte(0)
+	b.WriteString(where)
+	for _, o := range qq.Order {
+		b.WriteByte(0)
+		switch {
+		case o.raw != "":
+			b.WriteString(o.raw)
+		case o.Sorted != nil:
+			b.WriteString(o.Sorted.Text(s.dialect, len(args)))
+			args = append(args, o.Sorted.Args...)
+		default:
+			b.WriteString(o.Field)
+			if o.Desc {
+				b.WriteString(" DESC")
+			}
+		}
+	}
+	b.WriteByte(0)
+	b.WriteString(strconv.Itoa(qq.Limit))
+	b.WriteByte(' ')
+	b.WriteString(strconv.Itoa(qq.Offset))
+	b.WriteByte(0)
+	enc, err := json.Marshal(args)
 	if err != nil {
 		return "", false
 	}
-	return query + "\x00" + string(b), true
+	b.Write(enc)
+	return b.String(), true
 }
 
 type raw func(bind func(v any) string) string

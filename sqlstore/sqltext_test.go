@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/underhood/underhood"
 )
 
 // TestParseIndexEntries: ParseIndex tells columns from expressions, so
@@ -25,6 +27,39 @@ func TestParseIndexEntries(t *testing.T) {
 	for _, bad := range []string{"CREATE INDEX a ON x (b) WHERE", "CREATE INDEX a ON x (b,)", "CREATE INDEX a ON x ()", "CREATE INDEX a ON x (b); DROP TABLE x"} {
 		if ix, err := ParseIndex(bad); err == nil {
 			t.Errorf("ParseIndex(%q) = %+v, want an error", bad, ix)
+		}
+	}
+}
+
+// TestKeyTellsQueriesApart: two queries share a cache key only when they
+// would run the same statement with the same parameters.
+func TestKeyTellsQueriesApart(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	c := &underhood.Collection{ID: "c1", Name: "posts", Fields: []*underhood.Field{{Name: "id", Type: underhood.FieldText}, {Name: "n", Type: underhood.FieldNumber}}}
+	base := Query{Collection: c, Where: And(Eq("id", "a"), Compare("n", OpGt, 1)), Order: []Order{{Field: "n"}}, Limit: 10}
+	key := func(q Query) string {
+		k, ok := s.Key(q)
+		if !ok {
+			t.Fatalf("Key(%+v) not ok", q)
+		}
+		return k
+	}
+	same := base
+	same.Where = And(Eq("id", "a"), Compare("n", OpGt, 1))
+	if key(base) != key(same) {
+		t.Error("equal queries have different keys")
+	}
+	for name, q := range map[string]Query{
+		"value":  {Collection: c, Where: And(Eq("id", "b"), Compare("n", OpGt, 1)), Order: base.Order, Limit: 10},
+		"op":     {Collection: c, Where: And(Eq("id", "a"), Compare("n", OpGe, 1)), Order: base.Order, Limit: 10},
+		"order":  {Collection: c, Where: base.Where, Order: []Order{{Field: "n", Desc: true}}, Limit: 10},
+		"limit":  {Collection: c, Where: base.Where, Order: base.Order, Limit: 20},
+		"offset": {Collection: c, Where: base.Where, Order: base.Order, Limit: 10, Offset: 10},
+		"table":  {Collection: &underhood.Collection{ID: "c2", Name: "other", Fields: c.Fields}, Where: base.Where, Order: base.Order, Limit: 10},
+	} {
+		if key(q) == key(base) {
+			t.Errorf("a query with another %s has the same key", name)
 		}
 	}
 }
