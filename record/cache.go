@@ -2,7 +2,6 @@ package record
 
 import (
 	"encoding/json"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -137,5 +136,3 @@ func cloneRecords(list []*underhood.Record) []*underhood.Record {
 	}
 	return out
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
