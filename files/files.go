@@ -161,9 +161,6 @@ func (s *Service) stagingDir() string {
 	return os.TempDir()
 }
 
-// FieldOf returns the file field of r that holds the file name, or nil.
-func FieldOf(r *underhood.Record, name string) *underhood.Field { return fileField(r, name) }
-
 // fileField returns the file field of r that holds name, or nil.
 func fileField(r *underhood.Record, name string) *underhood.Field {
 	for _, f := range r.Collection.Fields {
